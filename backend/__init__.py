@@ -1,0 +1,1 @@
+"""The cicd backend: pipeline model, runner, store, service and API."""

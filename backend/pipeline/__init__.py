@@ -1,0 +1,1 @@
+"""Pipeline files: model, loading with positions, validation and planning. Pure: no I/O but reading."""

@@ -1,0 +1,1 @@
+"""Running jobs: the runner interface, the Docker runner, workspaces and artifacts."""

@@ -1,0 +1,93 @@
+"""The interface between the flow and whatever runs a job's script.
+
+``DockerRunner`` (docker.py) is the real one; ``FakeRunner`` (fake.py) runs scripted results in
+memory so flow, service and API tests need no Docker engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+LABEL_RUN = "cicd.run"
+LABEL_JOB = "cicd.job"
+LABEL_MANAGED = "cicd.managed"
+
+
+class PullPolicy(StrEnum):
+    """When an image is pulled."""
+
+    IF_NOT_PRESENT = "if-not-present"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class Outcome(StrEnum):
+    """How a job's container ended."""
+
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything needed to run one job's script in a container."""
+
+    run_id: str  # unique id of the run, used in container labels
+    job: str
+    stage: str
+    image: str
+    script: list[str]
+    env: dict[str, str]
+    workspace: Path
+    timeout: float | None = None
+
+
+@dataclass
+class JobResult:
+    """What happened to one attempt of a job."""
+
+    outcome: Outcome
+    exit_code: int | None
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None  # one line: timeout, missing image, cannot start, ...
+    log_lines: int = 0
+
+
+LineSink = Callable[[str], None]
+
+
+class Runner(Protocol):
+    """Runs job scripts. Implementations must be safe to call from many threads at once."""
+
+    def check(self) -> None:
+        """Raise ``EngineUnavailable`` when the engine cannot be reached."""
+
+    def ensure_images(self, images: Iterable[str], policy: PullPolicy) -> dict[str, str | None]:
+        """Make images available, in parallel; map each image to None or a one-line error."""
+
+    def run_job(self, spec: JobSpec, on_line: LineSink, cancel: threading.Event) -> JobResult:
+        """Run the script, calling ``on_line`` for each output line as it comes.
+
+        Returns when the script ends, its timeout passes, or ``cancel`` is set (the container is
+        then killed and the outcome is CANCELED). The container is gone when this returns.
+        """
+
+    def remove_run_containers(self, run_id: str) -> int:
+        """Remove every container of a run (any state); return how many there were."""
+
+
+@dataclass
+class FakeOutcome:
+    """A scripted result for ``FakeRunner``."""
+
+    exit_code: int = 0
+    lines: list[str] = field(default_factory=list)
+    seconds: float = 0.0

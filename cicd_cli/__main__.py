@@ -1,0 +1,3 @@
+from cicd_cli.app import main
+
+main()

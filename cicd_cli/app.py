@@ -1,0 +1,79 @@
+"""The ``cicd`` typer application: commands are registered here, implemented in their modules."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from cicd_cli import __version__
+from cicd_cli.errors import EXIT_FAILED, EXIT_USAGE, err_console
+
+app = typer.Typer(
+    name="cicd",
+    help="Run CI/CD pipelines from .pipelines/*.yaml: each job in its own Docker container.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cicd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Run CI/CD pipelines from .pipelines/*.yaml: each job in its own Docker container."""
+
+
+def _register() -> None:
+    from cicd_cli import check
+
+    app.command("check")(check.check)
+    app.command("dry-run")(check.dry_run)
+
+
+def main() -> None:
+    """Entry point of the ``cicd`` console script: one-line errors, never a traceback."""
+    from backend.errors import CicdError, UsageError
+
+    _register()
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted", markup=False)
+        sys.exit(130)
+    except UsageError as exc:
+        if os.environ.get("CICD_DEBUG") == "1":
+            raise
+        err_console.print(f"error: {exc}", markup=False)
+        sys.exit(EXIT_USAGE)
+    except CicdError as exc:
+        if os.environ.get("CICD_DEBUG") == "1":
+            raise
+        for line in str(exc).splitlines():
+            err_console.print(f"error: {line}", markup=False)
+        sys.exit(EXIT_FAILED)
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("CICD_DEBUG") == "1":
+            raise
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+        err_console.print(
+            f"error: internal error: {type(exc).__name__}: {exc} (set CICD_DEBUG=1 for a traceback)",
+            markup=False,
+        )
+        sys.exit(EXIT_FAILED)
