@@ -1,0 +1,125 @@
+"""Public shapes of history records: what the store returns, the API serves and the CLI renders.
+
+Field names and order follow SPEC §3.1 exactly; ``model_dump(mode="json")`` of these objects *is*
+the machine-readable output (scripts depend on it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, field_serializer
+
+
+class Status(StrEnum):
+    """State of a pipeline run, stage run or job run."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+    @property
+    def finished(self) -> bool:
+        """True for SUCCESS, FAILED and CANCELED."""
+        return self in (Status.SUCCESS, Status.FAILED, Status.CANCELED)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with an explicit UTC offset, or None."""
+    if value is None:
+        return None
+    from datetime import UTC
+
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    @field_serializer("started_at", "finished_at", check_fields=False)
+    def _times(self, value: datetime | None) -> str | None:
+        return iso(value)
+
+
+class JobRunPublic(_Public):
+    """One job of one run (SPEC §3.1)."""
+
+    name: str
+    status: Status
+    allow_failure: bool
+    exit_code: int | None
+    image: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class StageRunPublic(_Public):
+    """One stage of one run, with its jobs in plan order (SPEC §3.1)."""
+
+    name: str
+    status: Status
+    started_at: datetime | None
+    finished_at: datetime | None
+    jobs: list[JobRunPublic]
+
+
+class RunSummary(_Public):
+    """A run without its stages: one row of ``cicd report -p NAME``."""
+
+    pipeline: str
+    run: int
+    status: Status
+    commit: str
+    branch: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker: str | None
+
+
+class RunPublic(RunSummary):
+    """A whole run with stages and jobs: ``cicd report -p NAME --run N --format json``."""
+
+    stages: list[StageRunPublic]
+
+
+class RunsPublic(BaseModel):
+    """All runs of one pipeline, newest first."""
+
+    pipeline: str
+    runs: list[RunSummary]
+
+
+class PipelineSummary(_Public):
+    """One pipeline known to the store: ``cicd report`` with no options."""
+
+    pipeline: str
+    runs: int
+    last_run: int | None
+    last_status: Status | None
+    last_started_at: datetime | None
+
+    @field_serializer("last_started_at")
+    def _last(self, value: datetime | None) -> str | None:
+        return iso(value)
+
+
+class PipelinesPublic(BaseModel):
+    """Every pipeline known to the store."""
+
+    pipelines: list[PipelineSummary]
+
+
+class ArtifactPublic(BaseModel):
+    """One collected artifact file."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    job: str
+    path: str
+    size: int
+    sha256: str
