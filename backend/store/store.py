@@ -1,0 +1,467 @@
+"""The history store: every run, stage, job and artifact the backend has recorded.
+
+``Store`` is synchronous and thread-safe: one engine per store, one connection (and transaction)
+per call. Every SQLAlchemy failure leaves it as a one-line :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from alembic.util import CommandError
+from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from backend.errors import NotFound, StoreError
+from backend.schemas import (
+    ArtifactPublic,
+    JobRunPublic,
+    PipelinesPublic,
+    RunPublic,
+    RunsPublic,
+    StageRunPublic,
+    Status,
+)
+from backend.store import queries
+from backend.store.engine import make_engine, mask_url, reading, writing
+from backend.store.migrate import upgrade
+from backend.store.tables import artifacts, job_runs, pipeline_runs, stage_runs
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_Method = Callable[Concatenate["Store", P], R]
+
+_OPEN = (Status.PENDING.value, Status.RUNNING.value)
+_NUMBER_ATTEMPTS = 100
+_NUMBER_CONSTRAINT = "uq_pipeline_runs_pipeline_number"
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of what the database (or driver) said."""
+    source = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(source).splitlines() if line.strip()]
+    return lines[0] if lines else type(source).__name__
+
+
+def _guarded(action: str) -> Callable[[_Method[P, R]], _Method[P, R]]:
+    """Turn SQLAlchemy errors of a ``Store`` method into ``StoreError: cannot <action> ...``."""
+
+    def decorate(method: _Method[P, R]) -> _Method[P, R]:
+        @functools.wraps(method)
+        def wrapper(self: Store, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(self, *args, **kwargs)
+            except SQLAlchemyError as exc:
+                raise StoreError(
+                    f"cannot {action} the history store at {self.shown_url}: {_reason(exc)}"
+                ) from exc
+
+        return wrapper
+
+    return decorate
+
+
+_read = _guarded("read")
+_write = _guarded("write to")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _changes(**fields: Any) -> dict[str, Any]:
+    """The fields that were given (not None), statuses as their text."""
+    return {
+        key: value.value if isinstance(value, Status) else value
+        for key, value in fields.items()
+        if value is not None
+    }
+
+
+def _is_number_clash(exc: IntegrityError) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    if diag is not None:
+        return getattr(diag, "constraint_name", None) == _NUMBER_CONSTRAINT
+    return "pipeline_runs.pipeline, pipeline_runs.number" in str(exc.orig)
+
+
+class _NumberTaken(Exception):
+    """Another writer took the run number this transaction chose."""
+
+
+class Store:
+    """The history store at a SQLAlchemy URL (``sqlite:///...`` or ``postgresql+psycopg://...``).
+
+    Opening it creates a SQLite file's folder and brings the schema up to date (alembic
+    ``upgrade head``); it raises StoreError if the database cannot be used.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.shown_url = mask_url(url)
+        try:
+            self._engine = make_engine(url)
+            upgrade(self._engine)
+        except (SQLAlchemyError, CommandError, OSError, ImportError) as exc:
+            raise StoreError(
+                f"cannot open the history store at {self.shown_url}: {_reason(exc)}"
+            ) from exc
+
+    def close(self) -> None:
+        """Close every pooled connection; the store can still be used (it reconnects)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.shown_url!r})"
+
+    # -- writes --------------------------------------------------------------------------------
+
+    @_guarded("record a run in")
+    def create_run(
+        self,
+        pipeline: str,
+        stages: list[tuple[str, list[tuple[str, str, bool]]]],
+        *,
+        repo: str,
+        branch: str | None,
+        commit: str,
+        file: str,
+        request_key: str,
+        overrides: list[str] | None = None,
+    ) -> tuple[int, int]:
+        """Record a new PENDING run with its stages and jobs, all or nothing; ``(run_id, number)``.
+
+        ``stages`` is ``[(stage, [(job, image, allow_failure), ...]), ...]`` in plan order. The
+        run gets the next number of its pipeline, also under concurrent submissions.
+        """
+        row = {
+            "pipeline": pipeline,
+            "status": Status.PENDING.value,
+            "repo": repo,
+            "branch": branch,
+            "commit": commit,
+            "file": file,
+            "request_key": request_key,
+            "overrides": json.dumps(list(overrides or [])),
+            "created_at": _now(),
+        }
+        for _ in range(_NUMBER_ATTEMPTS):
+            try:
+                with writing(self._engine) as connection:
+                    return self._insert_run(connection, row, stages)
+            except _NumberTaken:
+                continue
+        raise StoreError(
+            f"cannot record a run in the history store at {self.shown_url}: "
+            f"no free run number for pipeline '{pipeline}' after {_NUMBER_ATTEMPTS} attempts"
+        )
+
+    @staticmethod
+    def _insert_run(
+        connection: Connection,
+        row: dict[str, Any],
+        stages: list[tuple[str, list[tuple[str, str, bool]]]],
+    ) -> tuple[int, int]:
+        pipeline = row["pipeline"]
+        if connection.dialect.name == "postgresql":
+            # Writers of one pipeline queue here instead of racing for the same number.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"cicd.run_number:{pipeline}"},
+            )
+        number = connection.scalar(
+            select(func.coalesce(func.max(pipeline_runs.c.number), 0) + 1).where(
+                pipeline_runs.c.pipeline == pipeline
+            )
+        )
+        try:
+            result = connection.execute(insert(pipeline_runs).values(**row, number=number))
+        except IntegrityError as exc:
+            if _is_number_clash(exc):
+                raise _NumberTaken from exc
+            raise
+        run_id = int(result.inserted_primary_key[0])
+        position = 0
+        for stage_position, (stage, jobs) in enumerate(stages):
+            stage_id = connection.execute(
+                insert(stage_runs).values(
+                    run_id=run_id,
+                    name=stage,
+                    position=stage_position,
+                    status=Status.PENDING.value,
+                )
+            ).inserted_primary_key[0]
+            job_rows = []
+            for job, image, allow_failure in jobs:
+                job_rows.append(
+                    {
+                        "stage_run_id": stage_id,
+                        "run_id": run_id,
+                        "name": job,
+                        "position": position,
+                        "status": Status.PENDING.value,
+                        "allow_failure": allow_failure,
+                        "image": image,
+                        "attempts": 0,
+                    }
+                )
+                position += 1
+            if job_rows:
+                connection.execute(insert(job_runs), job_rows)
+        return run_id, int(number)
+
+    @_write
+    def set_run(
+        self,
+        run_id: int,
+        *,
+        status: Status | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        worker: str | None = None,
+        error: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> None:
+        """Change the given fields of a run (the others keep their values)."""
+        values = _changes(
+            status=status,
+            started_at=started_at,
+            finished_at=finished_at,
+            worker=worker,
+            error=error,
+            flow_run_id=flow_run_id,
+        )
+        with writing(self._engine) as connection:
+            if not values:
+                queries.run_ref(connection, run_id)
+                return
+            changed = connection.execute(
+                update(pipeline_runs).where(pipeline_runs.c.id == run_id).values(**values)
+            ).rowcount
+            if not changed:
+                raise NotFound(f"no run with id {run_id}")
+
+    @_write
+    def set_stage(
+        self,
+        run_id: int,
+        stage: str,
+        *,
+        status: Status | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+    ) -> None:
+        """Change the given fields of one stage of a run."""
+        values = _changes(status=status, started_at=started_at, finished_at=finished_at)
+        with writing(self._engine) as connection:
+            where = (stage_runs.c.run_id == run_id, stage_runs.c.name == stage)
+            if values:
+                found = connection.execute(
+                    update(stage_runs).where(*where).values(**values)
+                ).rowcount
+            else:
+                found = connection.scalar(select(func.count()).where(*where))
+            if not found:
+                ref = queries.run_name(*queries.run_ref(connection, run_id))
+                raise NotFound(f"no stage '{stage}' in run '{ref}'")
+
+    @_write
+    def set_job(
+        self,
+        run_id: int,
+        job: str,
+        *,
+        status: Status | None = None,
+        exit_code: int | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        error: str | None = None,
+        log_path: str | None = None,
+        attempts: int | None = None,
+        worker: str | None = None,
+    ) -> None:
+        """Change the given fields of one job of a run."""
+        values = _changes(
+            status=status,
+            exit_code=exit_code,
+            started_at=started_at,
+            finished_at=finished_at,
+            error=error,
+            log_path=log_path,
+            attempts=attempts,
+            worker=worker,
+        )
+        with writing(self._engine) as connection:
+            if not values:
+                queries.job_row(connection, run_id, job, job_runs.c.id)
+                return
+            changed = connection.execute(
+                update(job_runs)
+                .where(job_runs.c.run_id == run_id, job_runs.c.name == job)
+                .values(**values)
+            ).rowcount
+            if not changed:
+                queries.job_row(connection, run_id, job, job_runs.c.id)  # raises NotFound
+
+    @_write
+    def finish_open(self, run_id: int, status: Status, at: datetime) -> None:
+        """Close everything of a run still PENDING or RUNNING (the run too) with ``status``.
+
+        Used for cancellation and crash reconciliation, so the store never says RUNNING about
+        something that is over. ``at`` becomes the finish time of what had none.
+        """
+        status = Status(status)
+        if not status.finished:
+            raise ValueError(f"finish_open needs a finished status, not {status}")
+        with writing(self._engine) as connection:
+            queries.run_ref(connection, run_id)
+            for table in (job_runs, stage_runs):
+                connection.execute(
+                    update(table)
+                    .where(table.c.run_id == run_id, table.c.status.in_(_OPEN))
+                    .values(
+                        status=status.value,
+                        finished_at=func.coalesce(table.c.finished_at, at),
+                    )
+                )
+            connection.execute(
+                update(pipeline_runs)
+                .where(pipeline_runs.c.id == run_id, pipeline_runs.c.status.in_(_OPEN))
+                .values(
+                    status=status.value,
+                    finished_at=func.coalesce(pipeline_runs.c.finished_at, at),
+                )
+            )
+
+    @_write
+    def add_artifact(
+        self, run_id: int, job: str, path: str, size: int, sha256: str, stored_path: str
+    ) -> None:
+        """Record a collected artifact of a job (replacing an earlier record of the same path)."""
+        with writing(self._engine) as connection:
+            job_id = queries.job_row(connection, run_id, job, job_runs.c.id).id
+            connection.execute(
+                delete(artifacts).where(artifacts.c.job_run_id == job_id, artifacts.c.path == path)
+            )
+            connection.execute(
+                insert(artifacts).values(
+                    job_run_id=job_id,
+                    path=path,
+                    size=size,
+                    sha256=sha256,
+                    stored_path=stored_path,
+                )
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    @_read
+    def find_active_duplicate(self, request_key: str) -> tuple[int, int] | None:
+        """``(run_id, number)`` of a PENDING or RUNNING run with this request key, if any."""
+        with reading(self._engine) as connection:
+            row = connection.execute(
+                select(pipeline_runs.c.id, pipeline_runs.c.number)
+                .where(
+                    pipeline_runs.c.request_key == request_key,
+                    pipeline_runs.c.status.in_(_OPEN),
+                )
+                .order_by(pipeline_runs.c.id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else (row.id, row.number)
+
+    @_read
+    def open_runs(self) -> list[tuple[int, str, int, str | None]]:
+        """``(run_id, pipeline, number, flow_run_id)`` of every PENDING or RUNNING run."""
+        with reading(self._engine) as connection:
+            rows = connection.execute(
+                select(
+                    pipeline_runs.c.id,
+                    pipeline_runs.c.pipeline,
+                    pipeline_runs.c.number,
+                    pipeline_runs.c.flow_run_id,
+                )
+                .where(pipeline_runs.c.status.in_(_OPEN))
+                .order_by(pipeline_runs.c.id)
+            )
+            return [(r.id, r.pipeline, r.number, r.flow_run_id) for r in rows]
+
+    @_read
+    def list_pipelines(self) -> PipelinesPublic:
+        """Every pipeline with runs, by name."""
+        with reading(self._engine) as connection:
+            return queries.list_pipelines(connection)
+
+    @_read
+    def list_runs(self, pipeline: str, limit: int | None = None) -> RunsPublic:
+        """Runs of a pipeline, newest first (at most ``limit``); NotFound if it has none."""
+        with reading(self._engine) as connection:
+            return queries.list_runs(connection, pipeline, limit)
+
+    @_read
+    def get_run(self, pipeline: str, number: int) -> RunPublic:
+        """Run ``pipeline#number`` with its stages and jobs."""
+        with reading(self._engine) as connection:
+            return queries.get_run(connection, pipeline, number)
+
+    @_read
+    def get_stage(self, pipeline: str, number: int, stage: str) -> StageRunPublic:
+        """One stage of run ``pipeline#number`` with its jobs."""
+        with reading(self._engine) as connection:
+            return queries.get_stage(connection, pipeline, number, stage)
+
+    @_read
+    def get_job(self, pipeline: str, number: int, job: str) -> JobRunPublic:
+        """One job of run ``pipeline#number``."""
+        with reading(self._engine) as connection:
+            return queries.get_job(connection, pipeline, number, job)
+
+    @_read
+    def run_id(self, pipeline: str, number: int) -> int:
+        """The id of run ``pipeline#number``."""
+        with reading(self._engine) as connection:
+            return queries.run_id(connection, pipeline, number)
+
+    @_read
+    def run_ref(self, run_id: int) -> tuple[str, int]:
+        """``(pipeline, number)`` of the run with id ``run_id``."""
+        with reading(self._engine) as connection:
+            return queries.run_ref(connection, run_id)
+
+    @_read
+    def job_log_path(self, pipeline: str, number: int, job: str) -> str | None:
+        """Where the log of a job of run ``pipeline#number`` is (None before it started)."""
+        with reading(self._engine) as connection:
+            the_run = queries.run_id(connection, pipeline, number)
+            path = queries.job_row(connection, the_run, job, job_runs.c.log_path).log_path
+            return None if path is None else str(path)
+
+    @_read
+    def job_names(self, pipeline: str, number: int) -> list[str]:
+        """Names of the jobs of run ``pipeline#number`` in plan order."""
+        with reading(self._engine) as connection:
+            return queries.job_names(connection, pipeline, number)
+
+    @_read
+    def list_artifacts(
+        self, pipeline: str, number: int, job: str | None = None
+    ) -> list[ArtifactPublic]:
+        """Artifacts of run ``pipeline#number``, or of one of its jobs."""
+        with reading(self._engine) as connection:
+            return queries.list_artifacts(connection, pipeline, number, job)
+
+    @_read
+    def artifact_file(self, pipeline: str, number: int, job: str, path: str) -> str:
+        """Where artifact ``path`` of a job of run ``pipeline#number`` is stored."""
+        with reading(self._engine) as connection:
+            return queries.artifact_file(connection, pipeline, number, job, path)
