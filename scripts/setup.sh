@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Prepare this machine to run cicd, its demo and its tests. Idempotent and quick to re-run.
 #
-#   scripts/setup.sh [--postgres] [--no-images]
+#   scripts/setup.sh [--postgres] [--no-images] [--venv-only]
 #
 # Steps: the virtualenv .venv (re-installs only when pyproject.toml changed), a running Docker
 # engine (scripts/engine.sh), the local images (scripts/images.sh) and, with --postgres, a local
-# PostgreSQL test database (scripts/postgres.sh). Progress goes to stderr, one line per step;
-# stdout carries only KEY=VALUE lines for the caller's environment, e.g.
+# PostgreSQL test database (scripts/postgres.sh); --venv-only stops after the virtualenv.
+# Progress goes to stderr, one line per step; stdout carries only KEY=VALUE lines for the
+# caller's environment, e.g.
 #   env $(scripts/setup.sh --postgres) .venv/bin/pytest
 set -euo pipefail
 CICD_SCRIPT_NAME=setup
@@ -16,11 +17,13 @@ repo=$(dirname "$here")
 
 with_postgres=0
 with_images=1
+with_engine=1
 for arg in "$@"; do
     case "$arg" in
         --postgres) with_postgres=1 ;;
         --no-images) with_images=0 ;;
-        -h | --help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        --venv-only) with_engine=0 with_images=0 ;;
+        -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown option '$arg' (try --help)" ;;
     esac
 done
@@ -50,7 +53,9 @@ ensure_venv() {
 }
 
 ensure_venv
-"$here/engine.sh"
+if [ "$with_engine" = 1 ]; then
+    "$here/engine.sh"
+fi
 if [ "$with_images" = 1 ]; then
     "$here/images.sh"
 fi
