@@ -42,6 +42,8 @@ _NUMBER_CONSTRAINT = "uq_pipeline_runs_pipeline_number"
 
 def _reason(exc: BaseException) -> str:
     """The first line of what the database (or driver) said."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     source = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     lines = [line.strip() for line in str(source).splitlines() if line.strip()]
     return lines[0] if lines else type(source).__name__
