@@ -39,6 +39,9 @@ def _register() -> None:
 
     app.command("check")(check.check)
     app.command("dry-run")(check.dry_run)
+    from cicd_cli import run
+
+    app.command("run")(run.run)
 
 
 def main() -> None:

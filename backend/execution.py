@@ -1,0 +1,228 @@
+"""What a run does, without Prefect: the job body, fail-fast and cancel, stage and run outcomes.
+
+``flows/`` wires these into a Prefect flow (stage subflows, job tasks with ``wait_for``); every
+decision lives here so it can be tested with a ``FakeRunner`` and no Prefect at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.pipeline.model import Job, Pipeline
+from backend.recording import Recorder
+from backend.runner.base import JobSpec, Outcome, PullPolicy, Runner
+from backend.schemas import Status
+
+
+@dataclass
+class RunContext:
+    """Everything one running pipeline run shares between its stages and jobs."""
+
+    key: str  # unique id of this run, in container labels
+    pipeline: Pipeline
+    stage_order: dict[str, list[Job]]  # stage name -> jobs in plan (start) order
+    runner: Runner
+    recorder: Recorder
+    workspace: Path
+    commit: str
+    branch: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # --env and --secret values
+    max_jobs: int | None = None
+    pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
+    artifacts_dir: Path | None = None
+    store: Any = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    image_errors: dict[str, str | None] = field(default_factory=dict)
+    statuses: dict[str, Status] = field(default_factory=dict)
+    failed_job: str | None = None  # the first job that failed the run (fail-fast)
+    canceled_by_user: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _slots: threading.Semaphore | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_jobs:
+            self._slots = threading.BoundedSemaphore(self.max_jobs)
+
+    @property
+    def name(self) -> str:
+        """``NAME#N``."""
+        return self.recorder.name
+
+    def fail_fast(self, job: str) -> None:
+        """A job failed without ``allow_failure``: stop everything still running."""
+        with self._lock:
+            if self.failed_job is None and not self.canceled_by_user:
+                self.failed_job = job
+        self.cancel.set()
+
+    def cancel_run(self) -> None:
+        """The user asked to cancel the run."""
+        with self._lock:
+            if self.failed_job is None:
+                self.canceled_by_user = True
+        self.cancel.set()
+
+    def job_env(self, job: Job) -> dict[str, str]:
+        """The container environment of ``job`` (SPEC §2.2)."""
+        return {
+            **self.pipeline.job_env(job),
+            **self.extra_env,
+            "CI": "true",
+            "CICD_PIPELINE": self.pipeline.name,
+            "CICD_RUN": self.name,
+            "CICD_JOB": job.name,
+            "CICD_STAGE": job.stage,
+            "CICD_COMMIT": self.commit,
+            **({"CICD_BRANCH": self.branch} if self.branch else {}),
+        }
+
+
+def prepare_images(ctx: RunContext) -> None:
+    """Check or pull every image the run needs, once, in parallel."""
+    images = sorted({job.image for job in ctx.pipeline.jobs})
+    ctx.image_errors = ctx.runner.ensure_images(images, ctx.pull)
+    for image, error in ctx.image_errors.items():
+        if error:
+            ctx.recorder.warning(f"image '{image}': {error}")
+
+
+def execute_job(
+    ctx: RunContext, job: Job, on_line: Callable[[str], None] | None = None
+) -> Status:
+    """Run one job to its end (with retries) and record it; return its status.
+
+    ``on_line`` receives each line as shown (masked), e.g. for Prefect's logs.
+    """
+    recorder = ctx.recorder
+    if ctx.cancel.is_set():
+        return _settle(ctx, job, Status.CANCELED, started=False)
+    if ctx._slots is not None:
+        ctx._slots.acquire()
+    try:
+        if ctx.cancel.is_set():
+            return _settle(ctx, job, Status.CANCELED, started=False)
+        with ctx._lock:
+            ctx.statuses[job.name] = Status.RUNNING
+        recorder.job_started(job.stage, job.name)
+
+        def line(text: str) -> None:
+            shown = recorder.job_line(job.stage, job.name, text)
+            if on_line is not None:
+                on_line(shown)
+
+        image_error = ctx.image_errors.get(job.image)
+        if image_error:
+            return _settle(ctx, job, Status.FAILED, error=image_error, fail=True)
+        spec = JobSpec(
+            run_id=ctx.key,
+            job=job.name,
+            stage=job.stage,
+            image=job.image,
+            script=list(job.script),
+            env=ctx.job_env(job),
+            workspace=ctx.workspace,
+            timeout=job.timeout,
+        )
+        attempts = 0
+        while True:
+            attempts += 1
+            result = ctx.runner.run_job(spec, line, ctx.cancel)
+            if result.outcome is not Outcome.FAILED or attempts > job.retry or ctx.cancel.is_set():
+                break
+            reason = result.error or f"exit code {result.exit_code}"
+            line(f"cicd: attempt {attempts} failed ({reason}); retrying ({attempts}/{job.retry})")
+        if result.outcome is Outcome.SUCCESS:
+            _collect_artifacts(ctx, job, line)
+            return _settle(ctx, job, Status.SUCCESS, exit_code=0, attempts=attempts)
+        if result.outcome is Outcome.CANCELED:
+            return _settle(ctx, job, Status.CANCELED, error="canceled", attempts=attempts)
+        error = result.error or f"exit code {result.exit_code}"
+        return _settle(
+            ctx, job, Status.FAILED, exit_code=result.exit_code, error=error, attempts=attempts,
+            fail=True,
+        )
+    except Exception as exc:  # our own bug must fail the job, not hang the run
+        return _settle(ctx, job, Status.FAILED, error=f"internal error: {exc}", fail=True)
+    finally:
+        if ctx._slots is not None:
+            ctx._slots.release()
+
+
+def _settle(
+    ctx: RunContext,
+    job: Job,
+    status: Status,
+    *,
+    exit_code: int | None = None,
+    error: str | None = None,
+    attempts: int = 1,
+    started: bool = True,
+    fail: bool = False,
+) -> Status:
+    with ctx._lock:
+        ctx.statuses[job.name] = status
+    if fail and not job.allow_failure:
+        ctx.fail_fast(job.name)
+    if fail and job.allow_failure and error:
+        error = f"{error} (allowed to fail)"
+    ctx.recorder.job_finished(
+        job.stage, job.name, status, exit_code=exit_code, error=error,
+        attempts=attempts if started else 0, started=started,
+    )
+    return status
+
+
+def _collect_artifacts(ctx: RunContext, job: Job, line: Callable[[str], None]) -> None:
+    if not job.artifacts or ctx.artifacts_dir is None:
+        return
+    from backend.runner.artifacts import ArtifactPatternError, collect_artifacts
+
+    dest = ctx.artifacts_dir / job.name
+    try:
+        result = collect_artifacts(ctx.workspace, list(job.artifacts), dest)
+    except ArtifactPatternError as exc:
+        line(f"cicd: warning: {exc}")
+        return
+    for warning in result.warnings:
+        line(f"cicd: warning: {warning}")
+    for item in result.files:
+        if ctx.store is not None:
+            ctx.store.add_artifact(
+                ctx.recorder.run_id, job.name, item.path, item.size, item.sha256,
+                str(item.stored_path),
+            )
+    if result.files:
+        line(f"cicd: collected {len(result.files)} artifact file(s)")
+
+
+def stage_status(ctx: RunContext, stage: str) -> Status:
+    """Settle a stage whose job tasks have all returned: jobs that never ran are CANCELED."""
+    for job in ctx.stage_order[stage]:
+        if ctx.statuses.get(job.name) in (None, Status.PENDING):
+            _settle(ctx, job, Status.CANCELED, started=False)
+    jobs = ctx.stage_order[stage]
+    if any(ctx.statuses[j.name] is Status.FAILED and not j.allow_failure for j in jobs):
+        return Status.FAILED
+    if any(ctx.statuses[j.name] is Status.CANCELED for j in jobs):
+        return Status.FAILED if ctx.failed_job else Status.CANCELED
+    return Status.SUCCESS
+
+
+def skip_stage(ctx: RunContext, stage: str) -> None:
+    """A stage after a failure or cancel: it and its jobs are CANCELED without running."""
+    for job in ctx.stage_order[stage]:
+        _settle(ctx, job, Status.CANCELED, started=False)
+    ctx.recorder.stage_finished(stage, Status.CANCELED, started=False)
+
+
+def run_status(ctx: RunContext) -> Status:
+    """The pipeline's final status from what happened."""
+    if ctx.failed_job is not None:
+        return Status.FAILED
+    if ctx.canceled_by_user:
+        return Status.CANCELED
+    return Status.SUCCESS

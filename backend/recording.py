@@ -1,0 +1,246 @@
+"""Recording a run as it happens: store rows, one log file per job, and live events.
+
+Everything a job prints passes through ``Recorder.job_line`` once: masked, timestamped into the
+job's own log file, and handed to the live sink (the CLI's printer, the server's followers).
+Store writes go through one writer thread in order, so a job never waits on the database.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from backend.masking import Masker
+from backend.schemas import Status
+
+EventKind = Literal[
+    "run_started",
+    "stage_started",
+    "job_started",
+    "line",
+    "job_finished",
+    "stage_finished",
+    "run_finished",
+    "warning",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened in a run, for live display."""
+
+    kind: EventKind
+    run: str
+    stage: str | None = None
+    job: str | None = None
+    text: str | None = None
+    status: Status | None = None
+    exit_code: int | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+Sink = Callable[[Event], None]
+
+
+def log_path(logs_dir: Path, pipeline: str, number: int, job: str) -> Path:
+    """Where the log of ``job`` in run ``pipeline#number`` is kept."""
+    return logs_dir / _safe(pipeline) / str(number) / f"{_safe(job)}.log"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
+def stamp(at: datetime) -> str:
+    """The timestamp written before each log line (UTC, milliseconds)."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+class StoreWriter:
+    """Applies store calls in order on one background thread, off the jobs' critical path."""
+
+    def __init__(self, on_error: Callable[[str], None]) -> None:
+        self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None]
+        self._queue = queue.Queue()
+        self._on_error = on_error
+        self._thread = threading.Thread(target=self._loop, name="cicd-store-writer", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Queue ``fn(*args, **kwargs)``."""
+        self._queue.put((fn, args, kwargs))
+
+    def flush(self) -> None:
+        """Wait until every queued call has been applied."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Apply what is queued and stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                fn, args, kwargs = item
+                try:
+                    fn(*args, **kwargs)
+                except Exception as exc:  # a lost row must be said, never silent
+                    self._on_error(f"history store write failed: {exc}")
+            finally:
+                self._queue.task_done()
+
+
+class Recorder:
+    """Writes one run's transitions to the store, its job logs to files, and events to sinks."""
+
+    def __init__(
+        self,
+        store: Any,
+        run_id: int,
+        pipeline: str,
+        number: int,
+        logs_dir: Path,
+        masker: Masker | None = None,
+        sinks: list[Sink] | None = None,
+        worker: str | None = None,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.pipeline = pipeline
+        self.number = number
+        self.name = f"{pipeline}#{number}"
+        self.logs_dir = logs_dir
+        self.masker = masker or Masker(())
+        self.sinks = list(sinks or [])
+        self.worker = worker
+        self._files: dict[str, IO[str]] = {}
+        self._lock = threading.Lock()
+        self._writer = StoreWriter(self.warning)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Hand ``event`` to every sink; a failing sink never fails the run."""
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception:  # noqa: S110 - display must not break execution
+                pass
+
+    def warning(self, text: str) -> None:
+        """A warning about the run (shown live, not stored in a job log)."""
+        self.emit(Event("warning", self.name, text=self.masker.mask(text)))
+
+    # -- run ---------------------------------------------------------------------------------
+
+    def run_started(self, flow_run_id: str | None = None) -> None:
+        """The run is RUNNING."""
+        now = datetime.now(UTC)
+        self._writer.call(
+            self.store.set_run, self.run_id, status=Status.RUNNING, started_at=now,
+            worker=self.worker, flow_run_id=flow_run_id,
+        )
+        self.emit(Event("run_started", self.name, at=now))
+
+    def run_finished(self, status: Status, error: str | None = None) -> None:
+        """The run is over: close logs, settle anything still open, flush the store."""
+        now = datetime.now(UTC)
+        self._writer.call(self.store.set_run, self.run_id, status=status, finished_at=now, error=error)
+        self._writer.call(self.store.finish_open, self.run_id, Status.CANCELED, now)
+        self.close()
+        self.emit(Event("run_finished", self.name, status=status, text=error, at=now))
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def stage_started(self, stage: str) -> None:
+        """A stage is RUNNING."""
+        now = datetime.now(UTC)
+        self._writer.call(self.store.set_stage, self.run_id, stage, status=Status.RUNNING, started_at=now)
+        self.emit(Event("stage_started", self.name, stage=stage, at=now))
+
+    def stage_finished(self, stage: str, status: Status, started: bool = True) -> None:
+        """A stage ended (``started=False``: it never ran, e.g. CANCELED after a failure)."""
+        now = datetime.now(UTC)
+        fields: dict[str, Any] = {"status": status}
+        if started:
+            fields["finished_at"] = now
+        self._writer.call(self.store.set_stage, self.run_id, stage, **fields)
+        self.emit(Event("stage_finished", self.name, stage=stage, status=status, at=now))
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def job_started(self, stage: str, job: str) -> None:
+        """A job is RUNNING: its log file is opened."""
+        now = datetime.now(UTC)
+        path = log_path(self.logs_dir, self.pipeline, self.number, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._files[job] = path.open("a", encoding="utf-8", buffering=1)
+        self._writer.call(
+            self.store.set_job, self.run_id, job, status=Status.RUNNING, started_at=now,
+            log_path=str(path), worker=self.worker,
+        )
+        self.emit(Event("job_started", self.name, stage=stage, job=job, at=now))
+
+    def job_line(self, stage: str, job: str, line: str) -> str:
+        """Record one output line of a job; returns the line as shown (secrets masked)."""
+        now = datetime.now(UTC)
+        shown = self.masker.mask(line)
+        handle = self._files.get(job)
+        if handle is not None:
+            handle.write(f"{stamp(now)} {shown}\n")
+        self.emit(Event("line", self.name, stage=stage, job=job, text=shown, at=now))
+        return shown
+
+    def job_finished(
+        self,
+        stage: str,
+        job: str,
+        status: Status,
+        *,
+        exit_code: int | None = None,
+        error: str | None = None,
+        attempts: int = 1,
+        started: bool = True,
+    ) -> None:
+        """A job ended (``started=False``: it never ran, e.g. CANCELED before its turn)."""
+        now = datetime.now(UTC)
+        with self._lock:
+            handle = self._files.pop(job, None)
+        if handle is not None:
+            if error:
+                handle.write(f"{stamp(now)} cicd: {self.masker.mask(error)}\n")
+            handle.close()
+        fields: dict[str, Any] = {"status": status, "exit_code": exit_code, "attempts": attempts}
+        if error:
+            fields["error"] = self.masker.mask(error)
+        if started:
+            fields["finished_at"] = now
+        self._writer.call(self.store.set_job, self.run_id, job, **fields)
+        self.emit(
+            Event(
+                "job_finished", self.name, stage=stage, job=job, status=status,
+                exit_code=exit_code, text=self.masker.mask(error) if error else None, at=now,
+            )
+        )
+
+    def flush(self) -> None:
+        """Wait until every store write so far is applied."""
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Close open log files and apply every queued store write."""
+        with self._lock:
+            files, self._files = self._files, {}
+        for handle in files.values():
+            handle.close()
+        self._writer.close()

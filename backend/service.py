@@ -1,0 +1,321 @@
+"""Submit, execute, cancel and query runs: the one place that decides, for the CLI and the API.
+
+Embedded ``cicd run`` and the server call the same methods: ``submit`` records a run (or returns
+a running duplicate), ``execute`` checks out the commit and runs the Prefect flow, ``cancel``
+stops it wherever it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from backend.errors import NotFound, UsageError
+from backend.pipeline.model import Pipeline
+from backend.recording import Recorder, Sink, log_path
+from backend.runner.base import PullPolicy, Runner
+from backend.schemas import (
+    ArtifactPublic,
+    JobRunPublic,
+    PipelinesPublic,
+    RunPublic,
+    RunsPublic,
+    StageRunPublic,
+    Status,
+)
+from backend.settings import Settings
+
+
+class RunRequest(BaseModel):
+    """A request to run a pipeline: what the CLI sends, embedded or to a server."""
+
+    pipeline: Pipeline
+    plan: dict[str, list[str]] = Field(description="stage -> job names in start order")
+    file: str
+    file_content: str
+    repo: str
+    branch: str | None = None
+    commit: str
+    overrides: list[str] = []
+    env: dict[str, str] = {}
+    secrets: dict[str, str] = Field(default={}, description="passed to jobs, masked, never stored")
+    jobs: int | None = Field(default=None, ge=1)
+    pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A recorded run: its store id and name; ``duplicate`` when an identical run was running."""
+
+    run_id: int
+    pipeline: str
+    number: int
+    duplicate: bool = False
+
+    @property
+    def name(self) -> str:
+        """``NAME#N``."""
+        return f"{self.pipeline}#{self.number}"
+
+
+def parse_run_name(name: str) -> tuple[str, int]:
+    """Split ``NAME#N`` (UsageError when it is not of that form)."""
+    pipeline, sep, number = name.rpartition("#")
+    if not sep or not pipeline or not number.isdigit():
+        raise UsageError(f"'{name}' is not a run name: expected NAME#N, e.g. build#3")
+    return pipeline, int(number)
+
+
+class Service:
+    """Runs and history, over one store, one runner and one settings object."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Any = None,
+        runner: Runner | None = None,
+        mode: str = "embedded",
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._runner = runner
+        self.worker = f"{socket.gethostname()}/{mode}-{os.getpid()}"
+        self._active: dict[int, Any] = {}  # run_id -> RunContext, runs executing in this process
+        self._lock = threading.Lock()
+
+    # -- parts, made on first use ------------------------------------------------------------
+
+    @property
+    def store(self) -> Any:
+        """The history store."""
+        if self._store is None:
+            from backend.store import Store
+
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self._store = Store(self.settings.store_url)
+        return self._store
+
+    @property
+    def runner(self) -> Runner:
+        """The job runner (Docker unless one was given)."""
+        if self._runner is None:
+            from backend.runner.docker import DockerRunner
+
+            self._runner = DockerRunner()
+        return self._runner
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def submit(self, request: RunRequest, request_key: str) -> Submission:
+        """Record a new PENDING run, or return the identical one still running (unless forced)."""
+        name = request.pipeline.name
+        if not request.force:
+            found = self.store.find_active_duplicate(request_key)
+            if found is not None:
+                run_id, number = found
+                return Submission(run_id, name, number, duplicate=True)
+        by_name = {job.name: job for job in request.pipeline.jobs}
+        stages = [
+            (stage, [(job, by_name[job].image, by_name[job].allow_failure) for job in jobs])
+            for stage, jobs in request.plan.items()
+        ]
+        run_id, number = self.store.create_run(
+            name, stages, repo=request.repo, branch=request.branch, commit=request.commit,
+            file=request.file, request_key=request_key, overrides=request.overrides,
+        )
+        self.store.set_run(run_id, worker=self.worker)
+        return Submission(run_id, name, number)
+
+    def execute(
+        self,
+        submission: Submission,
+        request: RunRequest,
+        git_dir: Path,
+        sinks: list[Sink] | None = None,
+    ) -> Status:
+        """Check out the commit, run the pipeline's flow to its end, clean up; return its status.
+
+        The Prefect API must have been configured (``flows.prefect_api.configure_prefect``).
+        """
+        from backend.execution import RunContext
+        from backend.masking import Masker
+        from backend.runner.workspace import Source, checkout, remove_tree
+        from flows.pipeline import run_pipeline
+
+        recorder = Recorder(
+            self.store, submission.run_id, submission.pipeline, submission.number,
+            self.settings.logs_dir, masker=Masker(request.secrets.values()), sinks=sinks,
+            worker=self.worker,
+        )
+        by_name = {job.name: job for job in request.pipeline.jobs}
+        key = uuid.uuid4().hex
+        workspace = self.settings.workspaces_dir / f"{key}"
+        ctx = RunContext(
+            key=key,
+            pipeline=request.pipeline,
+            stage_order={s: [by_name[j] for j in jobs] for s, jobs in request.plan.items()},
+            runner=self.runner,
+            recorder=recorder,
+            workspace=workspace,
+            commit=request.commit,
+            branch=request.branch,
+            extra_env={**request.env, **request.secrets},
+            max_jobs=request.jobs,
+            pull=request.pull,
+            artifacts_dir=self.settings.artifacts_dir / str(submission.run_id),
+            store=self.store,
+        )
+        with self._lock:
+            self._active[submission.run_id] = ctx
+        status = Status.FAILED
+        try:
+            workspace.mkdir(parents=True, exist_ok=True)
+            source = Source(
+                repo=request.repo, branch=request.branch, commit=request.commit, git_dir=git_dir,
+                dirty=[],
+            )
+            checkout(source, workspace)
+            status = run_pipeline(ctx)
+        except BaseException as exc:
+            ctx.cancel_run()  # every container of the run goes, whatever happened
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            status = Status.CANCELED if isinstance(exc, KeyboardInterrupt) else Status.FAILED
+            self._settle_crashed(recorder, status, reason)
+            raise
+        finally:
+            with self._lock:
+                self._active.pop(submission.run_id, None)
+            try:
+                self.runner.remove_run_containers(key)
+            finally:
+                remove_tree(workspace)
+        return status
+
+    def _settle_crashed(self, recorder: Recorder, status: Status, reason: str) -> None:
+        try:
+            recorder.run_finished(status, error=reason)
+        except Exception:  # the writer may already be closed: write directly
+            from datetime import UTC, datetime
+
+            now = datetime.now(UTC)
+            self.store.set_run(recorder.run_id, status=status, finished_at=now, error=reason)
+            self.store.finish_open(recorder.run_id, Status.CANCELED, now)
+
+    def cancel(self, pipeline: str, number: int) -> Status:
+        """Cancel a PENDING or RUNNING run; return its status as it stands after the request."""
+        run = self.store.get_run(pipeline, number)
+        if run.status.finished:
+            return run.status
+        run_id = self.store.run_id(pipeline, number)
+        with self._lock:
+            ctx = self._active.get(run_id)
+        if ctx is not None:
+            ctx.cancel_run()
+            return Status.RUNNING
+        flow_run_id = next((f for r, _, _, f in self.store.open_runs() if r == run_id), None)
+        if flow_run_id is None or not self._owner_alive(run.worker):
+            # nothing is executing it any more (or it never started): settle it here
+            from datetime import UTC, datetime
+
+            now = datetime.now(UTC)
+            self.store.finish_open(run_id, Status.CANCELED, now)
+            return Status.CANCELED
+        from flows.pipeline import request_cancel
+
+        request_cancel(flow_run_id)
+        return Status.RUNNING
+
+    def _owner_alive(self, worker: str | None) -> bool:
+        """Whether the process named by a run's ``worker`` may still run it."""
+        if not worker:
+            return False
+        host, _, rest = worker.partition("/")
+        if host != socket.gethostname():
+            return True  # another machine: trust Prefect
+        pid = rest.rpartition("-")[2]
+        if not pid.isdigit():
+            return True
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return int(pid) != os.getpid()  # this process: callers checked its active runs
+
+    def reconcile(self) -> list[str]:
+        """Settle runs the store says are open but that nothing executes any more.
+
+        Called at start-up of the server and of embedded commands; returns the names settled.
+        """
+        settled = []
+        with self._lock:
+            active = set(self._active)
+        for run_id, pipeline, number, _flow_run_id in self.store.open_runs():
+            if run_id in active:
+                continue
+            run = self.store.get_run(pipeline, number)
+            if self._owner_alive(run.worker):
+                continue
+            from datetime import UTC, datetime
+
+            now = datetime.now(UTC)
+            self.store.set_run(
+                run_id, status=Status.FAILED, finished_at=now,
+                error="the process running it ended before it finished",
+            )
+            self.store.finish_open(run_id, Status.CANCELED, now)
+            settled.append(f"{pipeline}#{number}")
+        return settled
+
+    # -- history ------------------------------------------------------------------------------
+
+    def pipelines(self) -> PipelinesPublic:
+        """Every pipeline with runs."""
+        return self.store.list_pipelines()
+
+    def runs(self, pipeline: str) -> RunsPublic:
+        """Every run of a pipeline, newest first."""
+        return self.store.list_runs(pipeline)
+
+    def run(self, pipeline: str, number: int) -> RunPublic:
+        """One run with its stages and jobs."""
+        return self.store.get_run(pipeline, number)
+
+    def stage(self, pipeline: str, number: int, stage: str) -> StageRunPublic:
+        """One stage of a run."""
+        return self.store.get_stage(pipeline, number, stage)
+
+    def job(self, pipeline: str, number: int, job: str) -> JobRunPublic:
+        """One job of a run."""
+        return self.store.get_job(pipeline, number, job)
+
+    def log_file(self, pipeline: str, number: int, job: str) -> Path:
+        """The log file of a job (NotFound when the job never started)."""
+        self.store.get_job(pipeline, number, job)
+        stored = self.store.job_log_path(pipeline, number, job)
+        path = Path(stored) if stored else log_path(self.settings.logs_dir, pipeline, number, job)
+        if not path.exists():
+            raise NotFound(f"job '{job}' of {pipeline}#{number} has no log (it never started)")
+        return path
+
+    def job_names(self, pipeline: str, number: int) -> list[str]:
+        """The jobs of a run in plan order."""
+        return self.store.job_names(pipeline, number)
+
+    def artifacts(self, pipeline: str, number: int, job: str | None = None) -> list[ArtifactPublic]:
+        """The artifacts of a run (or of one of its jobs)."""
+        return self.store.list_artifacts(pipeline, number, job)
+
+    def artifact_file(self, pipeline: str, number: int, job: str, path: str) -> Path:
+        """Where an artifact's bytes are kept."""
+        return Path(self.store.artifact_file(pipeline, number, job, path))

@@ -1,0 +1,190 @@
+"""The Prefect flow of a pipeline run: one flow run per run, a subflow per stage, a task per job.
+
+Prefect carries the orchestration (states, ``wait_for``, the UI); every decision is made by
+``backend.execution`` on the ``RunContext`` registered under the run's key, so parameters stay
+small and JSON-able and nothing here needs Docker to be tested.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from typing import Any
+
+import prefect.settings
+from prefect import flow, get_run_logger, task
+from prefect.futures import PrefectFuture
+from prefect.states import Cancelled, Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from backend.execution import (
+    RunContext,
+    execute_job,
+    prepare_images,
+    run_status,
+    skip_stage,
+    stage_status,
+)
+from backend.schemas import Status
+
+PREFECT_LOG_LINES = 10_000  # per job; the job's own log file keeps every line
+
+_contexts: dict[str, RunContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def register(ctx: RunContext) -> None:
+    """Make ``ctx`` reachable by the flow's tasks through its key."""
+    with _contexts_lock:
+        _contexts[ctx.key] = ctx
+
+
+def unregister(key: str) -> None:
+    """Forget a finished run's context."""
+    with _contexts_lock:
+        _contexts.pop(key, None)
+
+
+def context(key: str) -> RunContext:
+    """The registered context of run ``key``."""
+    with _contexts_lock:
+        return _contexts[key]
+
+
+def _no_heartbeat() -> Any:
+    # Each sync flow otherwise waits ~1 s at its end for its heartbeat thread (PREFECT_NOTES.md).
+    return prefect.settings.temporary_settings(updates={"flows.heartbeat_frequency": None})
+
+
+def _state(status: Status, message: str) -> State[Any]:
+    if status is Status.SUCCESS:
+        return Completed(message=message)
+    if status is Status.CANCELED:
+        return Cancelled(message=message)
+    return Failed(message=message)
+
+
+@task(cache_policy=None, persist_result=False, log_prints=False)
+def job_task(key: str, job: str) -> State[Any]:
+    """Run one job in its container; the state says how it ended."""
+    ctx = context(key)
+    spec = ctx.pipeline.job(job)
+    logger = get_run_logger()
+    sent = 0
+
+    def to_prefect(line: str) -> None:
+        nonlocal sent
+        sent += 1
+        if sent <= PREFECT_LOG_LINES:
+            logger.info(line)
+        elif sent == PREFECT_LOG_LINES + 1:
+            logger.info("(more output in the job's log: cicd logs %s --job %s)", ctx.name, job)
+
+    status = execute_job(ctx, spec, to_prefect)
+    if status is Status.FAILED and spec.allow_failure:
+        return Completed(name="AllowedFailure", message=f"job '{job}' failed (allowed to fail)")
+    return _state(status, f"job '{job}' {status.value}")
+
+
+@flow(name="cicd-stage", persist_result=False, validate_parameters=False)
+def stage_flow(key: str, stage: str) -> State[Any]:
+    """Run one stage's jobs, each as soon as every job it needs has succeeded."""
+    ctx = context(key)
+    jobs = ctx.stage_order[stage]
+    ctx.recorder.stage_started(stage)
+    futures: dict[str, PrefectFuture[Any]] = {}
+    for job in jobs:  # plan order: every job after its needs, so wait_for futures exist
+        futures[job.name] = job_task.with_options(
+            name=job.name, tags=[f"stage:{stage}", f"pipeline:{ctx.pipeline.name}"]
+        ).submit(key, job.name, wait_for=[futures[need] for need in job.needs])
+    for future in futures.values():
+        future.wait()
+    status = stage_status(ctx, stage)
+    ctx.recorder.stage_finished(stage, status)
+    return _state(status, f"stage '{stage}' {status.value}")
+
+
+@flow(name="cicd-pipeline", persist_result=False, validate_parameters=False)
+def pipeline_flow(key: str) -> State[Any]:
+    """Run a pipeline: its stages in order, each a subflow; later stages skipped after a failure."""
+    from prefect.runtime import flow_run
+
+    ctx = context(key)
+    ctx.recorder.run_started(flow_run_id=str(flow_run.id) if flow_run.id else None)
+    watcher = _CancelWatcher(ctx, flow_run.id)
+    watcher.start()
+    try:
+        prepare_images(ctx)
+        with _no_heartbeat():
+            for stage, jobs in ctx.stage_order.items():
+                if ctx.cancel.is_set():
+                    skip_stage(ctx, stage)
+                    continue
+                width = max(1, len(jobs))
+                stage_flow.with_options(
+                    flow_run_name=f"{ctx.name}/{stage}",
+                    task_runner=ThreadPoolTaskRunner(max_workers=width),
+                )(key, stage, return_state=True)
+    finally:
+        watcher.stop()
+    status = run_status(ctx)
+    ctx.recorder.run_finished(status)
+    return _state(status, f"pipeline {ctx.name} {status.value}")
+
+
+class _CancelWatcher:
+    """Polls the flow run's state so a cancel from the UI or API stops the containers."""
+
+    def __init__(self, ctx: RunContext, flow_run_id: Any, interval: float = 1.0) -> None:
+        self.ctx = ctx
+        self.flow_run_id = flow_run_id
+        self.interval = interval
+        self._stop = threading.Event()
+        # a plain thread does not inherit contextvars: carry Prefect's settings context along
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._loop,), name="cicd-cancel-watch", daemon=True
+        )
+
+    def start(self) -> None:
+        if self.flow_run_id is not None:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            while not self._stop.wait(self.interval):
+                try:
+                    state = client.read_flow_run(self.flow_run_id).state
+                except Exception:  # noqa: S112 - a missed poll is retried next second
+                    continue
+                if state is not None and (state.is_cancelling() or state.is_cancelled()):
+                    self.ctx.recorder.warning(f"{self.ctx.name} canceled from Prefect")
+                    self.ctx.cancel_run()
+                    return
+
+
+def run_pipeline(ctx: RunContext) -> Status:
+    """Run ``ctx``'s pipeline as a Prefect flow run named ``NAME#N`` and wait for its end."""
+    register(ctx)
+    try:
+        with _no_heartbeat():
+            pipeline_flow.with_options(
+                flow_run_name=ctx.name, task_runner=ThreadPoolTaskRunner(max_workers=1)
+            )(ctx.key, return_state=True)
+    finally:
+        unregister(ctx.key)
+    return run_status(ctx)
+
+
+def request_cancel(flow_run_id: str) -> None:
+    """Ask the process running ``flow_run_id`` to cancel it, through the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, Cancelling(), force=True)

@@ -1,0 +1,191 @@
+"""Which Prefect API a process talks to, and the local server cicd starts on first use.
+
+Prefect reads its settings from the environment when it is first imported, so
+``configure_prefect`` must run before ``import prefect``. It never imports Prefect itself.
+
+With ``PREFECT_API_URL`` set, that API is used as is. Otherwise cicd starts one
+``prefect server start`` per ``CICD_HOME`` (tuned as PREFECT_NOTES.md measured), records its URL
+and pid under ``CICD_HOME/prefect/``, and every later command reuses it: no command pays a
+temporary server's start, and no state is lost when a short-lived process exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from backend.errors import CicdError
+
+# Offline-safe and tuned: no telemetry; SQLite lock contention cut by batching (PREFECT_NOTES.md).
+SERVER_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "1000",
+    "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+}
+CLIENT_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR",
+    "PREFECT_CLI_PROMPT": "false",
+}
+DEFAULT_PORT = 4200
+START_TIMEOUT = 90.0
+
+
+class PrefectUnavailable(CicdError):
+    """The Prefect API cannot be reached or started."""
+
+
+def _healthy(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as reply:  # noqa: S310
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise PrefectUnavailable("no free TCP port on 127.0.0.1 for the Prefect server")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def server_state_file(home: Path) -> Path:
+    """Where the local Prefect server's pid and URL are recorded."""
+    return home / "prefect" / "server.json"
+
+
+def read_local_server(home: Path) -> dict[str, object] | None:
+    """The recorded local server of ``home`` if its process is alive, else None."""
+    state = server_state_file(home)
+    try:
+        info = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not _pid_alive(int(info.get("pid", 0))):
+        return None
+    return info
+
+
+def start_local_server(home: Path, host: str = "127.0.0.1", port: int | None = None) -> str:
+    """Return the URL of ``home``'s Prefect server, starting it when none is running."""
+    prefect_home = home / "prefect"
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    with open(prefect_home / "server.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two commands at once start one server
+        info = read_local_server(home)
+        if info is not None:
+            url = str(info["url"])
+            if _wait_healthy(url, int(info["pid"]), START_TIMEOUT):
+                return url
+            stop_local_server(home)
+        port = _free_port(port or DEFAULT_PORT)
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/api"
+        env = {
+            **os.environ,
+            **SERVER_ENV,
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_SERVER_API_HOST": host,
+            "PREFECT_SERVER_API_PORT": str(port),
+            "PREFECT_API_URL": url,
+        }
+        if host not in ("127.0.0.1", "localhost"):
+            env.setdefault("PREFECT_SERVER_UI_API_URL", f"http://{socket.gethostname()}:{port}/api")
+        log = open(prefect_home / "server.log", "ab")  # noqa: SIM115 - handed to the child
+        prefect = Path(sys.executable).with_name("prefect")
+        command = [str(prefect) if prefect.exists() else "prefect", "server", "start",
+                   "--host", host, "--port", str(port)]
+        proc = subprocess.Popen(  # noqa: S603
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        server_state_file(home).write_text(json.dumps({"pid": proc.pid, "url": url}))
+        if not _wait_healthy(url, proc.pid, START_TIMEOUT):
+            stop_local_server(home)
+            raise PrefectUnavailable(
+                f"the local Prefect server did not start within {START_TIMEOUT:.0f}s "
+                f"(see {prefect_home / 'server.log'})"
+            )
+        return url
+
+
+def _wait_healthy(url: str, pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _healthy(url):
+            return True
+        if not _pid_alive(pid):
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def stop_local_server(home: Path) -> bool:
+    """Stop ``home``'s local Prefect server if one runs; True when one was stopped."""
+    info = read_local_server(home)
+    with contextlib.suppress(OSError):
+        server_state_file(home).unlink()
+    if info is None:
+        return False
+    pid = int(info["pid"])
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _pid_alive(pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def configure_prefect(home: Path, start: bool = True) -> str:
+    """Point this process's Prefect at an API (before Prefect is imported); return its URL.
+
+    ``PREFECT_API_URL`` wins when set; otherwise the local server of ``home`` (started when
+    ``start`` and not running).
+    """
+    for key, value in CLIENT_ENV.items():
+        os.environ.setdefault(key, value)
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        return url
+    if "prefect" in sys.modules:
+        raise PrefectUnavailable("internal: Prefect was imported before its API was configured")
+    info = read_local_server(home)
+    url = str(info["url"]) if info and _healthy(str(info["url"])) else None
+    if url is None:
+        if not start:
+            raise PrefectUnavailable("no Prefect server is running for this CICD_HOME")
+        url = start_local_server(home)
+    os.environ["PREFECT_API_URL"] = url
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    return url

@@ -1,0 +1,59 @@
+"""A Prefect server for the test session, started on first use and stopped at the end.
+
+Prefect reads ``PREFECT_API_URL`` when it is imported, so the URL (a free port) is fixed when
+pytest starts; the server itself is only started by the ``prefect_api`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_state: dict[str, object] = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fix the Prefect API URL of the session before anything imports Prefect."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    home = Path(tempfile.mkdtemp(prefix="cicd-test-prefect-"))
+    port = _free_port()
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    os.environ["PREFECT_HOME"] = str(home / "prefect")
+    _state.update(home=home, port=port)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the session's Prefect server and remove its files."""
+    home = _state.get("home")
+    if isinstance(home, Path):
+        from flows.prefect_api import stop_local_server
+
+        stop_local_server(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """The URL of a running Prefect API for this session."""
+    from flows.prefect_api import start_local_server
+
+    home = _state.get("home")
+    if isinstance(home, Path):
+        url = start_local_server(home, port=int(str(_state["port"])))
+        assert url == os.environ["PREFECT_API_URL"], (url, os.environ["PREFECT_API_URL"])
+    yield os.environ["PREFECT_API_URL"]
