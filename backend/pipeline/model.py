@@ -44,6 +44,9 @@ class Pipeline(BaseModel):
     image: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
     source: str = Field(default="", description="the file it was loaded from, as given")
+    overrides: dict[str, str] = Field(
+        default_factory=dict, description="--override KEY=VALUE applied when loading, in order"
+    )
 
     def job(self, name: str) -> Job:
         """The job called ``name`` (KeyError when there is none)."""

@@ -1,0 +1,120 @@
+"""Pipeline files: load one (text or path), find them in ``.pipelines/``, check them all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from backend.errors import NotFound, PipelineInvalid, Problem
+from backend.pipeline.loader import Map, Scalar, parse_yaml, read_text
+from backend.pipeline.model import Pipeline
+from backend.pipeline.overrides import apply_overrides
+from backend.pipeline.validate import validate_tree
+
+SUFFIXES = (".yaml", ".yml")
+
+
+def parse_pipeline(text: str, filename: str, overrides: Sequence[str] = ()) -> Pipeline:
+    """Parse and validate pipeline ``text``; problems name ``filename``.
+
+    ``overrides`` (``KEY=VALUE``) are applied before validation and recorded in
+    ``Pipeline.overrides``. Raises ``PipelineInvalid`` with every problem, sorted by position.
+    """
+    root, problems = parse_yaml(text, filename)
+    applied, override_problems = apply_overrides(root, overrides, filename)
+    pipeline = validate_tree(root, filename, [*problems, *override_problems])
+    return pipeline.model_copy(update={"source": filename, "overrides": applied})
+
+
+def load_pipeline(
+    path: str | Path, overrides: Sequence[str] = (), display_name: str | None = None
+) -> Pipeline:
+    """Read, parse and validate the pipeline file at ``path``.
+
+    Problems (and ``Pipeline.source``) name the file ``display_name``, or ``path`` as given.
+    Raises ``PipelineInvalid``; a missing, unreadable or non-UTF-8 file is a problem too.
+    """
+    filename = display_name if display_name is not None else str(path)
+    return parse_pipeline(read_text(Path(path), filename), filename, overrides)
+
+
+def find_pipelines(pipelines_dir: str | Path) -> list[Path]:
+    """The ``*.yaml`` and ``*.yml`` files of ``pipelines_dir``, sorted by name (none if no dir)."""
+    folder = Path(pipelines_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+
+
+def load_all(pipelines_dir: str | Path) -> tuple[list[tuple[Path, Pipeline]], list[Problem]]:
+    """Load every pipeline file of ``pipelines_dir``: the valid ones, and every problem found.
+
+    Problems include pipeline names used by more than one file (reported at the later file's
+    name). A file whose name clashes is not counted as valid.
+    """
+    valid: list[tuple[Path, Pipeline]] = []
+    problems: list[Problem] = []
+    for path in find_pipelines(pipelines_dir):
+        try:
+            valid.append((path, load_pipeline(path)))
+        except PipelineInvalid as exc:
+            problems.extend(exc.problems)
+    owners: dict[str, Path] = {}
+    unique: list[tuple[Path, Pipeline]] = []
+    for path, pipeline in valid:
+        first = owners.setdefault(pipeline.name, path)
+        if first == path:
+            unique.append((path, pipeline))
+            continue
+        line, col = _name_position(path)
+        message = f"pipeline name '{pipeline.name}' is already used by {first}"
+        problems.append(Problem(str(path), line, col, message))
+    return unique, problems
+
+
+def check_all(pipelines_dir: str | Path) -> list[tuple[Path, Pipeline]]:
+    """Every pipeline of ``pipelines_dir``, or ``PipelineInvalid`` with every problem of every file.
+
+    Also checks that pipeline names are unique across the files.
+    """
+    valid, problems = load_all(pipelines_dir)
+    if problems:
+        raise PipelineInvalid(problems)
+    return valid
+
+
+def find_pipeline_by_name(pipelines_dir: str | Path, name: str) -> Path:
+    """The file of ``pipelines_dir`` whose ``pipeline.name`` is ``name``.
+
+    Only reads each file's name, so an invalid file is still found (loading it then reports why).
+    Raises ``NotFound`` listing the names there are.
+    """
+    names: list[str] = []
+    for path in find_pipelines(pipelines_dir):
+        found = _name_of(path)
+        if found == name:
+            return path
+        names.append(found or f"? ({path.name})")
+    where = str(pipelines_dir).rstrip("/") + "/"
+    available = f"available: {', '.join(names)}" if names else "it has no *.yaml or *.yml files"
+    raise NotFound(f"no pipeline named '{name}' in {where} ({available})")
+
+
+def _pipeline_name_node(path: Path) -> Scalar | None:
+    try:
+        root, _ = parse_yaml(read_text(path, str(path)), str(path))
+    except PipelineInvalid:
+        return None
+    head = root.get("pipeline") if isinstance(root, Map) else None
+    node = head.get("name") if isinstance(head, Map) else None
+    return node if isinstance(node, Scalar) and isinstance(node.value, str) else None
+
+
+def _name_of(path: Path) -> str | None:
+    node = _pipeline_name_node(path)
+    return node.value if node is not None and isinstance(node.value, str) else None
+
+
+def _name_position(path: Path) -> tuple[int, int]:
+    node = _pipeline_name_node(path)
+    return (node.line, node.col) if node is not None else (1, 1)
