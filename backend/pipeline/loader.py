@@ -50,7 +50,7 @@ _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
 
 @dataclass(eq=False)
 class Node:
-    """A YAML node and where it starts (1-based). ``override`` names the ``--override`` that set it."""
+    """A YAML node and where it starts (1-based); ``override`` names the override that set it."""
 
     line: int
     col: int
@@ -226,7 +226,9 @@ class _Builder:
             elif name == "DocumentStartEvent":
                 documents += 1
                 if documents > 1:
-                    self.problem(line, col, "invalid YAML: expected a single document, found another")
+                    self.problem(
+                        line, col, "invalid YAML: expected a single document, found another"
+                    )
                     break
         return root
 
@@ -268,7 +270,7 @@ class _Builder:
         mapping.entries.append((key, value))
 
     def _finish_map(self, mapping: Map) -> None:
-        """Check duplicate keys and apply ``<<`` merge keys (explicit keys win, first merge wins)."""
+        """Report duplicate keys; apply ``<<`` merges (explicit keys win, then the first merge)."""
         own: list[tuple[Scalar, Node]] = []
         merges: list[Map] = []
         seen: dict[tuple[type, Any], Scalar] = {}
@@ -280,7 +282,9 @@ class _Builder:
             first = seen.get(ident)
             if first is not None:
                 self.problem(
-                    key.line, key.col, f"duplicate key '{key.text}' (first defined at line {first.line})"
+                    key.line,
+                    key.col,
+                    f"duplicate key '{key.text}' (first defined at line {first.line})",
                 )
                 continue
             seen[ident] = key
@@ -299,9 +303,7 @@ class _Builder:
             return [value]
         if isinstance(value, Seq) and all(isinstance(item, Map) for item in value.items):
             return [item for item in value.items if isinstance(item, Map)]
-        self.problem(
-            value.line, value.col, "merge key '<<' needs a mapping or a list of mappings"
-        )
+        self.problem(value.line, value.col, "merge key '<<' needs a mapping or a list of mappings")
         return []
 
 

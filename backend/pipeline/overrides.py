@@ -179,8 +179,9 @@ def _set(mapping: Map, field: str, override: Override) -> str | None:
         variables = mapping.get("variables")
         if variables is None:
             variables = Map(mapping.line, mapping.col, override=override.raw)
-            mapping.set(Scalar(mapping.line, mapping.col, value="variables", text="variables"),
-                        variables)
+            mapping.set(
+                Scalar(mapping.line, mapping.col, value="variables", text="variables"), variables
+            )
         if not isinstance(variables, Map):
             return f"'variables' at line {variables.line} is not a mapping"
         return _set(variables, field[len("variables.") :], override)

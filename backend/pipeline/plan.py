@@ -41,9 +41,7 @@ def find_cycles(names: Sequence[str], needs: Mapping[str, Sequence[str]]) -> lis
     stable. Needs naming jobs outside ``names`` and self-needs are ignored (reported elsewhere).
     """
     index = {name: i for i, name in enumerate(names)}
-    edges = {
-        name: [n for n in needs.get(name, ()) if n in index and n != name] for name in names
-    }
+    edges = {name: [n for n in needs.get(name, ()) if n in index and n != name] for name in names}
     cycles = []
     for component in _strongly_connected(names, edges):
         if len(component) < 2:

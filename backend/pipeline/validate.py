@@ -138,20 +138,28 @@ class _Validator:
 
     def variables(self, node: Node, where: str) -> dict[str, str]:
         if not isinstance(node, Map):
-            self.add(node, f"{where}'variables' must be a mapping of names to values, not "
-                     f"{describe(node)}")
+            self.add(
+                node,
+                f"{where}'variables' must be a mapping of names to values, not {describe(node)}",
+            )
             return {}
         result = {}
         for key, value in node.entries:
             if not isinstance(key.value, str) or not _VARIABLE_NAME.match(key.value):
-                self.add(key, f"{where}variable name '{key.text}' must be letters, digits and '_',"
-                         " not starting with a digit")
+                self.add(
+                    key,
+                    f"{where}variable name '{key.text}' must be letters, digits and '_',"
+                    " not starting with a digit",
+                )
                 continue
             if isinstance(value, Scalar):
                 result[key.value] = variable_text(value)
             else:
-                self.add(value, f"{where}variable '{key.value}' must be a string, number or "
-                         f"boolean, not {describe(value)}")
+                self.add(
+                    value,
+                    f"{where}variable '{key.value}' must be a string, number or "
+                    f"boolean, not {describe(value)}",
+                )
         return result
 
     # -- the file ---------------------------------------------------------------------------
@@ -161,8 +169,10 @@ class _Validator:
             self.add(Scalar(1, 1), "file is empty; expected a mapping with 'pipeline' and 'jobs'")
             return None
         if not isinstance(root, Map):
-            self.add(root, "top level must be a mapping with 'pipeline' and 'jobs', not "
-                     f"{describe(root)}")
+            self.add(
+                root,
+                f"top level must be a mapping with 'pipeline' and 'jobs', not {describe(root)}",
+            )
             return None
         self.unknown_keys(root, TOP_KEYS, "at top level")
         head = self.head(root)
@@ -191,8 +201,11 @@ class _Validator:
         else:
             name = self.string(name_node, "pipeline: 'name'")
             if name is not None and not _PIPELINE_NAME.match(name):
-                self.add(name_node, f"pipeline: 'name' {describe(name_node)} may only contain "
-                         "letters, digits, '.', '_' and '-' (it names runs as NAME#N)")
+                self.add(
+                    name_node,
+                    f"pipeline: 'name' {describe(name_node)} may only contain "
+                    "letters, digits, '.', '_' and '-' (it names runs as NAME#N)",
+                )
                 name = None
             head["name"] = name
             head["name_node"] = name_node
@@ -214,8 +227,11 @@ class _Validator:
             nested_key = pipeline.key_node("stages")  # type: ignore[union-attr]
             assert top_key is not None and nested_key is not None
             first, second = sorted([top_key, nested_key], key=lambda k: (k.line, k.col))
-            self.add(second, f"'stages' is given both at top level and under 'pipeline' (first "
-                     f"at line {first.line}); keep one")
+            self.add(
+                second,
+                f"'stages' is given both at top level and under 'pipeline' (first "
+                f"at line {first.line}); keep one",
+            )
             top = top if first is top_key else None
         node = top if top is not None else nested
         if node is None:
@@ -227,12 +243,17 @@ class _Validator:
         stages: list[tuple[str, Node]] = []
         seen: dict[str, Node] = {}
         for item in node.items:
-            if not (isinstance(item, Scalar) and isinstance(item.value, str) and item.value.strip()):
+            if not (
+                isinstance(item, Scalar) and isinstance(item.value, str) and item.value.strip()
+            ):
                 self.add(item, f"stage names must be non-empty strings, not {describe(item)}")
                 continue
             if item.value in seen:
-                self.add(item, f"duplicate stage '{item.value}' (first listed at line "
-                         f"{seen[item.value].line})")
+                self.add(
+                    item,
+                    f"duplicate stage '{item.value}' (first listed at line "
+                    f"{seen[item.value].line})",
+                )
                 continue
             seen[item.value] = item
             stages.append((item.value, item))
@@ -303,7 +324,9 @@ class _Validator:
                     lines.append(item.value)
                     continue
                 hint = " (quote lines that contain ': ')" if isinstance(item, Map) else ""
-                self.add(item, f"{what} lines must be non-empty strings, not {describe(item)}{hint}")
+                self.add(
+                    item, f"{what} lines must be non-empty strings, not {describe(item)}{hint}"
+                )
             return lines
         shown = "an empty list" if isinstance(node, Seq) else describe(node)
         self.add(node, f"{what} must be a non-empty string or list of strings, not {shown}")
@@ -322,16 +345,20 @@ class _Validator:
     def timeout(self, node: Node, label: str) -> float | None:
         seconds = parse_duration(node.value) if isinstance(node, Scalar) else None
         if seconds is None:
-            self.add(node, f"{label}: 'timeout' must be a duration like 30s, 10m, 1h30m or a "
-                     f"number of seconds, not {describe(node)}")
+            self.add(
+                node,
+                f"{label}: 'timeout' must be a duration like 30s, 10m, 1h30m or a "
+                f"number of seconds, not {describe(node)}",
+            )
         return seconds
 
     def retry(self, node: Node, label: str) -> int | None:
         value = node.value if isinstance(node, Scalar) else None
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_RETRY:
             return value
-        self.add(node, f"{label}: 'retry' must be an integer from 0 to {MAX_RETRY}, "
-                 f"not {describe(node)}")
+        self.add(
+            node, f"{label}: 'retry' must be an integer from 0 to {MAX_RETRY}, not {describe(node)}"
+        )
         return None
 
     # -- across jobs --------------------------------------------------------------------------
@@ -346,8 +373,11 @@ class _Validator:
                 continue
             first = by_name.get(draft.name)
             if first is not None and first.name_node is not None:
-                self.add(draft.name_node, f"duplicate job name '{draft.name}' (first defined at "
-                         f"line {first.name_node.line})")
+                self.add(
+                    draft.name_node,
+                    f"duplicate job name '{draft.name}' (first defined at "
+                    f"line {first.name_node.line})",
+                )
                 continue
             by_name[draft.name] = draft
         stage_names = [name for name, _ in stages] if stages is not None else None
@@ -361,8 +391,10 @@ class _Validator:
                     + ("" if explicit else "; declare others with 'stages'")
                     + ")"
                 )
-                self.add(draft.stage_node, f"{draft.label} has stage '{draft.stage}', which is "
-                         f"not defined{hint}")
+                self.add(
+                    draft.stage_node,
+                    f"{draft.label} has stage '{draft.stage}', which is not defined{hint}",
+                )
         for draft in drafts:
             self.needs(draft, by_name)
         self.cycles(drafts, by_name)
@@ -387,8 +419,11 @@ class _Validator:
                 hint = suggest(need, list(by_name))
                 self.add(node, f"{draft.label} needs '{need}', which is not defined{hint}")
             elif other.stage is not None and draft.stage is not None and other.stage != draft.stage:
-                self.add(node, f"{draft.label} needs '{need}', which is in stage '{other.stage}', "
-                         f"not '{draft.stage}' (needs must be in the same stage)")
+                self.add(
+                    node,
+                    f"{draft.label} needs '{need}', which is in stage '{other.stage}', "
+                    f"not '{draft.stage}' (needs must be in the same stage)",
+                )
 
     def cycles(self, drafts: list[_JobDraft], by_name: dict[str, _JobDraft]) -> None:
         stages: dict[str, list[_JobDraft]] = {}
