@@ -1,0 +1,427 @@
+"""The Docker runner: each job's script in its own container. The only module that imports docker.
+
+A job's container is created with the run's workspace bind-mounted at ``/workspace`` (also the
+working directory), the job's environment, and labels naming the run and the job. Its entrypoint
+is replaced by ``sh -e -c <script>`` so that the script runs the same way in every image and the
+first failing command fails the job; each command is echoed first as ``$ command``, as GitLab does,
+and stderr is merged into stdout so lines keep the order they were written in.
+
+We attach to the container before starting it, so no output is lost however short the job, and
+read stdout and stderr line by line in a thread while the calling thread watches the job's
+timeout and cancel event. Whatever happens, the container is removed before ``run_job`` returns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from backend.errors import EngineUnavailable, RunnerError
+from backend.runner.base import (
+    LABEL_JOB,
+    LABEL_MANAGED,
+    LABEL_RUN,
+    JobResult,
+    JobSpec,
+    LineSink,
+    Outcome,
+    PullPolicy,
+)
+
+WORKDIR = "/workspace"
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+MAX_LINE_BYTES = 64 * 1024  # longer lines are cut into pieces rather than held in memory
+_POLL_SECONDS = 0.05  # how often a running job looks at its timeout and cancel event
+_DRAIN_SECONDS = 5.0  # how long output may keep arriving after the container ended
+_ENGINE_ERRORS = (DockerException, requests.exceptions.RequestException)
+
+
+class DockerRunner:
+    """Runs job scripts in containers of one Docker engine; safe to share between threads.
+
+    ``base_url`` is the engine's address; by default ``DOCKER_HOST`` and the other ``DOCKER_*``
+    variables are read as Docker itself reads them. The client is made on first use, so building
+    a runner never fails; ``check()`` says whether the engine answers.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        max_pool_size: int = 100,
+        api_timeout: float = 60.0,
+        echo_commands: bool = True,
+        pull_workers: int = 8,
+    ) -> None:
+        self.base_url = base_url
+        self.echo_commands = echo_commands
+        self._max_pool_size = max_pool_size
+        self._api_timeout = api_timeout
+        self._pull_workers = pull_workers
+        self._client: docker.DockerClient | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        """Where the engine is expected, for messages."""
+        return self.base_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+
+    # -- Runner protocol ----------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise ``EngineUnavailable`` when the engine cannot be reached."""
+        client = self._docker()
+        try:
+            client.ping()
+        except _ENGINE_ERRORS as exc:
+            raise self._unavailable(exc) from exc
+
+    def ensure_images(self, images: Iterable[str], policy: PullPolicy) -> dict[str, str | None]:
+        """Make images available, in parallel; map each image to None or a one-line error.
+
+        ``if-not-present`` pulls only missing images, ``always`` pulls every image and fails it
+        when the pull fails (even if an older copy is present), ``never`` only looks.
+        Raises ``EngineUnavailable`` when the engine cannot be reached at all.
+        """
+        wanted = list(dict.fromkeys(images))
+        if not wanted:
+            return {}
+        client = self._docker()
+        policy = PullPolicy(policy)
+        workers = max(1, min(self._pull_workers, len(wanted)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="cicd-image") as pool:
+            errors = pool.map(lambda image: _ensure_image(client, image, policy), wanted)
+            return dict(zip(wanted, errors, strict=True))
+
+    def run_job(self, spec: JobSpec, on_line: LineSink, cancel: threading.Event) -> JobResult:
+        """Run the script in a new container, streaming its output lines to ``on_line``.
+
+        Returns when the script ends (SUCCESS on exit 0, FAILED otherwise), its timeout passes
+        (FAILED), or ``cancel`` is set (CANCELED); the container is killed in the last two cases
+        and removed in every case. Docker errors never escape: they make a FAILED result whose
+        ``error`` says what went wrong. An exception raised by ``on_line`` fails the job too.
+        """
+        started = _now()
+        if cancel.is_set():
+            return JobResult(Outcome.CANCELED, None, started, _now(), error="canceled before start")
+        client: docker.DockerClient | None = None
+        container: str | None = None
+        reader: _OutputReader | None = None
+        step = "cannot reach the Docker engine"
+        try:
+            client = self._docker()
+            step = f"cannot create the container of job '{spec.job}'"
+            container = self._create(client, spec)
+            step = f"cannot attach to the container of job '{spec.job}'"
+            reader = _OutputReader(client, container, on_line, spec.job)
+            step = f"container of job '{spec.job}' cannot start"
+            client.api.start(container)
+            step = f"lost the container of job '{spec.job}'"
+            outcome, exit_code, error = self._watch(client, container, spec, cancel, reader)
+            reader.finish(_DRAIN_SECONDS)
+            if reader.error is not None and outcome is Outcome.SUCCESS:
+                outcome, error = Outcome.FAILED, reader.error
+            return JobResult(outcome, exit_code, started, _now(), error, reader.lines)
+        except EngineUnavailable as exc:
+            return JobResult(Outcome.FAILED, None, started, _now(), error=str(exc))
+        except ImageNotFound:
+            error = f"image '{spec.image}' not found locally"
+            return JobResult(Outcome.FAILED, None, started, _now(), error=error)
+        except _ENGINE_ERRORS as exc:
+            if _is_connection_error(exc):
+                error = str(self._unavailable(exc))
+            else:
+                error = f"{step}: {_reason(exc)}"
+            lines = reader.lines if reader is not None else 0
+            return JobResult(Outcome.FAILED, None, started, _now(), error=error, log_lines=lines)
+        finally:
+            if reader is not None:
+                reader.close()
+            if client is not None and container is not None:
+                _remove(client, container)
+
+    def remove_run_containers(self, run_id: str) -> int:
+        """Remove every container of a run (any state); return how many there were."""
+        client = self._docker()
+        labels = [f"{LABEL_MANAGED}=1", f"{LABEL_RUN}={run_id}"]
+        try:
+            found = client.api.containers(all=True, filters={"label": labels})
+        except _ENGINE_ERRORS as exc:
+            if _is_connection_error(exc):
+                raise self._unavailable(exc) from exc
+            raise RunnerError(
+                f"cannot list the containers of run {run_id}: {_reason(exc)}"
+            ) from exc
+        for container in found:
+            _remove(client, container["Id"])
+        return len(found)
+
+    # -- parts --------------------------------------------------------------------------------
+
+    def _docker(self) -> docker.DockerClient:
+        """The shared client, made on first use (its connection pool serves every thread)."""
+        with self._client_lock:
+            if self._client is None:
+                options: dict[str, Any] = {
+                    "timeout": self._api_timeout,
+                    "max_pool_size": self._max_pool_size,
+                }
+                try:
+                    if self.base_url:
+                        self._client = docker.DockerClient(base_url=self.base_url, **options)
+                    else:
+                        self._client = docker.DockerClient.from_env(**options)
+                except _ENGINE_ERRORS as exc:
+                    raise self._unavailable(exc) from exc
+            return self._client
+
+    def _unavailable(self, exc: BaseException) -> EngineUnavailable:
+        return EngineUnavailable(
+            f"cannot reach the Docker engine at {self.address}: {_reason(exc)}"
+        )
+
+    def _create(self, client: docker.DockerClient, spec: JobSpec) -> str:
+        host_config = client.api.create_host_config(
+            binds={str(spec.workspace.resolve()): {"bind": WORKDIR, "mode": "rw"}},
+        )
+        created = client.api.create_container(
+            image=spec.image,
+            entrypoint=["sh", "-e", "-c", shell_script(spec.script, echo=self.echo_commands)],
+            environment=dict(spec.env),
+            working_dir=WORKDIR,
+            labels={LABEL_MANAGED: "1", LABEL_RUN: spec.run_id, LABEL_JOB: spec.job},
+            name=_container_name(spec),
+            host_config=host_config,
+            stdin_open=False,
+            tty=False,
+        )
+        return str(created["Id"])
+
+    def _watch(
+        self,
+        client: docker.DockerClient,
+        container: str,
+        spec: JobSpec,
+        cancel: threading.Event,
+        reader: _OutputReader,
+    ) -> tuple[Outcome, int | None, str | None]:
+        """Wait for the container to end, killing it on timeout, cancel or a failing sink."""
+        waiter = _Waiter(client, container)
+        deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+        while not waiter.done.wait(_POLL_SECONDS):
+            if cancel.is_set():
+                _kill(client, container, waiter)
+                return Outcome.CANCELED, None, None
+            if deadline is not None and time.monotonic() >= deadline:
+                _kill(client, container, waiter)
+                return Outcome.FAILED, None, f"timed out after {_seconds(spec.timeout)}"
+            if reader.error is not None:
+                _kill(client, container, waiter)
+                return Outcome.FAILED, None, reader.error
+        if waiter.failure is not None:
+            raise waiter.failure
+        exit_code = waiter.exit_code
+        return (Outcome.SUCCESS if exit_code == 0 else Outcome.FAILED), exit_code, None
+
+
+def shell_script(script: list[str], *, echo: bool = True) -> str:
+    """The text ``sh -e -c`` runs: the commands in order, each echoed first as ``$ command``.
+
+    stderr is sent to stdout first: the engine delivers the two streams separately, and one
+    stream is the only way to keep a job's lines in the order they were written.
+    """
+    lines = ["exec 2>&1"]
+    for command in script:
+        if echo:
+            lines.append(f"printf '%s\\n' {shlex.quote('$ ' + command)}")
+        lines.append(command)
+    return "\n".join(lines)
+
+
+class _OutputReader:
+    """Reads a container's stdout and stderr in a thread and hands out complete lines."""
+
+    def __init__(
+        self, client: docker.DockerClient, container: str, on_line: LineSink, job: str
+    ) -> None:
+        self.lines = 0
+        self.error: str | None = None
+        self._on_line = on_line
+        self._job = job
+        self._stream = client.api.attach(container, stream=True, logs=False, demux=True)
+        self._thread = threading.Thread(target=self._run, name=f"cicd-output-{job}", daemon=True)
+        self._thread.start()
+
+    def finish(self, timeout: float) -> None:
+        """Wait for the output still on its way (the stream ends when the container does)."""
+        self._thread.join(timeout)
+
+    def close(self) -> None:
+        """Stop reading: close the stream, which ends the thread."""
+        self._stream.close()
+        self._thread.join(1.0)
+
+    def _run(self) -> None:
+        pending = [b"", b""]  # partial last line of stdout, of stderr
+        try:
+            for frame in self._stream:
+                for index, chunk in enumerate(frame):
+                    if chunk:
+                        pending[index] = self._split(pending[index] + chunk)
+        except (*_ENGINE_ERRORS, OSError, ValueError):
+            pass  # the stream was closed under us: the job is over either way
+        for rest in pending:
+            if rest:
+                self._emit(rest)
+
+    def _split(self, data: bytes) -> bytes:
+        *complete, rest = data.split(b"\n")
+        for line in complete:
+            self._emit(line)
+        while len(rest) > MAX_LINE_BYTES:
+            self._emit(rest[:MAX_LINE_BYTES])
+            rest = rest[MAX_LINE_BYTES:]
+        return rest
+
+    def _emit(self, raw: bytes) -> None:
+        if self.error is not None:
+            return
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            self._on_line(raw.decode("utf-8", errors="replace"))
+        except Exception as exc:
+            self.error = f"output handler of job '{self._job}' failed: {type(exc).__name__}: {exc}"
+            return
+        self.lines += 1
+
+
+class _Waiter:
+    """Blocks on the engine's wait for a container in a thread, so the caller can poll."""
+
+    def __init__(self, client: docker.DockerClient, container: str) -> None:
+        self.done = threading.Event()
+        self.exit_code: int | None = None
+        self.failure: BaseException | None = None
+        self._client = client
+        self._container = container
+        threading.Thread(target=self._run, name="cicd-wait", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            # timeout=None: a job may run for hours; the engine answers when it ends.
+            status = self._client.api.wait(self._container, timeout=None)
+            self.exit_code = int(status["StatusCode"])
+        except BaseException as exc:
+            self.failure = exc
+        finally:
+            self.done.set()
+
+
+def _ensure_image(client: docker.DockerClient, image: str, policy: PullPolicy) -> str | None:
+    if policy is not PullPolicy.ALWAYS:
+        try:
+            client.api.inspect_image(image)
+            return None
+        except ImageNotFound:
+            pass
+        except _ENGINE_ERRORS as exc:
+            return f"image '{image}' cannot be inspected: {_reason(exc)}"
+        if policy is PullPolicy.NEVER:
+            return f"image '{image}' not found locally (pull policy 'never')"
+    problem = _pull(client, image)
+    if problem is None:
+        return None
+    if policy is PullPolicy.ALWAYS:
+        return f"image '{image}' could not be pulled (pull policy 'always'): {problem}"
+    return f"image '{image}' not found locally and pull failed: {problem}"
+
+
+def _pull(client: docker.DockerClient, image: str) -> str | None:
+    """Pull one image; None when it worked, else the short reason."""
+    try:
+        for event in client.api.pull(image, stream=True, decode=True):
+            if isinstance(event, dict) and event.get("error"):
+                return _one_line(str(event["error"]))
+    except _ENGINE_ERRORS as exc:
+        return _reason(exc)
+    return None
+
+
+def _kill(client: docker.DockerClient, container: str, waiter: _Waiter) -> None:
+    try:
+        client.api.kill(container)
+    except _ENGINE_ERRORS:
+        pass  # already ended, or going: the forced removal finishes the job
+    waiter.done.wait(_DRAIN_SECONDS)
+
+
+def _remove(client: docker.DockerClient, container: str) -> None:
+    """Kill and remove a container; never raises (this runs in ``finally``)."""
+    try:
+        client.api.remove_container(container, force=True)
+    except NotFound:
+        pass  # gone already
+    except _ENGINE_ERRORS:
+        pass  # a removal already in progress (409), or the engine went away: nothing more to do
+
+
+def _container_name(spec: JobSpec) -> str:
+    def clean(text: str) -> str:
+        return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text).strip("-.")[:40] or "x"
+
+    return f"cicd-{clean(spec.run_id)}-{clean(spec.job)}-{secrets.token_hex(3)}"
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    return isinstance(exc, requests.exceptions.ConnectionError)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, one-line reason: the engine's explanation, or the underlying OS error."""
+    if isinstance(exc, APIError) and exc.explanation:
+        return _one_line(str(exc.explanation))
+    os_error = _find_os_error(exc, set())
+    if os_error is not None and os_error.strerror:
+        return os_error.strerror
+    return _one_line(str(exc)) or type(exc).__name__
+
+
+def _find_os_error(exc: BaseException, seen: set[int]) -> OSError | None:
+    if id(exc) in seen:
+        return None
+    seen.add(id(exc))
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc
+    inner = [exc.__cause__, exc.__context__, *exc.args]
+    for candidate in inner:
+        if isinstance(candidate, BaseException):
+            found = _find_os_error(candidate, seen)
+            if found is not None:
+                return found
+    return None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:g}s"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
