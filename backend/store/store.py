@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic.util import CommandError
-from sqlalchemy import Connection, delete, func, insert, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from backend.errors import NotFound, StoreError
 from backend.schemas import (
@@ -29,6 +29,7 @@ from backend.schemas import (
 from backend.store import queries
 from backend.store.engine import make_engine, mask_url, reading, writing
 from backend.store.migrate import upgrade
+from backend.store.records import NumberTaken, insert_run
 from backend.store.tables import artifacts, job_runs, pipeline_runs, stage_runs
 
 P = ParamSpec("P")
@@ -37,7 +38,6 @@ _Method = Callable[Concatenate["Store", P], R]
 
 _OPEN = (Status.PENDING.value, Status.RUNNING.value)
 _NUMBER_ATTEMPTS = 100
-_NUMBER_CONSTRAINT = "uq_pipeline_runs_pipeline_number"
 
 
 def _reason(exc: BaseException) -> str:
@@ -82,17 +82,6 @@ def _changes(**fields: Any) -> dict[str, Any]:
         for key, value in fields.items()
         if value is not None
     }
-
-
-def _is_number_clash(exc: IntegrityError) -> bool:
-    diag = getattr(exc.orig, "diag", None)
-    if diag is not None:
-        return getattr(diag, "constraint_name", None) == _NUMBER_CONSTRAINT
-    return "pipeline_runs.pipeline, pipeline_runs.number" in str(exc.orig)
-
-
-class _NumberTaken(Exception):
-    """Another writer took the run number this transaction chose."""
 
 
 class Store:
@@ -160,67 +149,13 @@ class Store:
         for _ in range(_NUMBER_ATTEMPTS):
             try:
                 with writing(self._engine) as connection:
-                    return self._insert_run(connection, row, stages)
-            except _NumberTaken:
+                    return insert_run(connection, row, stages)
+            except NumberTaken:
                 continue
         raise StoreError(
             f"cannot record a run in the history store at {self.shown_url}: "
             f"no free run number for pipeline '{pipeline}' after {_NUMBER_ATTEMPTS} attempts"
         )
-
-    @staticmethod
-    def _insert_run(
-        connection: Connection,
-        row: dict[str, Any],
-        stages: list[tuple[str, list[tuple[str, str, bool]]]],
-    ) -> tuple[int, int]:
-        pipeline = row["pipeline"]
-        if connection.dialect.name == "postgresql":
-            # Writers of one pipeline queue here instead of racing for the same number.
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                {"key": f"cicd.run_number:{pipeline}"},
-            )
-        number = connection.scalar(
-            select(func.coalesce(func.max(pipeline_runs.c.number), 0) + 1).where(
-                pipeline_runs.c.pipeline == pipeline
-            )
-        )
-        try:
-            result = connection.execute(insert(pipeline_runs).values(**row, number=number))
-        except IntegrityError as exc:
-            if _is_number_clash(exc):
-                raise _NumberTaken from exc
-            raise
-        run_id = int(result.inserted_primary_key[0])
-        position = 0
-        for stage_position, (stage, jobs) in enumerate(stages):
-            stage_id = connection.execute(
-                insert(stage_runs).values(
-                    run_id=run_id,
-                    name=stage,
-                    position=stage_position,
-                    status=Status.PENDING.value,
-                )
-            ).inserted_primary_key[0]
-            job_rows = []
-            for job, image, allow_failure in jobs:
-                job_rows.append(
-                    {
-                        "stage_run_id": stage_id,
-                        "run_id": run_id,
-                        "name": job,
-                        "position": position,
-                        "status": Status.PENDING.value,
-                        "allow_failure": allow_failure,
-                        "image": image,
-                        "attempts": 0,
-                    }
-                )
-                position += 1
-            if job_rows:
-                connection.execute(insert(job_runs), job_rows)
-        return run_id, int(number)
 
     @_write
     def set_run(
