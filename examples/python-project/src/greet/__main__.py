@@ -1,0 +1,7 @@
+"""``python -m greet``."""
+
+import sys
+
+from greet import main
+
+sys.exit(main())
