@@ -16,8 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from backend.errors import PipelineInvalid, Problem
-from backend.pipeline import Pipeline, Plan, load_all, load_pipeline, plan_pipeline
-from backend.pipeline import to_dry_run_dict
+from backend.pipeline import Pipeline, Plan, load_all, load_pipeline, plan_pipeline, to_dry_run_dict
 from cicd_cli.errors import EXIT_FAILED, EXIT_USAGE, abort
 
 PIPELINES_DIR = Path(".pipelines")
@@ -141,7 +140,7 @@ def _yaml_text(document: dict[str, Any]) -> str:
 
 
 def _print_plan(pipeline: Pipeline, plan: Plan, source: str) -> None:
-    """The plan as a tree per stage: numbered parallel groups, each job with image, needs, script."""
+    """A tree per stage: numbered parallel groups, each job with its image, needs and script."""
     console = Console(highlight=False)
     console.print(
         Text.assemble(
