@@ -1,0 +1,129 @@
+"""Fixtures and marker handling for the whole suite.
+
+Tests marked ``docker`` need a real Docker engine and the local images (``scripts/setup.sh``
+makes both); tests marked ``postgres`` need ``CICD_TEST_POSTGRES_URL``. When what they need is
+missing they are skipped with the reason, except in CI (``CI=true``), where they fail: CI never
+skips silently. After every ``docker`` test, no container the product labelled may remain.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backend.errors import EngineUnavailable
+from backend.runner.base import LABEL_JOB, LABEL_MANAGED, LABEL_RUN, PullPolicy
+from backend.runner.docker import DockerRunner
+
+# The top-level conftest is the only place pytest accepts ``pytest_plugins``.
+pytest_plugins = (
+    ["prefect_plugin"] if (Path(__file__).parent / "prefect_plugin.py").exists() else []
+)
+
+BUSYBOX_IMAGE = "cicd-busybox:latest"
+PYTHON_IMAGE = "cicd-python:bookworm"
+POSTGRES_ENV = "CICD_TEST_POSTGRES_URL"
+_LEFTOVER_GRACE_SECONDS = 3.0
+
+_docker_problem: list[str | None] = []  # computed once per session: None when Docker is usable
+
+
+def in_ci() -> bool:
+    """True when running in CI, where missing services fail tests instead of skipping them."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _missing(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: required in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _docker_unusable() -> str | None:
+    if not _docker_problem:
+        problem: str | None = None
+        runner = DockerRunner()
+        try:
+            runner.check()
+            errors = runner.ensure_images([BUSYBOX_IMAGE, PYTHON_IMAGE], PullPolicy.NEVER)
+            missing = [image for image, error in errors.items() if error is not None]
+            if missing:
+                problem = f"local test images missing: {', '.join(missing)} (run scripts/setup.sh)"
+        except EngineUnavailable as exc:
+            problem = f"{exc} (run scripts/setup.sh)"
+        _docker_problem.append(problem)
+    return _docker_problem[0]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or, in CI, fail) tests whose Docker engine or PostgreSQL server is missing."""
+    if item.get_closest_marker("docker") is not None:
+        problem = _docker_unusable()
+        if problem is not None:
+            _missing(problem)
+    if item.get_closest_marker("postgres") is not None and not os.environ.get(POSTGRES_ENV):
+        _missing(f"{POSTGRES_ENV} is not set (make test sets it)")
+
+
+def managed_containers() -> dict[str, str]:
+    """Every container carrying the product's label: id -> "run/job status"."""
+    fields = (
+        f'{{{{.ID}}}} {{{{.Label "{LABEL_RUN}"}}}}/{{{{.Label "{LABEL_JOB}"}}}} {{{{.Status}}}}'
+    )
+    listed = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label={LABEL_MANAGED}", "--format", fields],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = (line.split(" ", 1) for line in listed.stdout.splitlines() if line.strip())
+    return {row[0]: row[1] for row in rows}
+
+
+@pytest.fixture(autouse=True)
+def _no_container_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a ``docker`` test, assert that every container it started is gone."""
+    if request.node.get_closest_marker("docker") is None or _docker_unusable() is not None:
+        yield
+        return
+    before = managed_containers()
+    runs_before = {description.split("/", 1)[0] for description in before.values()}
+    yield
+    # Containers of runs that were already going belong to someone else (a parallel session).
+    deadline = time.monotonic() + _LEFTOVER_GRACE_SECONDS
+    while True:
+        left = {
+            cid: description
+            for cid, description in managed_containers().items()
+            if cid not in before and description.split("/", 1)[0] not in runs_before
+        }
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, f"containers left behind: {sorted(left.values())}"
+
+
+@pytest.fixture(scope="session")
+def docker_runner() -> DockerRunner:
+    """One ``DockerRunner`` for the session, shared like the product shares it."""
+    problem = _docker_unusable()
+    if problem is not None:
+        _missing(problem)
+    return DockerRunner()
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> str:
+    """A ~2 MB local image with a POSIX shell (built by scripts/images.sh)."""
+    return BUSYBOX_IMAGE
+
+
+@pytest.fixture(scope="session")
+def python_image() -> str:
+    """A local Debian image with python3, pytest, pip, venv and git (built by scripts/images.sh)."""
+    return PYTHON_IMAGE
