@@ -1,0 +1,51 @@
+"""Dependencies of the routes: the bearer-token check and the objects the app was built with."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from backend.api.launcher import RunLauncher
+from backend.service import Service
+from backend.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="the server's CICD_API_TOKEN")
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_service(request: Request) -> Service:
+    """The service every route calls."""
+    service: Service = request.app.state.service
+    return service
+
+
+def get_launcher(request: Request) -> RunLauncher:
+    """The launcher that submits runs and executes them in the background."""
+    launcher: RunLauncher = request.app.state.launcher
+    return launcher
+
+
+def require_token(
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    settings: Settings = Depends(get_settings),
+) -> None:
+    """Refuse the request (401) unless it carries the configured token; no token: open API."""
+    expected = settings.api_token
+    if not expected:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.encode(), expected.encode()
+    ):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="missing or wrong API token: send 'Authorization: Bearer <CICD_API_TOKEN>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

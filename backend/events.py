@@ -1,0 +1,128 @@
+"""Live events of the runs a server executes, kept in memory for followers to replay and tail.
+
+The server hands ``EventHub.sink_for(name)`` to ``Service.execute`` as a sink; every event of the
+run is appended to that run's list, and ``follow`` yields them from any index on, waiting on a
+``threading.Condition`` for more until the run's ``run_finished``. Followers that join late
+(``cicd run --server`` reconnecting, a second terminal) replay from index 0, so no line is lost.
+
+The JSON form of an ``Event`` (``event_to_json``/``event_from_json``) is what the API streams as
+NDJSON, one event per line.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from backend.recording import Event, Sink
+from backend.schemas import Status
+
+KEEP_FINISHED = 50  # finished runs whose events stay in memory for late followers
+
+
+def event_to_json(event: Event) -> str:
+    """One event as a JSON object on one line (the ``Event`` fields; ``at`` in ISO 8601)."""
+    data: dict[str, Any] = asdict(event)
+    data["status"] = event.status.value if event.status is not None else None
+    data["at"] = event.at.isoformat()
+    return json.dumps(data, separators=(",", ":"))
+
+
+def event_from_json(data: dict[str, Any]) -> Event:
+    """The ``Event`` of one decoded NDJSON line (unknown keys are ignored)."""
+    status = data.get("status")
+    at = data.get("at")
+    return Event(
+        kind=data["kind"],
+        run=data["run"],
+        stage=data.get("stage"),
+        job=data.get("job"),
+        text=data.get("text"),
+        status=Status(status) if status else None,
+        exit_code=data.get("exit_code"),
+        **({"at": datetime.fromisoformat(at)} if at else {}),
+    )
+
+
+@dataclass
+class _RunEvents:
+    events: list[Event] = field(default_factory=list)
+    finished: bool = False
+
+
+class EventHub:
+    """Every event of the runs executing in this process, by run name (``NAME#N``)."""
+
+    def __init__(self, keep_finished: int = KEEP_FINISHED) -> None:
+        self._runs: OrderedDict[str, _RunEvents] = OrderedDict()
+        self._keep = keep_finished
+        self._cond = threading.Condition()
+
+    def open(self, run: str) -> None:
+        """Start keeping the events of ``run`` (before it executes, so followers can wait)."""
+        with self._cond:
+            self._runs.setdefault(run, _RunEvents())
+
+    def sink_for(self, run: str) -> Sink:
+        """The sink that records ``run``'s events here; give it to ``Service.execute``."""
+        self.open(run)
+
+        def sink(event: Event) -> None:
+            self.publish(run, event)
+
+        return sink
+
+    def publish(self, run: str, event: Event) -> None:
+        """Append ``event`` to ``run``'s events and wake its followers."""
+        with self._cond:
+            entry = self._runs.setdefault(run, _RunEvents())
+            if entry.finished:
+                return  # nothing follows run_finished
+            entry.events.append(event)
+            if event.kind == "run_finished":
+                entry.finished = True
+                self._forget_old()
+            self._cond.notify_all()
+
+    def close(self, run: str, status: Status, text: str | None = None) -> None:
+        """End ``run``'s events with a ``run_finished`` unless one came (a run that crashed)."""
+        self.publish(run, Event("run_finished", run, status=status, text=text))
+
+    def knows(self, run: str) -> bool:
+        """Whether ``run``'s events are kept here."""
+        with self._cond:
+            return run in self._runs
+
+    def follow(self, run: str, after: int = 0, wait: float = 1.0) -> Iterator[Event | None]:
+        """``run``'s events from index ``after`` until ``run_finished``.
+
+        Yields None after each ``wait`` seconds without news, so a caller streaming to a client
+        regains control (to send a keep-alive, or to stop when the client has gone). KeyError
+        when the run is not kept here.
+        """
+        with self._cond:
+            entry = self._runs[run]
+        index = max(0, after)
+        while True:
+            with self._cond:
+                if index >= len(entry.events) and not entry.finished:
+                    self._cond.wait(timeout=wait)
+                batch = entry.events[index:]
+                done = entry.finished
+            if not batch and not done:
+                yield None
+                continue
+            yield from batch
+            index += len(batch)
+            if done and index >= len(entry.events):
+                return
+
+    def _forget_old(self) -> None:
+        finished = [name for name, entry in self._runs.items() if entry.finished]
+        for name in finished[: max(0, len(finished) - self._keep)]:
+            del self._runs[name]
