@@ -1,0 +1,247 @@
+"""Artifacts: which workspace files a job's patterns name, copying them out, serving them back.
+
+Pattern semantics (SPEC §2.2), always relative to the workspace root:
+
+- ``path/to/file`` names that file; when the path is a directory, every file under it;
+- ``dir/`` names every file under ``dir`` (and only a directory matches it);
+- ``*`` matches within one path segment, ``?`` one character of a segment, ``**`` as a whole
+  segment any number of segments (zero included); both match dotfiles, as in GitLab CI;
+  ``[`` and every other character are literal;
+- a glob that matches a directory names every file under it (``dist/*`` takes ``dist/sub/x``).
+
+A pattern that is absolute or has a ``..`` segment raises ``ArtifactPatternError``. A pattern
+that matches nothing is a warning. Symlinks are never followed out of the workspace (a warning
+names each one skipped); a symlinked directory is never descended into; a symlink to a file
+inside the workspace is collected as that file's content. Only regular files are collected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backend.errors import CicdError, NotFound
+
+_CHUNK = 1024 * 1024
+
+
+class ArtifactPatternError(CicdError):
+    """An artifact pattern reaches outside the workspace (absolute, or with a ``..`` segment)."""
+
+
+@dataclass(frozen=True)
+class CollectedFile:
+    """One artifact copied into the store."""
+
+    path: str  # relative POSIX path in the workspace (and under the store's dest)
+    size: int
+    sha256: str
+    stored_path: Path
+
+
+@dataclass
+class CollectResult:
+    """What ``collect_artifacts`` copied, and the warnings to show in the job's log."""
+
+    files: list[CollectedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def match_artifacts(workspace: Path, patterns: list[str]) -> tuple[list[str], list[str]]:
+    """Files of ``workspace`` named by ``patterns``: (sorted relative POSIX paths, warnings)."""
+    root = workspace.resolve()
+    found: set[str] = set()
+    warnings: list[str] = []
+    for pattern in patterns:
+        matched = _match_one(root, pattern, warnings)
+        if not matched:
+            warnings.append(f"artifact pattern '{pattern}' matched no files")
+        found.update(matched)
+    return sorted(found), list(dict.fromkeys(warnings))
+
+
+def collect_artifacts(workspace: Path, patterns: list[str], dest: Path) -> CollectResult:
+    """Copy the files ``patterns`` name into ``dest`` (same relative paths), hashing as it goes."""
+    root = workspace.resolve()
+    paths, warnings = match_artifacts(root, patterns)
+    result = CollectResult(warnings=warnings)
+    for rel in paths:
+        source = root / rel
+        if not _inside(root, source.resolve()):  # a link changed since matching
+            result.warnings.append(f"artifact '{rel}' is a symlink out of the workspace; skipped")
+            continue
+        target = dest / rel
+        try:
+            size, digest = _copy_hashing(source, target)
+        except OSError as exc:
+            target.unlink(missing_ok=True)
+            result.warnings.append(f"artifact '{rel}' cannot be copied: {exc.strerror or exc}")
+            continue
+        result.files.append(CollectedFile(rel, size, digest, target))
+    return result
+
+
+def safe_join(root: Path, relpath: str) -> Path:
+    """The existing file ``relpath`` under ``root``, for serving a download.
+
+    Raises ``NotFound`` for absolute paths, ``..`` segments, paths that resolve outside ``root``
+    (through symlinks) and paths that are not there, so nothing outside leaks.
+    """
+    parts = relpath.replace("\\", "/").split("/")
+    if not relpath or "\0" in relpath or relpath.startswith("/") or ".." in parts:
+        raise NotFound(f"artifact '{relpath}' not found")
+    base = root.resolve()
+    full = (base / relpath).resolve()
+    if not _inside(base, full) or not full.is_file():
+        raise NotFound(f"artifact '{relpath}' not found")
+    return full
+
+
+# --- matching -------------------------------------------------------------------------------
+
+
+def _match_one(root: Path, pattern: str, warnings: list[str]) -> set[str]:
+    text = pattern.strip()
+    if text.startswith("/") or ".." in text.split("/"):
+        raise ArtifactPatternError(f"artifact pattern '{pattern}' escapes the workspace")
+    dir_only = text.endswith("/")
+    segments = [s for s in text.split("/") if s not in ("", ".")]
+    if not segments:  # ".", "./": the whole workspace; "": nothing
+        return _files_under(root, "", warnings) if text else set()
+    literal = 0
+    while literal < len(segments) and not _is_glob(segments[literal]):
+        literal += 1
+    if literal == len(segments):
+        if not _reachable_dir(root, segments[:-1], warnings):
+            return set()
+        return _match_literal(root, "/".join(segments), dir_only, warnings)
+    base = segments[:literal]
+    if not _reachable_dir(root, base, warnings) or not (root.joinpath(*base)).is_dir():
+        return set()
+    regex = _compile(segments)
+    entries = _walk(root, "/".join(base), warnings)
+    dirs = {rel for rel, is_dir in entries if is_dir and regex.fullmatch(rel)}
+    found: set[str] = set()
+    for rel, is_dir in entries:
+        if is_dir:
+            continue
+        if (not dir_only and regex.fullmatch(rel)) or any(a in dirs for a in _ancestors(rel)):
+            found.add(rel)
+    return found
+
+
+def _match_literal(root: Path, rel: str, dir_only: bool, warnings: list[str]) -> set[str]:
+    path = root / rel
+    if path.is_symlink():
+        return set() if dir_only else _symlinked_file(root, rel, warnings)
+    if _is_real_dir(path):
+        return _files_under(root, rel, warnings)
+    if not dir_only and _is_regular(path):
+        return {rel}
+    return set()
+
+
+def _files_under(root: Path, rel: str, warnings: list[str]) -> set[str]:
+    return {r for r, is_dir in _walk(root, rel, warnings) if not is_dir}
+
+
+def _ancestors(rel: str) -> list[str]:
+    """``a/b/c`` -> ``["a", "a/b"]``."""
+    parts = rel.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _walk(root: Path, rel: str, warnings: list[str]) -> list[tuple[str, bool]]:
+    """(path, is_dir) of everything under ``root/rel``; symlinked dirs are not descended."""
+    out: list[tuple[str, bool]] = []
+    start = root / rel if rel else root
+    for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
+        prefix = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
+        for name in dirnames:
+            if (Path(dirpath) / name).is_symlink():
+                _warn_if_escaping(root, prefix + name, warnings)
+            else:
+                out.append((prefix + name, True))
+        for name in filenames:
+            if (Path(dirpath) / name).is_symlink():
+                out.extend((r, False) for r in _symlinked_file(root, prefix + name, warnings))
+            elif _is_regular(Path(dirpath) / name):
+                out.append((prefix + name, False))
+    return out
+
+
+def _symlinked_file(root: Path, rel: str, warnings: list[str]) -> set[str]:
+    """{rel} when the symlink ``rel`` points at a regular file inside the workspace."""
+    target = (root / rel).resolve()
+    if not _inside(root, target):
+        warnings.append(f"artifact '{rel}' is a symlink out of the workspace; skipped")
+        return set()
+    return {rel} if target.is_file() else set()
+
+
+def _warn_if_escaping(root: Path, rel: str, warnings: list[str]) -> None:
+    if not _inside(root, (root / rel).resolve()):
+        warnings.append(f"artifact '{rel}' is a symlink out of the workspace; skipped")
+
+
+def _reachable_dir(root: Path, segments: list[str], warnings: list[str]) -> bool:
+    """False when one of the directories ``segments`` names is a symlink (never descended into)."""
+    path = root
+    for part in segments:
+        path = path / part
+        if path.is_symlink():
+            _warn_if_escaping(root, path.relative_to(root).as_posix(), warnings)
+            return False
+    return True
+
+
+def _compile(segments: list[str]) -> re.Pattern[str]:
+    out = ""
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == "**":
+            out += ".*" if last else "(?:[^/]+/)*"
+            continue
+        for ch in seg:
+            out += "[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch)
+        out += "" if last else "/"
+    return re.compile(out.replace("[^/]*[^/]*", "[^/]*"))
+
+
+def _is_glob(segment: str) -> bool:
+    return "*" in segment or "?" in segment
+
+
+def _is_real_dir(path: Path) -> bool:
+    return not path.is_symlink() and path.is_dir()
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _copy_hashing(source: Path, target: Path) -> tuple[int, str]:
+    """Copy in chunks, returning (size, sha256 hex) of what was copied."""
+    digest = hashlib.sha256()
+    size = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with source.open("rb") as src, target.open("wb") as dst:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+            size += len(chunk)
+    shutil.copymode(source, target)
+    return size, digest.hexdigest()
