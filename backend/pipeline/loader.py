@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
 
 from backend.errors import PipelineInvalid, Problem
 
@@ -334,13 +333,13 @@ def _events_libyaml(text: str) -> list[Any]:
 
 def _syntax_problem(filename: str, exc: Exception) -> Problem:
     """One positioned problem from a ruamel parse error."""
-    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        message = f"invalid YAML: {exc.problem}"
-        if exc.context:
-            where = exc.context_mark
+    if getattr(exc, "problem_mark", None) is not None:  # ruamel's or PyYAML's MarkedYAMLError
+        mark: Any = exc.problem_mark  # type: ignore[attr-defined]
+        message = f"invalid YAML: {exc.problem}"  # type: ignore[attr-defined]
+        if exc.context:  # type: ignore[attr-defined]
+            where = exc.context_mark  # type: ignore[attr-defined]
             at = f" at line {where.line + 1}" if where is not None else ""
-            message += f" ({exc.context}{at})"
+            message += f" ({exc.context}{at})"  # type: ignore[attr-defined]
         return Problem(filename, mark.line + 1, mark.column + 1, message)
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return Problem(filename, 1, 1, f"invalid YAML: {detail}")
@@ -359,7 +358,9 @@ def parse_yaml(text: str, filename: str) -> tuple[Node | None, list[Problem]]:
     if _LIBYAML_LOADER is not None:
         try:
             events = _events_libyaml(text)
-        except Exception:  # any libyaml complaint: let ruamel parse it and word the error
+        except Exception as exc:  # any libyaml complaint: let ruamel parse it and word the error
+            if "nesting depth" in str(exc):  # ruamel is quadratic in depth: do not ask it
+                raise PipelineInvalid([_syntax_problem(filename, exc)]) from None
             events = None
     builder = _Builder(filename)
     try:

@@ -118,7 +118,7 @@ def _apply(root: Node | None, override: Override) -> str | None:
     if key.startswith("pipeline."):
         field = key[len("pipeline.") :]
         if field not in ("image", "name") and not _variable(field):
-            return _unknown(key, root)
+            return _unknown(key)
         target = root.get("pipeline")
         if not isinstance(target, Map):
             return ""
@@ -130,7 +130,7 @@ def _apply(root: Node | None, override: Override) -> str | None:
         names = _job_names(jobs)
         split = _split_job_key(key[len("jobs.") :], names)
         if split is None:
-            return _unknown(key, root)
+            return _unknown(key)
         name, field = split
         targets = [job for job in jobs.items if isinstance(job, Map) and _name_of(job) == name]
         if not targets:
@@ -142,7 +142,7 @@ def _apply(root: Node | None, override: Override) -> str | None:
             if error is not None:
                 return error
         return None
-    return _unknown(key, root)
+    return _unknown(key)
 
 
 def _variable(field: str) -> bool:
@@ -194,11 +194,9 @@ def _set(mapping: Map, field: str, override: Override) -> str | None:
     return None
 
 
-def _unknown(key: str, root: Map) -> str:
-    candidates = ["pipeline.image", "pipeline.name"]
-    jobs = root.get("jobs")
-    if isinstance(jobs, Seq):
-        candidates += [f"jobs.{name}.{f}" for name in _job_names(jobs) for f in JOB_FIELDS]
-    close = difflib.get_close_matches(key, candidates, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+def _unknown(key: str) -> str:
+    head, _, last = key.rpartition(".")
+    fields = JOB_FIELDS if key.startswith("jobs.") else ("image", "name")
+    close = difflib.get_close_matches(last, fields, n=1)
+    hint = f" (did you mean '{head}.{close[0]}'?)" if close and head else ""
     return f"cannot override '{key}'{hint}; overridable keys are {', '.join(OVERRIDABLE)}"

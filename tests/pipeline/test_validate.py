@@ -574,9 +574,7 @@ def test_validate_variable_value_a_list(problems):
         jobs:
           - {name: a, stage: build, script: x, variables: {A: [1]}}
         """
-    ) == [
-        "ci.yaml:3:55: job 'a': variable 'A' must be a string, number or boolean, not a list"
-    ]
+    ) == ["ci.yaml:3:55: job 'a': variable 'A' must be a string, number or boolean, not a list"]
 
 
 def test_validate_variable_bad_name(problems):
