@@ -42,6 +42,16 @@ def _register() -> None:
     from cicd_cli import run
 
     app.command("run")(run.run)
+    from cicd_cli import server
+
+    app.command("server")(server.server)
+    from cicd_cli import artifacts, cancel, logs, report
+
+    app.command("report")(report.report)
+    app.command("logs")(logs.logs)
+    app.command("status")(report.status)
+    app.command("cancel")(cancel.cancel)
+    app.command("artifacts")(artifacts.artifacts)
 
 
 def main() -> None:

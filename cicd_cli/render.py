@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from backend.recording import Event
-from backend.schemas import RunPublic, Status
+from backend.schemas import (
+    ArtifactPublic,
+    JobRunPublic,
+    PipelinesPublic,
+    RunPublic,
+    RunSummary,
+    StageRunPublic,
+    Status,
+)
 
 STATUS_STYLE = {
     Status.PENDING: "dim",
@@ -96,3 +108,197 @@ def summary_table(run: RunPublic) -> Table:
                 "" if job.exit_code is None else str(job.exit_code),
             )
     return table
+
+
+# -- history: reports, status, artifacts ------------------------------------------------------
+
+
+class OutputFormat(StrEnum):
+    """How a history command prints: tables for people, JSON or YAML for scripts."""
+
+    TEXT = "text"
+    JSON = "json"
+    YAML = "yaml"
+
+
+def dump(data: Any, fmt: OutputFormat) -> str:
+    """``data`` (JSON-ready) as indented JSON or block YAML, keys in their given order."""
+    if fmt is OutputFormat.YAML:
+        from ruamel.yaml import YAML
+
+        yaml = YAML(typ="safe", pure=True)
+        yaml.default_flow_style = False
+        yaml.sort_base_mapping_type_on_output = False  # keep SPEC §3.1's key order
+        stream = io.StringIO()
+        yaml.dump(data, stream)
+        return stream.getvalue().rstrip("\n")
+    return json.dumps(data, indent=2)
+
+
+def when(at: datetime | None, now: datetime) -> str:
+    """``42s ago``, ``5m ago``, ``3h ago`` within a day, else the local date and time."""
+    if at is None:
+        return ""
+    at = _aware(at)
+    seconds = (now - at).total_seconds()
+    if 0 <= seconds < 60:
+        return f"{int(seconds)}s ago"
+    if 0 <= seconds < 3600:
+        return f"{int(seconds // 60)}m ago"
+    if 0 <= seconds < 86400:
+        return f"{int(seconds // 3600)}h ago"
+    return at.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def took(start: datetime | None, end: datetime | None, now: datetime) -> str:
+    """How long something took, or has been running (``end`` unknown) until ``now``."""
+    if start is None:
+        return ""
+    return duration(_aware(start), _aware(end) if end is not None else now)
+
+
+def short_commit(commit: str | None) -> str:
+    """The first 12 characters of a commit id, as ``cicd run`` shows it."""
+    return (commit or "")[:12]
+
+
+def size_text(size: int) -> str:
+    """``512 B``, ``1.5 KiB``, ``3.2 MiB``, ``1.1 GiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def job_status_text(job: JobRunPublic) -> Text:
+    """A job's status in its colour, ``(allowed)`` after an allowed failure."""
+    text = status_text(job.status)
+    if job.allow_failure and job.status is Status.FAILED:
+        text += Text(" (allowed)", style="dim")
+    return text
+
+
+def pipelines_table(pipelines: PipelinesPublic, now: datetime) -> Table:
+    """``cicd report``: one row per pipeline with its latest run."""
+    table = _table("pipeline", "runs", "last run", "status", "started")
+    for item in pipelines.pipelines:
+        last = f"{item.pipeline}#{item.last_run}" if item.last_run is not None else ""
+        table.add_row(item.pipeline, str(item.runs), last, status_text(item.last_status),
+                      when(item.last_started_at, now))
+    return table
+
+
+def runs_table(runs: list[RunSummary], now: datetime) -> Table:
+    """``cicd report -p NAME`` and ``cicd status``: one row per run."""
+    table = _table("run", "status", "commit", "branch", "started", "duration", "worker")
+    for run in runs:
+        table.add_row(f"{run.pipeline}#{run.run}", status_text(run.status),
+                      short_commit(run.commit), run.branch or "", when(run.started_at, now),
+                      took(run.started_at, run.finished_at, now), run.worker or "")
+    return table
+
+
+def run_header(run: RunSummary, now: datetime) -> Text:
+    """Two lines about a run: name, status and duration; commit, branch, worker, start."""
+    header = Text.assemble((f"{run.pipeline}#{run.run}", "bold"), "  ", status_text(run.status))
+    spent = took(run.started_at, run.finished_at, now)
+    if spent:
+        header += Text(f"  {'running for' if run.finished_at is None else 'in'} {spent}")
+    facts = [f"commit {short_commit(run.commit)}"]
+    if run.branch:
+        facts.append(f"on {run.branch}")
+    if run.worker:
+        facts.append(f"worker {run.worker}")
+    if run.started_at is not None:
+        facts.append(f"started {when(run.started_at, now)}")
+    return header + Text("\n" + " · ".join(facts), style="dim")
+
+
+def run_table(run: RunPublic, now: datetime) -> Table:
+    """Every stage of a run, each followed by its jobs (indented), with statuses and times."""
+    table = _table("stage / job", "status", "duration", "exit code", "image")
+    for stage in run.stages:
+        table.add_row(Text(stage.name, style="bold"), status_text(stage.status),
+                      took(stage.started_at, stage.finished_at, now), "", "")
+        for job in stage.jobs:
+            table.add_row(f"  {job.name}", job_status_text(job),
+                          took(job.started_at, job.finished_at, now),
+                          "" if job.exit_code is None else str(job.exit_code), job.image)
+    return table
+
+
+def stage_table(stage: StageRunPublic, now: datetime) -> Table:
+    """The jobs of one stage with statuses, times and images."""
+    table = _table("job", "status", "duration", "exit code", "image", "started")
+    for job in stage.jobs:
+        table.add_row(job.name, job_status_text(job), took(job.started_at, job.finished_at, now),
+                      "" if job.exit_code is None else str(job.exit_code), job.image,
+                      when(job.started_at, now))
+    return table
+
+
+def job_details(job: JobRunPublic, now: datetime) -> Table:
+    """One job as ``field  value`` lines."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    table.add_row("job", Text(job.name, style="bold"))
+    table.add_row("status", job_status_text(job))
+    table.add_row("exit code", "" if job.exit_code is None else str(job.exit_code))
+    table.add_row("image", job.image)
+    table.add_row("allow failure", "yes" if job.allow_failure else "no")
+    table.add_row("started", _absolute(job.started_at))
+    table.add_row("finished", _absolute(job.finished_at))
+    table.add_row("duration", took(job.started_at, job.finished_at, now))
+    return table
+
+
+def artifacts_table(artifacts: list[ArtifactPublic]) -> Table:
+    """Artifacts of a run: job, path, size and the start of the sha256."""
+    table = _table("job", "path", "size", "sha256")
+    table.columns[2].justify = "right"
+    for artifact in artifacts:
+        table.add_row(artifact.job, artifact.path, size_text(artifact.size), artifact.sha256[:12])
+    return table
+
+
+def job_prefixes(console: Console, jobs: list[str]) -> dict[str, str]:
+    """Each job's ``name | `` prefix as printed live, coloured when the console has colour."""
+    width = max((len(job) for job in jobs), default=4)
+    prefixes = {}
+    for i, job in enumerate(jobs):
+        with console.capture() as captured:
+            console.print(Text(f"{job:<{width}} | ", style=JOB_COLOURS[i % len(JOB_COLOURS)]),
+                          end="")
+        prefixes[job] = captured.get()
+    return prefixes
+
+
+def _table(*columns: str) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _absolute(at: datetime | None) -> str:
+    return "" if at is None else _aware(at).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def table_console() -> Console:
+    """The console history tables print on: the terminal's width, or wide when piped.
+
+    Piped output (``| grep``, ``| less``) has no width; rich's 80 columns would fold rows.
+    """
+    import os
+
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 200
+    return console

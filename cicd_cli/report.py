@@ -1,0 +1,171 @@
+"""``cicd report`` and ``cicd status``: the history of runs, and the state of runs going on now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from backend.client import Backend, open_backend
+from backend.errors import NotFound, UsageError
+from backend.schemas import RunSummary
+from backend.service import parse_run_name
+from backend.settings import Settings
+from cicd_cli.render import (
+    OutputFormat,
+    dump,
+    job_details,
+    pipelines_table,
+    run_header,
+    run_table,
+    runs_table,
+    stage_table,
+    status_text,
+    table_console,
+    took,
+)
+
+FORMAT_HELP = "Output format: text (tables) for people, json or yaml for scripts."
+SERVER_HELP = "Ask this cicd server instead of the local history."
+
+
+def report(
+    pipeline: str | None = typer.Option(
+        None, "-p", "--pipeline", help="Report on the runs of this pipeline."
+    ),
+    run: int | None = typer.Option(
+        None, "--run", min=1, help="Report on run N of the pipeline (needs -p)."
+    ),
+    stage: str | None = typer.Option(
+        None, "--stage", help="Only this stage of the run (needs --run)."
+    ),
+    job: str | None = typer.Option(
+        None, "--job", help="Only this job of the run, in whichever stage it is (needs --run)."
+    ),
+    fmt: OutputFormat = typer.Option(OutputFormat.TEXT, "--format", help=FORMAT_HELP),
+    server: str | None = typer.Option(None, "--server", envvar="CICD_SERVER", help=SERVER_HELP),
+) -> None:
+    """Show the history: every pipeline, the runs of one, one run, or one stage or job of a run.
+
+    Without options: one line per pipeline with its latest run. With -p NAME: its runs, newest
+    first. With --run N: that run's stages and jobs. --stage S and --job J narrow it to one stage
+    or one job (both together: job J, which must be in stage S). --format json prints the objects
+    of SPEC §3.1; yaml the same data.
+    """
+    if run is not None and pipeline is None:
+        raise UsageError("--run needs -p/--pipeline")
+    if (stage is not None or job is not None) and run is None:
+        raise UsageError(f"{'--stage' if stage is not None else '--job'} needs --run")
+    backend = open_backend(Settings(), server)
+    now = datetime.now(UTC)
+    data: Any
+    view: RenderableType
+    if pipeline is None:
+        pipelines = backend.pipelines()
+        data = pipelines.model_dump(mode="json")
+        view = pipelines_table(pipelines, now) if pipelines.pipelines else Text("no runs yet")
+    elif run is None:
+        runs = backend.runs(pipeline)
+        data = runs.model_dump(mode="json")
+        view = runs_table(runs.runs, now)
+    elif stage is not None or job is not None:
+        data, view = _narrowed(backend, pipeline, run, stage, job, now)
+    else:
+        one = backend.run(pipeline, run)
+        data = one.model_dump(mode="json")
+        view = Group(run_header(one, now), Text(""), run_table(one, now))
+    _show(data, view, fmt)
+
+
+def _narrowed(
+    backend: Backend,
+    pipeline: str,
+    number: int,
+    stage: str | None,
+    job: str | None,
+    now: datetime,
+) -> tuple[Any, RenderableType]:
+    """One stage or one job of a run: its JSON-ready data and its view."""
+    name = f"{pipeline}#{number}"
+    if stage is not None:
+        found = backend.stage(pipeline, number, stage)
+        if job is None:
+            header = Text.assemble(
+                (name, "bold"), f"  stage {found.name}  ", status_text(found.status)
+            )
+            spent = took(found.started_at, found.finished_at, now)
+            if spent:
+                header += Text(f"  {spent}")
+            data = found.model_dump(mode="json")
+            return data, Group(header, Text(""), stage_table(found, now))
+        matches = [j for j in found.jobs if j.name == job]
+        if not matches:
+            raise NotFound(f"no job '{job}' in stage '{stage}' of run '{name}'")
+        one = matches[0]
+    else:
+        assert job is not None
+        one = backend.job(pipeline, number, job)
+    return one.model_dump(mode="json"), Group(Text(name, style="bold"), job_details(one, now))
+
+
+def status(
+    run_name: str | None = typer.Argument(
+        None,
+        metavar="[NAME#N]",
+        help="The run to show, e.g. build#3 (default: every run in progress).",
+    ),
+    fmt: OutputFormat = typer.Option(OutputFormat.TEXT, "--format", help=FORMAT_HELP),
+    server: str | None = typer.Option(None, "--server", envvar="CICD_SERVER", help=SERVER_HELP),
+) -> None:
+    """Show what is going on: the runs in progress, or the live state of one run.
+
+    Without an argument: every PENDING or RUNNING run (json: {"runs": [...]}, run objects
+    without stages). With NAME#N: that run's stages and jobs with their statuses, running ones
+    with the time they have been running (json: the run object of `cicd report --run`).
+    """
+    target = parse_run_name(run_name) if run_name is not None else None
+    backend = open_backend(Settings(), server)
+    now = datetime.now(UTC)
+    data: Any
+    view: RenderableType
+    if target is not None:
+        one = backend.run(*target)
+        data = one.model_dump(mode="json")
+        view = Group(run_header(one, now), Text(""), run_table(one, now))
+    else:
+        active = _active_runs(backend)
+        data = {"runs": [r.model_dump(mode="json") for r in active]}
+        view = runs_table(active, now) if active else Text("no runs in progress")
+    _show(data, view, fmt)
+
+
+def _active_runs(backend: Backend) -> list[RunSummary]:
+    """Every PENDING or RUNNING run, the most recently started first."""
+    active: list[RunSummary] = []
+    for item in backend.pipelines().pipelines:
+        try:
+            runs = backend.runs(item.pipeline).runs
+        except NotFound:  # its runs went away between the two questions
+            continue
+        active.extend(r for r in runs if not r.status.finished)
+    never = datetime.min.replace(tzinfo=UTC)
+    return sorted(
+        active,
+        key=lambda r: (
+            r.started_at.replace(tzinfo=r.started_at.tzinfo or UTC) if r.started_at else never,
+            r.pipeline,
+            r.run,
+        ),
+        reverse=True,
+    )
+
+
+def _show(data: Any, view: RenderableType, fmt: OutputFormat) -> None:
+    """Print ``data`` as JSON or YAML, or ``view`` for people."""
+    if fmt is OutputFormat.TEXT:
+        table_console().print(view)
+    else:
+        typer.echo(dump(data, fmt))
