@@ -60,7 +60,7 @@ def main() -> None:
 
     _register()
     try:
-        app(standalone_mode=False)
+        sys.exit(app(standalone_mode=False) or 0)  # a typer.Exit(code) comes back as the value
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
