@@ -1,0 +1,55 @@
+"""``cicd run --server URL``: send the run to a cicd server and show it exactly as embedded."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from backend.settings import Settings
+from cicd_cli.errors import EXIT_FAILED, EXIT_OK
+from cicd_cli.render import LivePrinter, duration, status_text, summary_table
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_remote(server: str, settings: Settings, prepared: Any, console: Console) -> int:
+    """Bundle the commit, submit it, stream its events, print the summary; return the exit status.
+
+    Ctrl-C (or SIGTERM) asks the server to cancel the run.
+    """
+    from backend.remote import RemoteBackend
+    from backend.runner.workspace import make_bundle
+
+    backend = RemoteBackend(server, token=settings.api_token)
+    request = prepared.request
+    reply = backend.submit(prepared, make_bundle(prepared.source))
+    pipeline, number, name = reply["pipeline"], int(reply["run"]), reply["name"]
+    short = request.commit[:12]
+    where = f" on {request.branch}" if request.branch else ""
+    if reply.get("duplicate"):
+        console.print(f"{name} is already running (commit {short}{where}); "
+                      "use --force to start another")
+        return EXIT_OK
+    console.print(Text.assemble((name, "bold"), f"  {request.file} at {short}{where}"))
+    printer = LivePrinter(console, [job.name for job in request.pipeline.jobs])
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        for event in backend.events(pipeline, number):
+            printer(event)
+    except KeyboardInterrupt:
+        backend.cancel(pipeline, number)
+        console.print(Text(f"{name} canceled (interrupted)", style="yellow"))
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    run = backend.run(pipeline, number)
+    console.print()
+    console.print(summary_table(run))
+    took = duration(run.started_at, run.finished_at)
+    console.print(Text.assemble((name, "bold"), " ", status_text(run.status), f" in {took}"))
+    return EXIT_OK if run.status.value == "SUCCESS" else EXIT_FAILED

@@ -1,0 +1,115 @@
+"""``cicd server``: serve the backend API (and a Prefect server with its UI) for a team."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import typer
+from rich.console import Console
+
+from backend.settings import Settings
+from cicd_cli.errors import EXIT_USAGE, abort
+
+GRACEFUL_SECONDS = 5  # open streams get this long at shutdown before they are cut
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        abort(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE)
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def server(
+    host: str = typer.Option(
+        "127.0.0.1", "--host",
+        help="Address to listen on. Anything beyond loopback needs CICD_API_TOKEN.",
+    ),
+    port: int = typer.Option(
+        8765, "--port", min=0, max=65535, help="Port of the API (0: any free one)."
+    ),
+) -> None:
+    """Serve the cicd API for `cicd run --server URL` and the history commands.
+
+    The API is under /api/v1 (OpenAPI at /openapi.json, docs at /api/v1/docs). Unless
+    PREFECT_API_URL points at a Prefect server, a local one is started (or reused) under
+    CICD_HOME, and its UI shows every run live. At start-up, runs that a stopped or killed
+    server left RUNNING are settled and their containers removed.
+
+    With CICD_API_TOKEN set, every request but /api/v1/health needs
+    `Authorization: Bearer <token>`; without one the server only listens on loopback.
+    Ctrl-C stops it: runs still going are canceled first.
+    """
+    settings = Settings()
+    if not is_loopback(host) and not settings.api_token:
+        abort(
+            f"refusing to listen on {host} without an API token: set CICD_API_TOKEN "
+            "(or listen on 127.0.0.1)",
+            EXIT_USAGE,
+        )
+    sock = _bind(host, port)
+    console = Console(highlight=False, soft_wrap=True)
+
+    from flows.prefect_api import configure_prefect
+
+    prefect_url = configure_prefect(settings.home)  # before anything imports Prefect
+
+    import uvicorn
+
+    from backend.api import API_PREFIX, create_app
+    from backend.api.journal import JournalingRunner, RunJournal, clean_leftovers
+    from backend.runner.docker import DockerRunner
+    from backend.service import Service
+
+    journal = RunJournal(settings.home)
+    journal.acquire()
+    runner = JournalingRunner(DockerRunner(), journal)
+    service = Service(settings, mode="server", runner=runner)
+    settled = service.reconcile()
+    try:
+        runner.check()
+    except Exception as exc:
+        console.print(f"[yellow]warning: {exc}: runs will fail until Docker answers[/]")
+    else:
+        clean_leftovers(journal, runner, settings.workspaces_dir)
+    if settled:
+        console.print(f"settled {len(settled)} run(s) a stopped server left running: "
+                      + ", ".join(settled))
+
+    bound_port = sock.getsockname()[1]
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    console.print(f"cicd API    http://{shown}:{bound_port}{API_PREFIX}  "
+                  f"(docs {API_PREFIX}/docs, OpenAPI /openapi.json)")
+    console.print(f"Prefect UI  {prefect_url.removesuffix('/').removesuffix('/api')}")
+    if settings.api_token:
+        console.print("token       required (CICD_API_TOKEN)")
+    console.print(f"data        {settings.home}")
+
+    app = create_app(service, settings, prefect_url=prefect_url)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        journal.release()
+        sock.close()
