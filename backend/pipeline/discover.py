@@ -20,10 +20,22 @@ def parse_pipeline(text: str, filename: str, overrides: Sequence[str] = ()) -> P
     ``overrides`` (``KEY=VALUE``) are applied before validation and recorded in
     ``Pipeline.overrides``. Raises ``PipelineInvalid`` with every problem, sorted by position.
     """
-    root, problems = parse_yaml(text, filename)
-    applied, override_problems = apply_overrides(root, overrides, filename)
-    pipeline = validate_tree(root, filename, [*problems, *override_problems])
+    try:
+        root, problems = parse_yaml(text, filename)
+        applied, override_problems = apply_overrides(root, overrides, filename)
+        pipeline = validate_tree(root, filename, [*problems, *override_problems])
+    except PipelineInvalid as exc:
+        raise PipelineInvalid(sorted(_one_line(problem) for problem in exc.problems)) from None
     return pipeline.model_copy(update={"source": filename, "overrides": applied})
+
+
+def _one_line(problem: Problem) -> Problem:
+    """The problem with control characters (a newline in a quoted key...) escaped."""
+    message = problem.message
+    if message.isprintable():
+        return problem
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return Problem(problem.file, problem.line, problem.column, shown)
 
 
 def load_pipeline(
