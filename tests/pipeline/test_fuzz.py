@@ -34,7 +34,7 @@ scalars = st.one_of(
     st.booleans(),
     st.integers(min_value=-5, max_value=5),
     st.floats(allow_nan=False),
-    st.sampled_from(KEYS + ["", "yes", "10m", "1h30m", "a: b", "*x", "&y"]),
+    st.sampled_from([*KEYS, "", "yes", "10m", "1h30m", "a: b", "*x", "&y"]),
     st.text(max_size=10),
 )
 documents = st.recursive(
@@ -65,14 +65,14 @@ def _load(text: str, overrides: list[str] | tuple[str, ...] = ()) -> None:
     plan_pipeline(pipeline)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(documents, OVERRIDES)
 def test_parse_pipeline_generated_documents_never_crash(document, overrides):
     _load(_dump(document), overrides)
 
 
 @settings(max_examples=150)
-@given(st.text(alphabet=st.sampled_from(list("ab:- \n[]{},&*!'\"#|>?%@`\t\\") + ["\x00"])))
+@given(st.text(alphabet=st.sampled_from([*list("ab:- \n[]{},&*!'\"#|>?%@`\t\\"), "\x00"])))
 def test_parse_pipeline_yaml_punctuation_soup_never_crashes(text):
     _load(text)
 
@@ -104,13 +104,13 @@ def mutations(draw: st.DrawFn) -> str:
             lines[i], lines[j] = lines[j], lines[i]
             text = "".join(lines)
         elif kind == "replace":
-            word = draw(st.sampled_from(KEYS + ["true", "5", "[]", "{}", "null", "~"]))
-            other = draw(st.sampled_from(KEYS + ["true", "5", "[x]", "{a: 1}", "''", "-"]))
+            word = draw(st.sampled_from([*KEYS, "true", "5", "[]", "{}", "null", "~"]))
+            other = draw(st.sampled_from([*KEYS, "true", "5", "[x]", "{a: 1}", "''", "-"]))
             text = text.replace(word, other, 1)
     return text
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(mutations(), OVERRIDES)
 def test_parse_pipeline_mutated_examples_never_crash(text, overrides):
     _load(text, overrides)
