@@ -81,7 +81,7 @@ def load_all(pipelines_dir: str | Path) -> tuple[list[tuple[Path, Pipeline]], li
         line, col = _name_position(path)
         message = f"pipeline name '{pipeline.name}' is already used by {first}"
         problems.append(Problem(str(path), line, col, message))
-    return unique, problems
+    return unique, sorted(problems)
 
 
 def check_all(pipelines_dir: str | Path) -> list[tuple[Path, Pipeline]]:
@@ -102,14 +102,22 @@ def find_pipeline_by_name(pipelines_dir: str | Path, name: str) -> Path:
     Raises ``NotFound`` listing the names there are.
     """
     names: list[str] = []
+    unnamed: list[str] = []
     for path in find_pipelines(pipelines_dir):
         found = _name_of(path)
         if found == name:
             return path
-        names.append(found or f"? ({path.name})")
+        if found is None:
+            unnamed.append(path.name)
+        else:
+            names.append(found)
     where = str(pipelines_dir).rstrip("/") + "/"
-    available = f"available: {', '.join(names)}" if names else "it has no *.yaml or *.yml files"
-    raise NotFound(f"no pipeline named '{name}' in {where} ({available})")
+    if not names and not unnamed:
+        raise NotFound(f"no pipeline named '{name}' in {where} (it has no *.yaml or *.yml files)")
+    known = f"available: {', '.join(names) or 'none'}"
+    if unnamed:
+        known += f"; without a readable name: {', '.join(unnamed)}"
+    raise NotFound(f"no pipeline named '{name}' in {where} ({known})")
 
 
 def _pipeline_name_node(path: Path) -> Scalar | None:

@@ -1,0 +1,83 @@
+"""Finding pipeline files in .pipelines/, checking them all, finding one by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.errors import NotFound, PipelineInvalid
+from backend.pipeline import check_all, find_pipeline_by_name, find_pipelines
+
+
+def _write(folder: Path, name: str, pipeline: str, stage: str = "build") -> Path:
+    path = folder / name
+    path.write_text(
+        f"pipeline:\n  name: {pipeline}\njobs:\n  - {{name: a, stage: {stage}, script: x}}\n"
+    )
+    return path
+
+
+@pytest.fixture
+def pipelines(tmp_path: Path) -> Path:
+    folder = tmp_path / ".pipelines"
+    folder.mkdir()
+    return folder
+
+
+def test_find_pipelines_yaml_and_yml_sorted(pipelines):
+    for name in ("b.yml", "a.yaml", "notes.txt", "c.YAML.bak"):
+        (pipelines / name).write_text("x")
+    (pipelines / "dir.yaml").mkdir()
+    assert [p.name for p in find_pipelines(pipelines)] == ["a.yaml", "b.yml"]
+
+
+def test_find_pipelines_missing_folder(tmp_path):
+    assert find_pipelines(tmp_path / "nope") == []
+
+
+def test_check_all_returns_every_valid_pipeline(pipelines):
+    _write(pipelines, "a.yaml", "one")
+    _write(pipelines, "b.yml", "two")
+    assert [(p.name, pl.name) for p, pl in check_all(pipelines)] == [
+        ("a.yaml", "one"),
+        ("b.yml", "two"),
+    ]
+
+
+def test_check_all_reports_every_file_and_duplicate_names(pipelines):
+    _write(pipelines, "a.yaml", "same")
+    _write(pipelines, "b.yaml", "same")
+    _write(pipelines, "c.yaml", "other", stage="nope")
+    with pytest.raises(PipelineInvalid) as info:
+        check_all(pipelines)
+    assert [str(p) for p in info.value.problems] == [
+        f"{pipelines}/b.yaml:2:9: pipeline name 'same' is already used by {pipelines}/a.yaml",
+        f"{pipelines}/c.yaml:4:22: job 'a' has stage 'nope', which is not defined (stages: "
+        "build, test, doc, deploy; declare others with 'stages')",
+    ]
+
+
+def test_find_pipeline_by_name_even_when_invalid(pipelines):
+    _write(pipelines, "a.yaml", "one")
+    wanted = _write(pipelines, "b.yaml", "two", stage="nope")
+    assert find_pipeline_by_name(pipelines, "two") == wanted
+
+
+def test_find_pipeline_by_name_lists_names_when_missing(pipelines):
+    _write(pipelines, "a.yaml", "one")
+    (pipelines / "broken.yaml").write_text("[")
+    with pytest.raises(NotFound) as info:
+        find_pipeline_by_name(pipelines, "three")
+    assert str(info.value) == (
+        f"no pipeline named 'three' in {pipelines}/ (available: one; without a readable name: broken.yaml)"
+    )
+
+
+def test_find_pipeline_by_name_empty_folder(pipelines):
+    with pytest.raises(NotFound) as info:
+        find_pipeline_by_name(pipelines, "x")
+    assert (
+        str(info.value)
+        == f"no pipeline named 'x' in {pipelines}/ (it has no *.yaml or *.yml files)"
+    )
