@@ -70,7 +70,8 @@ def test_find_pipeline_by_name_lists_names_when_missing(pipelines):
     with pytest.raises(NotFound) as info:
         find_pipeline_by_name(pipelines, "three")
     assert str(info.value) == (
-        f"no pipeline named 'three' in {pipelines}/ (available: one; without a readable name: broken.yaml)"
+        f"no pipeline named 'three' in {pipelines}/ (available: one; without a readable name: "
+        "broken.yaml)"
     )
 
 
