@@ -54,7 +54,7 @@ def read_secrets(names: list[str]) -> dict[str, str]:
 def _file_in_repo(file: str, source: Source, cwd: Path, local: bool) -> str:
     path = Path(file)
     if local and (path.is_absolute() or (cwd / path).exists()):
-        top = source.git_dir.resolve()
+        top = Path(source.repo).resolve()  # the working tree, not its .git directory
         try:
             return (cwd / path).resolve().relative_to(top).as_posix()
         except ValueError:
