@@ -65,9 +65,11 @@ def check(
 ) -> None:
     """Validate a pipeline file (or, with --all, every file in .pipelines/).
 
-    Every problem is printed on stderr as FILE:LINE:COLUMN: MESSAGE, all of them at once. A valid
-    file gets one summary line on stdout. Exit status 0 when every file is valid, 1 when one is
-    not, 2 on a usage error.
+    Prints every problem at once on stderr, one per line: FILE:LINE:COLUMN: MESSAGE.
+
+    Prints one summary line per valid file on stdout.
+
+    Exit status: 0 every file is valid, 1 a file is invalid, 2 usage error.
     """
     if all_files and file is not None:
         abort("-f/--file and --all cannot be used together", EXIT_USAGE)
@@ -90,12 +92,11 @@ def check(
 
 def dry_run(
     file: Path = typer.Option(DEFAULT_FILE, "-f", "--file", help="Pipeline file to plan."),
-    output: PlanFormat = typer.Option(
-        PlanFormat.TEXT,
+    fmt: str = typer.Option(
+        PlanFormat.TEXT.value,
         "--format",
-        case_sensitive=False,
-        help="text for people; json or yaml for scripts (a stable shape: "
-        "{pipeline, stages: [{name, jobs: [{name, image, needs, allow_failure, script}]}]}).",
+        metavar="text|yaml|json",
+        help="text for people; json or yaml for scripts.",
     ),
     override: list[str] = typer.Option(
         [],
@@ -104,13 +105,23 @@ def dry_run(
         help="Set a key of the file first, as `cicd run` would, e.g. jobs.compile.image=gcc:13.",
     ),
 ) -> None:
-    """Print the execution plan without running anything.
+    """Print the execution plan of a pipeline file without running anything.
 
-    Stages in run order; inside each stage the jobs in an order in which they can start (each
-    after every job it needs, ties in file order), grouped by what can start together, with
-    their image, needs and script. An invalid file prints its problems like `cicd check` and
-    exits 1.
+    Stages in run order; in each stage, jobs in an order in which they can start.
+
+    Jobs that can start together form a numbered group; each shows its image, needs and script.
+
+    --format json (or yaml) prints the stable shape scripts rely on:
+
+    {pipeline, stages: [{name, jobs: [{name, image, needs, allow_failure, script}]}]}
+
+    Exit status: 0 ok, 1 the file is invalid (its problems are printed), 2 usage error.
     """
+    try:
+        output = PlanFormat(fmt.lower())
+    except ValueError:
+        choices = ", ".join(f.value for f in PlanFormat)
+        abort(f"--format {fmt}: expected one of {choices}", EXIT_USAGE)
     try:
         pipeline = load_pipeline(file, overrides=override)
         plan = plan_pipeline(pipeline)
