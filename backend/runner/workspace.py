@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from backend.errors import CicdError, RepoError
 
@@ -165,7 +166,8 @@ def make_bundle(source: Source) -> bytes:
         if proc.returncode != 0:
             err = _last_line(proc.stderr.decode(errors="replace"))
             raise RepoError(f"cannot bundle {source.commit[:12]} of {source.repo}: {err}")
-        return proc.stdout
+        data: bytes = proc.stdout
+        return data
 
 
 def source_from_bundle(
@@ -369,7 +371,7 @@ def _git(
     env: dict[str, str] | None = None,
     check: bool = True,
     text: bool = True,
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[Any]:
     """Run git without a terminal: it never prompts, and inherited GIT_* variables are dropped."""
     full_env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
     full_env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", LANGUAGE="C")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -371,7 +372,12 @@ def test_remove_tree_uses_fallback_when_still_present(
     ws.mkdir()
     calls: list[Path] = []
     monkeypatch.setattr("backend.runner.workspace.shutil.rmtree", lambda *a, **k: None)
-    remove_tree(ws, fallback=lambda p: (calls.append(p), p.rmdir()))
+
+    def fallback(path: Path) -> None:
+        calls.append(path)
+        path.rmdir()
+
+    remove_tree(ws, fallback=fallback)
     assert calls == [ws]
     assert not ws.exists()
 
@@ -446,3 +452,16 @@ def test_request_key_changes_with_content_commit_and_pipeline(tmp_path: Path) ->
         )
         == 4
     )
+
+
+def test_resolve_source_same_url_from_many_threads(repo: Repo, tmp_path: Path) -> None:
+    url = f"file://{repo.path}"
+    with ThreadPoolExecutor(4) as pool:
+        sources = list(
+            pool.map(
+                lambda b: resolve_source(url, b, None, cwd=tmp_path, cache_dir=tmp_path / "c"),
+                ["main", "feature", "main", "feature"],
+            )
+        )
+    assert [s.commit for s in sources] == [repo.c2, repo.c3, repo.c2, repo.c3]
+    assert len({s.git_dir for s in sources}) == 1
