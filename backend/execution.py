@@ -140,10 +140,9 @@ def execute_job(
             return _settle(ctx, job, Status.SUCCESS, exit_code=0, attempts=attempts)
         if result.outcome is Outcome.CANCELED:
             return _settle(ctx, job, Status.CANCELED, error="canceled", attempts=attempts)
-        error = result.error or f"exit code {result.exit_code}"
         return _settle(
-            ctx, job, Status.FAILED, exit_code=result.exit_code, error=error, attempts=attempts,
-            fail=True,
+            ctx, job, Status.FAILED, exit_code=result.exit_code, error=result.error,
+            attempts=attempts, fail=True,
         )
     except Exception as exc:  # our own bug must fail the job, not hang the run
         return _settle(ctx, job, Status.FAILED, error=f"internal error: {exc}", fail=True)
@@ -167,8 +166,8 @@ def _settle(
         ctx.statuses[job.name] = status
     if fail and not job.allow_failure:
         ctx.fail_fast(job.name)
-    if fail and job.allow_failure and error:
-        error = f"{error} (allowed to fail)"
+    if fail and job.allow_failure:
+        error = f"{error} (allowed to fail)" if error else "allowed to fail"
     ctx.recorder.job_finished(
         job.stage, job.name, status, exit_code=exit_code, error=error,
         attempts=attempts if started else 0, started=started,
