@@ -133,8 +133,7 @@ def follow_log(
                 continue
             if not follow or service.job(pipeline, number, job).status.finished:
                 rest = handle.read()
-                for line in (buffer + rest).splitlines():
-                    yield line
+                yield from (buffer + rest).splitlines()
                 return
             time.sleep(poll)
 

@@ -90,9 +90,7 @@ def prepare_images(ctx: RunContext) -> None:
             ctx.recorder.warning(f"image '{image}': {error}")
 
 
-def execute_job(
-    ctx: RunContext, job: Job, on_line: Callable[[str], None] | None = None
-) -> Status:
+def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None = None) -> Status:
     """Run one job to its end (with retries) and record it; return its status.
 
     ``on_line`` receives each line as shown (masked), e.g. for Prefect's logs.
@@ -141,8 +139,13 @@ def execute_job(
         if result.outcome is Outcome.CANCELED:
             return _settle(ctx, job, Status.CANCELED, error="canceled", attempts=attempts)
         return _settle(
-            ctx, job, Status.FAILED, exit_code=result.exit_code, error=result.error,
-            attempts=attempts, fail=True,
+            ctx,
+            job,
+            Status.FAILED,
+            exit_code=result.exit_code,
+            error=result.error,
+            attempts=attempts,
+            fail=True,
         )
     except Exception as exc:  # our own bug must fail the job, not hang the run
         return _settle(ctx, job, Status.FAILED, error=f"internal error: {exc}", fail=True)
@@ -169,8 +172,13 @@ def _settle(
     if fail and job.allow_failure:
         error = f"{error} (allowed to fail)" if error else "allowed to fail"
     ctx.recorder.job_finished(
-        job.stage, job.name, status, exit_code=exit_code, error=error,
-        attempts=attempts if started else 0, started=started,
+        job.stage,
+        job.name,
+        status,
+        exit_code=exit_code,
+        error=error,
+        attempts=attempts if started else 0,
+        started=started,
     )
     return status
 
@@ -191,7 +199,11 @@ def _collect_artifacts(ctx: RunContext, job: Job, line: Callable[[str], None]) -
     for item in result.files:
         if ctx.store is not None:
             ctx.store.add_artifact(
-                ctx.recorder.run_id, job.name, item.path, item.size, item.sha256,
+                ctx.recorder.run_id,
+                job.name,
+                item.path,
+                item.size,
+                item.sha256,
                 str(item.stored_path),
             )
     if result.files:

@@ -133,7 +133,7 @@ class Recorder:
         for sink in self.sinks:
             try:
                 sink(event)
-            except Exception:  # noqa: S110 - display must not break execution
+            except Exception:
                 pass
 
     def warning(self, text: str) -> None:
@@ -146,15 +146,21 @@ class Recorder:
         """The run is RUNNING."""
         now = datetime.now(UTC)
         self._writer.call(
-            self.store.set_run, self.run_id, status=Status.RUNNING, started_at=now,
-            worker=self.worker, flow_run_id=flow_run_id,
+            self.store.set_run,
+            self.run_id,
+            status=Status.RUNNING,
+            started_at=now,
+            worker=self.worker,
+            flow_run_id=flow_run_id,
         )
         self.emit(Event("run_started", self.name, at=now))
 
     def run_finished(self, status: Status, error: str | None = None) -> None:
         """The run is over: close logs, settle anything still open, flush the store."""
         now = datetime.now(UTC)
-        self._writer.call(self.store.set_run, self.run_id, status=status, finished_at=now, error=error)
+        self._writer.call(
+            self.store.set_run, self.run_id, status=status, finished_at=now, error=error
+        )
         self._writer.call(self.store.finish_open, self.run_id, Status.CANCELED, now)
         self.close()
         self.emit(Event("run_finished", self.name, status=status, text=error, at=now))
@@ -164,7 +170,9 @@ class Recorder:
     def stage_started(self, stage: str) -> None:
         """A stage is RUNNING."""
         now = datetime.now(UTC)
-        self._writer.call(self.store.set_stage, self.run_id, stage, status=Status.RUNNING, started_at=now)
+        self._writer.call(
+            self.store.set_stage, self.run_id, stage, status=Status.RUNNING, started_at=now
+        )
         self.emit(Event("stage_started", self.name, stage=stage, at=now))
 
     def stage_finished(self, stage: str, status: Status, started: bool = True) -> None:
@@ -186,8 +194,13 @@ class Recorder:
         with self._lock:
             self._files[job] = path.open("a", encoding="utf-8", buffering=1)
         self._writer.call(
-            self.store.set_job, self.run_id, job, status=Status.RUNNING, started_at=now,
-            log_path=str(path), worker=self.worker,
+            self.store.set_job,
+            self.run_id,
+            job,
+            status=Status.RUNNING,
+            started_at=now,
+            log_path=str(path),
+            worker=self.worker,
         )
         self.emit(Event("job_started", self.name, stage=stage, job=job, at=now))
 
@@ -228,8 +241,14 @@ class Recorder:
         self._writer.call(self.store.set_job, self.run_id, job, **fields)
         self.emit(
             Event(
-                "job_finished", self.name, stage=stage, job=job, status=status,
-                exit_code=exit_code, text=self.masker.mask(error) if error else None, at=now,
+                "job_finished",
+                self.name,
+                stage=stage,
+                job=job,
+                status=status,
+                exit_code=exit_code,
+                text=self.masker.mask(error) if error else None,
+                at=now,
             )
         )
 

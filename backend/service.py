@@ -129,8 +129,14 @@ class Service:
             for stage, jobs in request.plan.items()
         ]
         run_id, number = self.store.create_run(
-            name, stages, repo=request.repo, branch=request.branch, commit=request.commit,
-            file=request.file, request_key=request_key, overrides=request.overrides,
+            name,
+            stages,
+            repo=request.repo,
+            branch=request.branch,
+            commit=request.commit,
+            file=request.file,
+            request_key=request_key,
+            overrides=request.overrides,
         )
         self.store.set_run(run_id, worker=self.worker)
         return Submission(run_id, name, number)
@@ -152,8 +158,13 @@ class Service:
         from flows.pipeline import run_pipeline
 
         recorder = Recorder(
-            self.store, submission.run_id, submission.pipeline, submission.number,
-            self.settings.logs_dir, masker=Masker(request.secrets.values()), sinks=sinks,
+            self.store,
+            submission.run_id,
+            submission.pipeline,
+            submission.number,
+            self.settings.logs_dir,
+            masker=Masker(request.secrets.values()),
+            sinks=sinks,
             worker=self.worker,
         )
         by_name = {job.name: job for job in request.pipeline.jobs}
@@ -180,7 +191,10 @@ class Service:
         try:
             workspace.mkdir(parents=True, exist_ok=True)
             source = Source(
-                repo=request.repo, branch=request.branch, commit=request.commit, git_dir=git_dir,
+                repo=request.repo,
+                branch=request.branch,
+                commit=request.commit,
+                git_dir=git_dir,
                 dirty=[],
             )
             checkout(source, workspace)
@@ -270,7 +284,9 @@ class Service:
 
             now = datetime.now(UTC)
             self.store.set_run(
-                run_id, status=Status.FAILED, finished_at=now,
+                run_id,
+                status=Status.FAILED,
+                finished_at=now,
                 error="the process running it ended before it finished",
             )
             self.store.finish_open(run_id, Status.CANCELED, now)

@@ -20,9 +20,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CICD_", extra="ignore")
 
-    home: Path = Field(default_factory=_default_home, description="data: store, logs, artifacts, workspaces")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home")
-    server: str | None = Field(default=None, description="submit to this cicd server instead of running embedded")
+    home: Path = Field(
+        default_factory=_default_home, description="data: store, logs, artifacts, workspaces"
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite under home"
+    )
+    server: str | None = Field(
+        default=None, description="submit to this cicd server instead of running embedded"
+    )
     api_token: str | None = Field(default=None, description="bearer token the API requires")
     debug: bool = False
 

@@ -86,7 +86,8 @@ def main() -> None:
             exc.show()
             sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
         err_console.print(
-            f"error: internal error: {type(exc).__name__}: {exc} (set CICD_DEBUG=1 for a traceback)",
+            f"error: internal error: {type(exc).__name__}: {exc}"
+            " (set CICD_DEBUG=1 for a traceback)",
             markup=False,
         )
         sys.exit(EXIT_FAILED)

@@ -31,8 +31,18 @@ STATUS_STYLE = {
     Status.FAILED: "red",
     Status.CANCELED: "yellow",
 }
-JOB_COLOURS = ["cyan", "magenta", "blue", "green", "yellow", "bright_cyan", "bright_magenta",
-               "bright_blue", "bright_green", "bright_yellow"]
+JOB_COLOURS = [
+    "cyan",
+    "magenta",
+    "blue",
+    "green",
+    "yellow",
+    "bright_cyan",
+    "bright_magenta",
+    "bright_blue",
+    "bright_green",
+    "bright_yellow",
+]
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:
@@ -104,7 +114,10 @@ def summary_table(run: RunPublic) -> Table:
             if job.allow_failure and job.status is Status.FAILED:
                 status += Text(" (allowed)", style="dim")
             table.add_row(
-                job.name, stage.name, status, duration(job.started_at, job.finished_at),
+                job.name,
+                stage.name,
+                status,
+                duration(job.started_at, job.finished_at),
                 "" if job.exit_code is None else str(job.exit_code),
             )
     return table
@@ -185,8 +198,13 @@ def pipelines_table(pipelines: PipelinesPublic, now: datetime) -> Table:
     table = _table("pipeline", "runs", "last run", "status", "started")
     for item in pipelines.pipelines:
         last = f"{item.pipeline}#{item.last_run}" if item.last_run is not None else ""
-        table.add_row(item.pipeline, str(item.runs), last, status_text(item.last_status),
-                      when(item.last_started_at, now))
+        table.add_row(
+            item.pipeline,
+            str(item.runs),
+            last,
+            status_text(item.last_status),
+            when(item.last_started_at, now),
+        )
     return table
 
 
@@ -194,9 +212,15 @@ def runs_table(runs: list[RunSummary], now: datetime) -> Table:
     """``cicd report -p NAME`` and ``cicd status``: one row per run."""
     table = _table("run", "status", "commit", "branch", "started", "duration", "worker")
     for run in runs:
-        table.add_row(f"{run.pipeline}#{run.run}", status_text(run.status),
-                      short_commit(run.commit), run.branch or "", when(run.started_at, now),
-                      took(run.started_at, run.finished_at, now), run.worker or "")
+        table.add_row(
+            f"{run.pipeline}#{run.run}",
+            status_text(run.status),
+            short_commit(run.commit),
+            run.branch or "",
+            when(run.started_at, now),
+            took(run.started_at, run.finished_at, now),
+            run.worker or "",
+        )
     return table
 
 
@@ -220,12 +244,21 @@ def run_table(run: RunPublic, now: datetime) -> Table:
     """Every stage of a run, each followed by its jobs (indented), with statuses and times."""
     table = _table("stage / job", "status", "duration", "exit code", "image")
     for stage in run.stages:
-        table.add_row(Text(stage.name, style="bold"), status_text(stage.status),
-                      took(stage.started_at, stage.finished_at, now), "", "")
+        table.add_row(
+            Text(stage.name, style="bold"),
+            status_text(stage.status),
+            took(stage.started_at, stage.finished_at, now),
+            "",
+            "",
+        )
         for job in stage.jobs:
-            table.add_row(f"  {job.name}", job_status_text(job),
-                          took(job.started_at, job.finished_at, now),
-                          "" if job.exit_code is None else str(job.exit_code), job.image)
+            table.add_row(
+                f"  {job.name}",
+                job_status_text(job),
+                took(job.started_at, job.finished_at, now),
+                "" if job.exit_code is None else str(job.exit_code),
+                job.image,
+            )
     return table
 
 
@@ -233,9 +266,14 @@ def stage_table(stage: StageRunPublic, now: datetime) -> Table:
     """The jobs of one stage with statuses, times and images."""
     table = _table("job", "status", "duration", "exit code", "image", "started")
     for job in stage.jobs:
-        table.add_row(job.name, job_status_text(job), took(job.started_at, job.finished_at, now),
-                      "" if job.exit_code is None else str(job.exit_code), job.image,
-                      when(job.started_at, now))
+        table.add_row(
+            job.name,
+            job_status_text(job),
+            took(job.started_at, job.finished_at, now),
+            "" if job.exit_code is None else str(job.exit_code),
+            job.image,
+            when(job.started_at, now),
+        )
     return table
 
 
@@ -270,8 +308,9 @@ def job_prefixes(console: Console, jobs: list[str]) -> dict[str, str]:
     prefixes = {}
     for i, job in enumerate(jobs):
         with console.capture() as captured:
-            console.print(Text(f"{job:<{width}} | ", style=JOB_COLOURS[i % len(JOB_COLOURS)]),
-                          end="")
+            console.print(
+                Text(f"{job:<{width}} | ", style=JOB_COLOURS[i % len(JOB_COLOURS)]), end=""
+            )
         prefixes[job] = captured.get()
     return prefixes
 

@@ -21,18 +21,54 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def run(
-    file: str | None = typer.Option(None, "-f", "--file", help="Pipeline file in the repository (default .pipelines/pipeline.yaml)."),
-    pipeline: str | None = typer.Option(None, "-p", "--pipeline", help="Run the pipeline of .pipelines/ with this name."),
-    repo: str | None = typer.Option(None, "--repo", help="Repository path or URL (default: the repository around the current folder)."),
-    branch: str | None = typer.Option(None, "--branch", help="Branch to run (default: the current one / the default one)."),
-    commit: str | None = typer.Option(None, "--commit", help="Commit to run (default: the branch's tip)."),
-    override: list[str] = typer.Option([], "--override", help="KEY=VALUE: set a key of the file for this run, e.g. jobs.compile.image=gcc:13."),
-    env: list[str] = typer.Option([], "--env", help="KEY=VALUE: an environment variable for every job."),
-    secret: list[str] = typer.Option([], "--secret", help="NAME: pass this variable of your environment to every job, masked as **** everywhere."),
-    server: str | None = typer.Option(None, "--server", envvar="CICD_SERVER", help="Submit to this cicd server instead of running here."),
-    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, help="Run at most N jobs at once (default: no limit)."),
-    pull: PullPolicy = typer.Option(PullPolicy.IF_NOT_PRESENT, "--pull", help="When to pull images."),
-    force: bool = typer.Option(False, "--force", help="Start a new run even if an identical one is running."),
+    file: str | None = typer.Option(
+        None,
+        "-f",
+        "--file",
+        help="Pipeline file in the repository (default .pipelines/pipeline.yaml).",
+    ),
+    pipeline: str | None = typer.Option(
+        None, "-p", "--pipeline", help="Run the pipeline of .pipelines/ with this name."
+    ),
+    repo: str | None = typer.Option(
+        None,
+        "--repo",
+        help="Repository path or URL (default: the repository around the current folder).",
+    ),
+    branch: str | None = typer.Option(
+        None, "--branch", help="Branch to run (default: the current one / the default one)."
+    ),
+    commit: str | None = typer.Option(
+        None, "--commit", help="Commit to run (default: the branch's tip)."
+    ),
+    override: list[str] = typer.Option(
+        [],
+        "--override",
+        help="KEY=VALUE: set a key of the file for this run, e.g. jobs.compile.image=gcc:13.",
+    ),
+    env: list[str] = typer.Option(
+        [], "--env", help="KEY=VALUE: an environment variable for every job."
+    ),
+    secret: list[str] = typer.Option(
+        [],
+        "--secret",
+        help="NAME: pass this variable of your environment to jobs, masked as **** everywhere.",
+    ),
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        envvar="CICD_SERVER",
+        help="Submit to this cicd server instead of running here.",
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, help="Run at most N jobs at once (default: no limit)."
+    ),
+    pull: PullPolicy = typer.Option(
+        PullPolicy.IF_NOT_PRESENT, "--pull", help="When to pull images."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Start a new run even if an identical one is running."
+    ),
 ) -> None:
     """Run a pipeline: each job in its own container, live logs, a summary table at the end.
 
@@ -44,15 +80,33 @@ def run(
     settings = Settings()
     console = Console(highlight=False, soft_wrap=True)
     prepared = prepare_run(
-        cwd=Path.cwd(), cache_dir=settings.home / "repos", repo=repo, branch=branch,
-        commit=commit, file=file, name=pipeline, overrides=override,
-        env=parse_pairs(env, "--env"), secrets=read_secrets(secret), jobs=jobs, pull=pull,
+        cwd=Path.cwd(),
+        cache_dir=settings.home / "repos",
+        repo=repo,
+        branch=branch,
+        commit=commit,
+        file=file,
+        name=pipeline,
+        overrides=override,
+        env=parse_pairs(env, "--env"),
+        secrets=read_secrets(secret),
+        jobs=jobs,
+        pull=pull,
         force=force,
     )
     if prepared.source.dirty:
         names = ", ".join(prepared.source.dirty[:10])
-        more = f" and {len(prepared.source.dirty) - 10} more" if len(prepared.source.dirty) > 10 else ""
-        console.print(Text(f"warning: uncommitted changes are not part of the run: {names}{more}", style="yellow"))
+        more = (
+            f" and {len(prepared.source.dirty) - 10} more"
+            if len(prepared.source.dirty) > 10
+            else ""
+        )
+        console.print(
+            Text(
+                f"warning: uncommitted changes are not part of the run: {names}{more}",
+                style="yellow",
+            )
+        )
     if server:
         from cicd_cli.remote import run_remote
 
@@ -74,14 +128,16 @@ def run_embedded(settings: Settings, prepared: Any, console: Console) -> int:
     short = request.commit[:12]
     where = f" on {request.branch}" if request.branch else ""
     if submission.duplicate:
-        console.print(f"{submission.name} is already running (commit {short}{where}); "
-                      "use --force to start another")
+        console.print(
+            f"{submission.name} is already running (commit {short}{where}); "
+            "use --force to start another"
+        )
         return EXIT_OK
     console.print(Text.assemble((submission.name, "bold"), f"  {request.file} at {short}{where}"))
     printer = LivePrinter(console, [job.name for job in request.pipeline.jobs])
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        status = service.execute(submission, request, prepared.source.git_dir, sinks=[printer])
+        service.execute(submission, request, prepared.source.git_dir, sinks=[printer])
     except KeyboardInterrupt:
         console.print(Text(f"{submission.name} canceled (interrupted)", style="yellow"))
         return 130
@@ -90,9 +146,14 @@ def run_embedded(settings: Settings, prepared: Any, console: Console) -> int:
     run = service.run(submission.pipeline, submission.number)
     console.print()
     console.print(summary_table(run))
-    console.print(Text.assemble(
-        (submission.name, "bold"), " ", status_text(run.status), f" in {duration(run.started_at, run.finished_at)}"
-    ))
+    console.print(
+        Text.assemble(
+            (submission.name, "bold"),
+            " ",
+            status_text(run.status),
+            f" in {duration(run.started_at, run.finished_at)}",
+        )
+    )
     return EXIT_OK if run.status.value == "SUCCESS" else EXIT_FAILED
 
 

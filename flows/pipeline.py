@@ -160,7 +160,7 @@ class _CancelWatcher:
             while not self._stop.wait(self.interval):
                 try:
                     state = client.read_flow_run(self.flow_run_id).state
-                except Exception:  # noqa: S112 - a missed poll is retried next second
+                except Exception:
                     continue
                 if state is not None and (state.is_cancelling() or state.is_cancelled()):
                     self.ctx.recorder.warning(f"{self.ctx.name} canceled from Prefect")

@@ -48,7 +48,7 @@ class PrefectUnavailable(CicdError):
 
 def _healthy(url: str, timeout: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as reply:  # noqa: S310
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as reply:
             return reply.status == 200
     except OSError:
         return False
@@ -116,12 +116,23 @@ def start_local_server(home: Path, host: str = "127.0.0.1", port: int | None = N
         }
         if host not in ("127.0.0.1", "localhost"):
             env.setdefault("PREFECT_SERVER_UI_API_URL", f"http://{socket.gethostname()}:{port}/api")
-        log = open(prefect_home / "server.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open(prefect_home / "server.log", "ab")
         prefect = Path(sys.executable).with_name("prefect")
-        command = [str(prefect) if prefect.exists() else "prefect", "server", "start",
-                   "--host", host, "--port", str(port)]
-        proc = subprocess.Popen(  # noqa: S603
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        command = [
+            str(prefect) if prefect.exists() else "prefect",
+            "server",
+            "start",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         log.close()

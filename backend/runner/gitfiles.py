@@ -10,7 +10,7 @@ from backend.errors import NotFound, RepoError
 
 def _git(git_dir: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     try:
-        return subprocess.run(  # noqa: S603
+        return subprocess.run(
             ["git", "-C", str(git_dir), *args], capture_output=True, check=False
         )
     except OSError as exc:

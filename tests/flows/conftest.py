@@ -37,18 +37,34 @@ def make_context(tmp_path: Path, store: Any) -> Callable[..., tuple[RunContext, 
         run_id, number = store.create_run(
             pipeline.name,
             [(s, [(j.name, j.image, j.allow_failure) for j in jobs]) for s, jobs in order.items()],
-            repo=str(tmp_path), branch="main", commit="0" * 40, file="p.yaml",
+            repo=str(tmp_path),
+            branch="main",
+            commit="0" * 40,
+            file="p.yaml",
             request_key=uuid.uuid4().hex,
         )
         events: list[Event] = []
-        recorder = Recorder(store, run_id, pipeline.name, number, tmp_path / "logs",
-                            sinks=[events.append], worker="test/fake")
+        recorder = Recorder(
+            store,
+            run_id,
+            pipeline.name,
+            number,
+            tmp_path / "logs",
+            sinks=[events.append],
+            worker="test/fake",
+        )
         workspace = tmp_path / "ws"
         workspace.mkdir(exist_ok=True)
         ctx = RunContext(
-            key=uuid.uuid4().hex, pipeline=pipeline, stage_order=order,
-            runner=runner or FakeRunner(), recorder=recorder, workspace=workspace,
-            commit="0" * 40, store=store, **kwargs,
+            key=uuid.uuid4().hex,
+            pipeline=pipeline,
+            stage_order=order,
+            runner=runner or FakeRunner(),
+            recorder=recorder,
+            workspace=workspace,
+            commit="0" * 40,
+            store=store,
+            **kwargs,
         )
         return ctx, events
 

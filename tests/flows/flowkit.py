@@ -15,7 +15,14 @@ def make_pipeline(name: str, stages: dict[str, list[dict[str, Any]]]) -> Pipelin
             Stage(
                 name=stage,
                 jobs=[
-                    Job(**{"stage": stage, "image": "cicd-busybox:latest", "script": ["true"], **job})
+                    Job(
+                        **{
+                            "stage": stage,
+                            "image": "cicd-busybox:latest",
+                            "script": ["true"],
+                            **job,
+                        }
+                    )
                     for job in jobs
                 ],
             )

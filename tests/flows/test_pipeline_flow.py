@@ -28,7 +28,9 @@ def _statuses(store: Any, ctx: Any) -> dict[str, str]:
 
 
 def test_flow_all_jobs_succeed(make_context: Any, store: Any) -> None:
-    pipeline = make_pipeline("ok", {"build": [{"name": "a"}], "test": [{"name": "b"}, {"name": "c"}]})
+    pipeline = make_pipeline(
+        "ok", {"build": [{"name": "a"}], "test": [{"name": "b"}, {"name": "c"}]}
+    )
     ctx, events = make_context(pipeline)
     assert _run(ctx) is Status.SUCCESS
     run = store.get_run("ok", 1)
@@ -41,18 +43,28 @@ def test_flow_all_jobs_succeed(make_context: Any, store: Any) -> None:
 
 
 def test_flow_fail_fast_cancels_sibling_and_later_stages(make_context: Any, store: Any) -> None:
-    pipeline = make_pipeline("ff", {
-        "build": [{"name": "slow"}, {"name": "bad"}, {"name": "after-bad", "needs": ["bad"]}],
-        "test": [{"name": "t"}],
-    })
-    runner = FakeRunner({"slow": FakeOutcome(seconds=30), "bad": FakeOutcome(exit_code=3, seconds=0.2)})
+    pipeline = make_pipeline(
+        "ff",
+        {
+            "build": [{"name": "slow"}, {"name": "bad"}, {"name": "after-bad", "needs": ["bad"]}],
+            "test": [{"name": "t"}],
+        },
+    )
+    runner = FakeRunner(
+        {"slow": FakeOutcome(seconds=30), "bad": FakeOutcome(exit_code=3, seconds=0.2)}
+    )
     ctx, _ = make_context(pipeline, runner)
     started = time.monotonic()
     assert _run(ctx) is Status.FAILED
     assert time.monotonic() - started < 15  # the 30 s sibling was stopped, not waited for
-    assert runner.call("slow").outcome is not None and runner.call("slow").outcome.value == "CANCELED"
+    assert (
+        runner.call("slow").outcome is not None and runner.call("slow").outcome.value == "CANCELED"
+    )
     assert _statuses(store, ctx) == {
-        "slow": "CANCELED", "bad": "FAILED", "after-bad": "CANCELED", "t": "CANCELED",
+        "slow": "CANCELED",
+        "bad": "FAILED",
+        "after-bad": "CANCELED",
+        "t": "CANCELED",
     }
     run = store.get_run("ff", 1)
     assert run.status is Status.FAILED
@@ -62,10 +74,16 @@ def test_flow_fail_fast_cancels_sibling_and_later_stages(make_context: Any, stor
 
 
 def test_flow_allow_failure_lets_dependents_run(make_context: Any, store: Any) -> None:
-    pipeline = make_pipeline("af", {
-        "test": [{"name": "flaky", "allow_failure": True}, {"name": "next", "needs": ["flaky"]}],
-        "deploy": [{"name": "ship"}],
-    })
+    pipeline = make_pipeline(
+        "af",
+        {
+            "test": [
+                {"name": "flaky", "allow_failure": True},
+                {"name": "next", "needs": ["flaky"]},
+            ],
+            "deploy": [{"name": "ship"}],
+        },
+    )
     ctx, _ = make_context(pipeline, FakeRunner({"flaky": FakeOutcome(exit_code=1)}))
     assert _run(ctx) is Status.SUCCESS
     assert _statuses(store, ctx) == {"flaky": "FAILED", "next": "SUCCESS", "ship": "SUCCESS"}
@@ -74,12 +92,25 @@ def test_flow_allow_failure_lets_dependents_run(make_context: Any, store: Any) -
 
 def test_flow_job_starts_as_soon_as_its_needs_finish(make_context: Any) -> None:
     # a chain of short jobs beside a slow one: the chain's end starts before the slow one ends
-    pipeline = make_pipeline("dag", {"build": [
-        {"name": "slow"}, {"name": "c1"}, {"name": "c2", "needs": ["c1"]},
-        {"name": "c3", "needs": ["c2"]},
-    ]})
-    runner = FakeRunner({"slow": FakeOutcome(seconds=3), "c1": FakeOutcome(seconds=0.2),
-                         "c2": FakeOutcome(seconds=0.2), "c3": FakeOutcome(seconds=0.2)})
+    pipeline = make_pipeline(
+        "dag",
+        {
+            "build": [
+                {"name": "slow"},
+                {"name": "c1"},
+                {"name": "c2", "needs": ["c1"]},
+                {"name": "c3", "needs": ["c2"]},
+            ]
+        },
+    )
+    runner = FakeRunner(
+        {
+            "slow": FakeOutcome(seconds=3),
+            "c1": FakeOutcome(seconds=0.2),
+            "c2": FakeOutcome(seconds=0.2),
+            "c3": FakeOutcome(seconds=0.2),
+        }
+    )
     ctx, _ = make_context(pipeline, runner)
     assert _run(ctx) is Status.SUCCESS
     slow, c1, c2, c3 = (runner.call(n) for n in ("slow", "c1", "c2", "c3"))
@@ -92,7 +123,9 @@ def test_flow_jobs_limit_never_exceeded(make_context: Any) -> None:
     runner = FakeRunner({f"j{i}": FakeOutcome(seconds=0.2) for i in range(5)})
     ctx, _ = make_context(pipeline, runner, max_jobs=2)
     assert _run(ctx) is Status.SUCCESS
-    points = sorted([(c.started, 1) for c in runner.calls] + [(c.finished, -1) for c in runner.calls])
+    points = sorted(
+        [(c.started, 1) for c in runner.calls] + [(c.finished, -1) for c in runner.calls]
+    )
     running = peak = 0
     for _, delta in points:
         running += delta
@@ -102,7 +135,9 @@ def test_flow_jobs_limit_never_exceeded(make_context: Any) -> None:
 
 def test_flow_retry_reruns_failed_job(make_context: Any, store: Any) -> None:
     pipeline = make_pipeline("rt", {"build": [{"name": "flaky", "retry": 2}]})
-    runner = FakeRunner({"flaky": [FakeOutcome(exit_code=1), FakeOutcome(exit_code=1), FakeOutcome()]})
+    runner = FakeRunner(
+        {"flaky": [FakeOutcome(exit_code=1), FakeOutcome(exit_code=1), FakeOutcome()]}
+    )
     ctx, events = make_context(pipeline, runner)
     assert _run(ctx) is Status.SUCCESS
     assert len([c for c in runner.calls if c.spec.job == "flaky"]) == 3
