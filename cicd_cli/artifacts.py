@@ -88,7 +88,7 @@ def destination(root: Path, artifact: ArtifactPublic) -> Path:
     ):
         abort(
             f"artifact '{artifact.path}' of job '{artifact.job}' would be written outside "
-            f"{root}: refused"
+            f"{root / artifact.job}: refused"
         )
     return dest
 
