@@ -1,0 +1,63 @@
+"""Docs that cannot drift: every command has --help text and is in README.md's command reference.
+
+The command reference is the README section whose heading mentions "command"; each command must
+appear there in backticks as "`cicd <command>`" (options may follow inside the backticks).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from cicd_cli.app import _register, app
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+if not app.registered_commands:  # main() registers them; do it once for these tests
+    _register()
+COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+
+
+def command_reference() -> str:
+    """The README section whose heading mentions commands (up to the next heading as high)."""
+    text = README.read_text(encoding="utf-8")
+    heading = re.search(r"^(#+)[^\n]*\bcommand", text, re.IGNORECASE | re.MULTILINE)
+    assert heading is not None, "README.md has no command reference (a heading with 'command')"
+    level = len(heading.group(1))
+    rest = text[heading.end():]
+    end = re.search(rf"^#{{1,{level}}}\s", rest, re.MULTILINE)
+    return rest if end is None else rest[: end.start()]
+
+
+def test_docs_commands_are_registered() -> None:
+    assert {"report", "logs", "status", "cancel", "artifacts"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_docs_command_has_help(name: str) -> None:
+    result = CliRunner().invoke(app, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert (COMMANDS[name].help or "").strip(), f"`cicd {name}` has no help text (its docstring)"
+    first_line = " ".join((COMMANDS[name].help or "").strip().splitlines()[0].split())
+    assert first_line in " ".join(result.output.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_docs_command_options_have_help(name: str) -> None:
+    missing = [
+        param.name
+        for param in COMMANDS[name].params
+        if not (getattr(param, "help", None) or "").strip()
+    ]
+    assert not missing, f"`cicd {name}`: options without help: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_docs_command_in_readme_reference(name: str) -> None:
+    assert re.search(rf"`cicd {re.escape(name)}[` ]", command_reference()), (
+        f"README.md's command reference does not mention `cicd {name}`"
+    )
