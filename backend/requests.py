@@ -14,7 +14,7 @@ from backend.errors import NotFound, PipelineInvalid, UsageError
 from backend.pipeline import parse_pipeline, plan_pipeline
 from backend.runner.base import PullPolicy
 from backend.runner.gitfiles import list_committed, read_committed
-from backend.runner.workspace import Source, request_key, resolve_source
+from backend.runner.workspace import Source, redact_url, request_key, resolve_source
 from backend.service import RunRequest
 
 PIPELINES_DIR = ".pipelines"
@@ -111,7 +111,7 @@ def prepare_run(
         plan={stage.name: [job.name for job in stage.jobs] for stage in plan.stages},
         file=path,
         file_content=text,
-        repo=source.repo,
+        repo=redact_url(source.repo),  # a token in a URL never reaches the store
         branch=source.branch,
         commit=source.commit,
         overrides=list(overrides or ()),

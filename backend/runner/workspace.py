@@ -82,7 +82,7 @@ def resolve_source(
         return _resolve_local(Path(proc.stdout.strip()), branch, commit)
     if _is_url(repo, cwd):
         git_dir = _fetch_mirror(repo, cache_dir, want_head=branch is None and commit is None)
-        label = _redact(repo)
+        label = redact_url(repo)
         if commit is not None and _rev(git_dir, commit) is None and _is_full_sha(commit):
             # A commit on no branch (a merge request's head, say) can often be fetched by sha.
             _git("fetch", "-q", "origin", commit, git_dir=git_dir, check=False)
@@ -108,7 +108,7 @@ def checkout(source: Source, dest: Path) -> None:
             proc = _git(*base, *args, git_dir=source.git_dir, env=env, check=False)
             if proc.returncode != 0:
                 raise RepoError(
-                    f"cannot check out {source.commit[:12]} of {_redact(source.repo)} into "
+                    f"cannot check out {source.commit[:12]} of {redact_url(source.repo)} into "
                     f"{dest}: {_last_line(proc.stderr)}"
                 )
 
@@ -298,7 +298,7 @@ def _fetch_mirror(url: str, cache_dir: Path, *, want_head: bool) -> Path:
     """A bare clone of ``url`` under ``cache_dir``, cloned or brought up to date."""
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
     git_dir = cache_dir / f"{_slug(url)}-{key}.git"
-    label = _redact(url)
+    label = redact_url(url)
     with _locked(git_dir):
         if git_dir.exists() and _git("rev-parse", git_dir=git_dir, check=False).returncode != 0:
             remove_tree(git_dir)  # a clone interrupted before we renamed it cannot be here; be safe
@@ -339,7 +339,7 @@ def _is_full_sha(rev: str) -> bool:
     return re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", rev) is not None
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL without a password or token (``https://user:token@host`` -> ``https://user:***@host``)."""
     return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url, flags=re.I)
 
