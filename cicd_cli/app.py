@@ -56,7 +56,14 @@ def _register() -> None:
 
 def main() -> None:
     """Entry point of the ``cicd`` console script: one-line errors, never a traceback."""
-    from backend.errors import CicdError, UsageError
+    try:  # typer >= 0.29 bundles its own click
+        from typer._click.exceptions import ClickException
+        from typer._click.exceptions import UsageError as ClickUsageError
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click.exceptions import ClickException
+        from click.exceptions import UsageError as ClickUsageError
+
+    from backend.errors import CicdError, PipelineInvalid, UsageError
 
     _register()
     try:
@@ -66,6 +73,15 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted", markup=False)
         sys.exit(130)
+    except ClickException as exc:  # typer bundles its own click: bad options and arguments
+        exc.show()
+        sys.exit(EXIT_USAGE if isinstance(exc, ClickUsageError) else exc.exit_code)
+    except PipelineInvalid as exc:  # positioned problems are printed as they are
+        if os.environ.get("CICD_DEBUG") == "1":
+            raise
+        for problem in exc.problems:
+            err_console.print(str(problem), markup=False)
+        sys.exit(EXIT_FAILED)
     except UsageError as exc:
         if os.environ.get("CICD_DEBUG") == "1":
             raise
@@ -80,11 +96,6 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("CICD_DEBUG") == "1":
             raise
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
         err_console.print(
             f"error: internal error: {type(exc).__name__}: {exc}"
             " (set CICD_DEBUG=1 for a traceback)",
