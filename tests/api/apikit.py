@@ -33,6 +33,7 @@ jobs:
   - name: compile
     stage: build
     script: [echo compiling]
+    artifacts: [README]
   - name: unit
     stage: test
     script: [echo testing]

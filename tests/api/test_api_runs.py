@@ -136,13 +136,13 @@ def test_job_log_is_streamed_with_timestamps(
     follow(api, "demo", 1)
 
     with api.client() as client:
-        reply = client.get("/runs/demo/1/jobs/compile/log")
+        reply = client.get("/runs/demo/1/jobs/unit/log")
 
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "text/plain; charset=utf-8"
     texts = [line.split(" ", 1)[1] for line in reply.text.splitlines()]
-    assert texts == ["compiling", "done"]
-    assert list(api.backend().log("demo", 1, "compile")) == reply.text.splitlines()
+    assert texts == ["3 passed"]
+    assert list(api.backend().log("demo", 1, "unit")) == reply.text.splitlines()
 
 
 def test_job_log_follow_streams_until_the_job_ends(
@@ -160,7 +160,9 @@ def test_job_log_follow_streams_until_the_job_ends(
 
     lines = list(backend.log("demo", 1, "compile", follow=True))
 
-    assert [line.split(" ", 1)[1] for line in lines] == ["first"]
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "first", "cicd: collected 1 artifact file(s)",
+    ]
     assert backend.job("demo", 1, "compile").status is Status.SUCCESS
 
 
@@ -289,3 +291,27 @@ def test_submitted_branch_is_recorded(
     submit(api, prepared)
     follow(api, "demo", 1)
     assert api.service.run("demo", 1).branch == prepared.request.branch
+
+
+def test_artifacts_are_listed_and_downloaded(
+    api: Api, repo: Path, tmp_path: Path, prepare: Callable[..., PreparedRun]
+) -> None:
+    submit(api, prepare(repo))
+    follow(api, "demo", 1)
+    backend = api.backend()
+
+    with api.client() as client:
+        listed = client.get("/runs/demo/1/artifacts").json()
+        only = client.get("/runs/demo/1/artifacts", params={"job": "unit"}).json()
+        reply = client.get("/runs/demo/1/artifacts/compile/README")
+    backend.download_artifact("demo", 1, "compile", "README", tmp_path / "got" / "README")
+
+    assert listed == [{
+        "job": "compile", "path": "README", "size": 6,
+        "sha256": "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03",
+    }]
+    assert only == []
+    assert (reply.status_code, reply.content) == (200, b"hello\n")
+    assert reply.headers["content-disposition"] == 'attachment; filename="README"'
+    assert (tmp_path / "got" / "README").read_bytes() == b"hello\n"
+    assert [a.path for a in backend.artifacts("demo", 1, job="compile")] == ["README"]
