@@ -18,7 +18,10 @@ fi
 if [ -n "${DOCKER_HOST:-}" ] && [ "$DOCKER_HOST" != "unix:///var/run/docker.sock" ]; then
     die "no Docker engine answers at DOCKER_HOST=$DOCKER_HOST; start it, or unset DOCKER_HOST to use a local one"
 fi
-is_root || die "no Docker engine answers and we are not root: start dockerd (or run this script as root)"
+if ! is_root; then
+    reason=$(docker info 2>&1 >/dev/null | grep -v '^$' | tail -n1 || true)
+    die "no Docker engine answers (${reason:-docker not installed}); start dockerd as root, or run this script as root"
+fi
 
 apt_ensure docker.io
 
