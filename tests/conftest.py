@@ -12,7 +12,6 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,10 +19,8 @@ from backend.errors import EngineUnavailable
 from backend.runner.base import LABEL_JOB, LABEL_MANAGED, LABEL_RUN, PullPolicy
 from backend.runner.docker import DockerRunner
 
-# The top-level conftest is the only place pytest accepts ``pytest_plugins``.
-pytest_plugins = (
-    ["prefect_plugin"] if (Path(__file__).parent / "prefect_plugin.py").exists() else []
-)
+# A Prefect API for the session (tests/prefect_plugin.py); only the top-level conftest may say so.
+pytest_plugins = ["prefect_plugin"]
 
 BUSYBOX_IMAGE = "cicd-busybox:latest"
 PYTHON_IMAGE = "cicd-python:bookworm"
