@@ -104,32 +104,32 @@ def test_remote_backend_unreachable_server_is_one_line() -> None:
     assert str(caught.value) == f"cannot reach cicd server at {url}: connection refused"
 
 
-@pytest.mark.parametrize(
-    ("path", "detail"),
-    [
-        ("/pipelines/nope/runs", "no runs of pipeline 'nope'"),
-        ("/runs?pipeline=nope", "no runs of pipeline 'nope'"),
-        ("/runs/nope/1", "no run 'nope#1'"),
-        ("/runs/demo/9", "no run 'demo#9'"),
-        ("/runs/demo/1/stages/nope", "no stage 'nope' in run 'demo#1'"),
-        ("/runs/demo/1/jobs/nope", "no job 'nope' in run 'demo#1'"),
-        ("/runs/demo/1/jobs/nope/log", "no job 'nope' in run 'demo#1'"),
-        ("/runs/demo/9/events", "no run 'demo#9'"),
-        ("/runs/demo/1/artifacts?job=nope", "no job 'nope' in run 'demo#1'"),
-        ("/runs/demo/1/artifacts/compile/nope.txt",
-         "no artifact 'nope.txt' of job 'compile' in run 'demo#1'"),
-        ("/runs/demo/1/artifacts/compile/..%2F..%2Fetc%2Fpasswd",
-         "no artifact '../../etc/passwd' of job 'compile' in run 'demo#1'"),
-    ],
-)
+NOT_FOUND = [
+    ("/pipelines/nope/runs", "no runs of pipeline 'nope'"),
+    ("/runs?pipeline=nope", "no runs of pipeline 'nope'"),
+    ("/runs/nope/1", "no run 'nope#1'"),
+    ("/runs/demo/9", "no run 'demo#9'"),
+    ("/runs/demo/1/stages/nope", "no stage 'nope' in run 'demo#1'"),
+    ("/runs/demo/1/jobs/nope", "no job 'nope' in run 'demo#1'"),
+    ("/runs/demo/1/jobs/nope/log", "no job 'nope' in run 'demo#1'"),
+    ("/runs/demo/9/events", "no run 'demo#9'"),
+    ("/runs/demo/1/artifacts?job=nope", "no job 'nope' in run 'demo#1'"),
+    ("/runs/demo/1/artifacts/compile/nope.txt",
+     "no artifact 'nope.txt' of job 'compile' in run 'demo#1'"),
+    ("/runs/demo/1/artifacts/compile/..%2F..%2Fetc%2Fpasswd",
+     "no artifact '../../etc/passwd' of job 'compile' in run 'demo#1'"),
+]
+
+
 def test_unknown_things_are_404_with_one_line(
-    api: Api, repo: Path, prepare: Callable[..., PreparedRun], path: str, detail: str
+    api: Api, repo: Path, prepare: Callable[..., PreparedRun]
 ) -> None:
     submit(api, prepare(repo))
-    follow(api, "demo", 1)
+    follow(api, "demo", 1)  # one real run, then every unknown thing around it
     with api.client() as client:
-        reply = client.get(path)
-    assert (reply.status_code, reply.json()) == (404, {"detail": detail})
+        replies = {path: client.get(path) for path, _ in NOT_FOUND}
+    got = {path: (reply.status_code, reply.json()) for path, reply in replies.items()}
+    assert got == {path: (404, {"detail": detail}) for path, detail in NOT_FOUND}
 
 
 def test_remote_backend_raises_not_found_like_the_local_one(
