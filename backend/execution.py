@@ -30,7 +30,8 @@ class RunContext:
     workspace: Path
     commit: str
     branch: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)  # --env and --secret values
+    extra_env: dict[str, str] = field(default_factory=dict)  # --env values
+    secrets: dict[str, str] = field(default_factory=dict)  # --secret values: masked, never on disk
     max_jobs: int | None = None
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     artifacts_dir: Path | None = None
@@ -124,6 +125,7 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
             env=ctx.job_env(job),
             workspace=ctx.workspace,
             timeout=job.timeout,
+            secrets=dict(ctx.secrets),
         )
         attempts = 0
         while True:

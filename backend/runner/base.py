@@ -47,6 +47,9 @@ class JobSpec:
     env: dict[str, str]
     workspace: Path
     timeout: float | None = None
+    # values that must never be written to disk (Docker keeps a container's env in its state
+    # files): the runner hands them over through memory-backed files instead
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

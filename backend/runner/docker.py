@@ -13,10 +13,12 @@ timeout and cancel event. Whatever happens, the container is removed before ``ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import shlex
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -41,6 +43,9 @@ from backend.runner.base import (
 )
 
 WORKDIR = "/workspace"
+SECRETS_TMPFS = "/dev/shm"  # memory, never disk
+SECRETS_PATH = "/run/cicd/secrets"  # sourced by the job's shell before its script
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 MAX_LINE_BYTES = 64 * 1024  # longer lines are cut into pieces rather than held in memory
 _POLL_SECONDS = 0.05  # how often a running job looks at its timeout and cancel event
@@ -118,12 +123,14 @@ class DockerRunner:
             return JobResult(Outcome.CANCELED, None, started, _now(), error="canceled before start")
         client: docker.DockerClient | None = None
         container: str | None = None
+        secrets: str | None = None
         reader: _OutputReader | None = None
         step = "cannot reach the Docker engine"
         try:
             client = self._docker()
             step = f"cannot create the container of job '{spec.job}'"
-            container = self._create(client, spec)
+            secrets = _secrets_file(spec.secrets)
+            container = self._create(client, spec, secrets)
             step = f"cannot attach to the container of job '{spec.job}'"
             reader = _OutputReader(client, container, on_line, spec.job)
             step = f"container of job '{spec.job}' cannot start"
@@ -151,6 +158,9 @@ class DockerRunner:
                 reader.close()
             if client is not None and container is not None:
                 _remove(client, container)
+            if secrets is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(secrets)
 
     def remove_run_containers(self, run_id: str) -> int:
         """Remove every container of a run (any state); return how many there were."""
@@ -192,14 +202,20 @@ class DockerRunner:
             f"cannot reach the Docker engine at {self.address}: {_reason(exc)}"
         )
 
-    def _create(self, client: docker.DockerClient, spec: JobSpec) -> str:
-        host_config = client.api.create_host_config(
-            binds={str(spec.workspace.resolve()): {"bind": WORKDIR, "mode": "rw"}},
-        )
+    def _create(self, client: docker.DockerClient, spec: JobSpec, secrets: str | None) -> str:
+        binds = {str(spec.workspace.resolve()): {"bind": WORKDIR, "mode": "rw"}}
+        script = shell_script(spec.script, echo=self.echo_commands)
+        env = dict(spec.env)
+        if secrets is not None:
+            binds[secrets] = {"bind": SECRETS_PATH, "mode": "ro"}
+            script = f". {SECRETS_PATH}\n{script}"
+        else:
+            env.update(spec.secrets)
+        host_config = client.api.create_host_config(binds=binds)
         created = client.api.create_container(
             image=spec.image,
-            entrypoint=["sh", "-e", "-c", shell_script(spec.script, echo=self.echo_commands)],
-            environment=dict(spec.env),
+            entrypoint=["sh", "-e", "-c", script],
+            environment=env,
             working_dir=WORKDIR,
             labels={LABEL_MANAGED: "1", LABEL_RUN: spec.run_id, LABEL_JOB: spec.job},
             name=_container_name(spec),
@@ -234,6 +250,23 @@ class DockerRunner:
             raise waiter.failure
         exit_code = waiter.exit_code
         return (Outcome.SUCCESS if exit_code == 0 else Outcome.FAILED), exit_code, None
+
+
+def _secrets_file(secrets: dict[str, str]) -> str | None:
+    """Write ``export NAME='value'`` lines to a memory-backed file only we can read.
+
+    None when there are no secrets, or no tmpfs to keep them off the disk (the values then go
+    in the container's environment, which Docker stores on disk).
+    """
+    if not secrets or not os.path.isdir(SECRETS_TMPFS):
+        return None
+    if not all(_SHELL_NAME.fullmatch(name) for name in secrets):
+        return None
+    fd, path = tempfile.mkstemp(prefix="cicd-secrets-", dir=SECRETS_TMPFS)
+    with os.fdopen(fd, "w") as handle:
+        for name, value in secrets.items():
+            handle.write(f"export {name}={shlex.quote(value)}\n")
+    return path
 
 
 def shell_script(script: list[str], *, echo: bool = True) -> str:
