@@ -7,10 +7,11 @@ stops it wherever it runs.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import socket
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,8 @@ class Service:
             worker=self.worker,
         )
         by_name = {job.name: job for job in request.pipeline.jobs}
-        key = uuid.uuid4().hex
-        workspace = self.settings.workspaces_dir / f"{key}"
+        key = self.run_key(submission.run_id)
+        workspace = self.settings.workspaces_dir / key
         ctx = RunContext(
             key=key,
             pipeline=request.pipeline,
@@ -267,6 +268,26 @@ class Service:
             return True
         return int(pid) != os.getpid()  # this process: callers checked its active runs
 
+    def run_key(self, run_id: int) -> str:
+        """The label of a run's containers and the name of its workspace.
+
+        Derived from the store's run id and this ``CICD_HOME``, so whoever settles a run left
+        behind by a killed process can still find its containers and workspace.
+        """
+        home = hashlib.sha256(str(self.settings.home.resolve()).encode()).hexdigest()[:12]
+        return f"{home}-{run_id}"
+
+    def _clean_leftovers(self, run_id: int) -> None:
+        """Remove the containers and the workspace a dead process left for ``run_id``."""
+        from backend.runner.workspace import remove_tree
+
+        key = self.run_key(run_id)
+        workspace = self.settings.workspaces_dir / key
+        with contextlib.suppress(Exception):  # no engine: nothing of ours runs on it
+            self.runner.remove_run_containers(key)
+        if workspace.exists():
+            remove_tree(workspace)
+
     def reconcile(self) -> list[str]:
         """Settle runs the store says are open but that nothing executes any more.
 
@@ -291,6 +312,7 @@ class Service:
                 error="the process running it ended before it finished",
             )
             self.store.finish_open(run_id, Status.CANCELED, now)
+            self._clean_leftovers(run_id)
             settled.append(f"{pipeline}#{number}")
         return settled
 

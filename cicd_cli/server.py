@@ -75,21 +75,16 @@ def server(
     import uvicorn
 
     from backend.api import API_PREFIX, create_app
-    from backend.api.journal import JournalingRunner, RunJournal, clean_leftovers
     from backend.runner.docker import DockerRunner
     from backend.service import Service
 
-    journal = RunJournal(settings.home)
-    journal.acquire()
-    runner = JournalingRunner(DockerRunner(), journal)
+    runner = DockerRunner()
     service = Service(settings, mode="server", runner=runner)
-    settled = service.reconcile()
     try:
         runner.check()
     except Exception as exc:
         console.print(f"[yellow]warning: {exc}: runs will fail until Docker answers[/]")
-    else:
-        clean_leftovers(journal, runner, settings.workspaces_dir)
+    settled = service.reconcile()  # and removes their containers and workspaces
     if settled:
         console.print(f"settled {len(settled)} run(s) a stopped server left running: "
                       + ", ".join(settled))
@@ -111,5 +106,4 @@ def server(
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        journal.release()
         sock.close()

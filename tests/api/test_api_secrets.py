@@ -1,4 +1,4 @@
-"""A job that prints its secret: ``****`` in the live events, the stored log, the API and on disk."""
+"""A job printing its secret: ``****`` in live events, the stored log, the API; not on disk."""
 
 from __future__ import annotations
 
