@@ -3,7 +3,8 @@
 Tests marked ``docker`` need a real Docker engine and the local images (``scripts/setup.sh``
 makes both); tests marked ``postgres`` need ``CICD_TEST_POSTGRES_URL``. When what they need is
 missing they are skipped with the reason, except in CI (``CI=true``), where they fail: CI never
-skips silently. After every ``docker`` test, no container the product labelled may remain.
+skips silently. After every ``docker`` test, no container it started may remain (containers of
+other test sessions sharing the engine are told apart by their workspace mounts).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -82,23 +84,43 @@ def managed_containers() -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
+def _foreign(container_ids: list[str], basetemp: Path) -> set[str]:
+    """The containers that mount something outside this session's temporary directory.
+
+    Every job container mounts its run's workspace; tests keep theirs under ``basetemp``, so a
+    container mounting another place belongs to another session sharing the engine.
+    """
+    fields = "{{.Id}} {{range .Mounts}}{{.Source}} {{end}}"
+    inspected = subprocess.run(
+        ["docker", "inspect", "--format", fields, *container_ids],
+        capture_output=True,
+        text=True,
+        check=False,  # a container may be removed meanwhile
+    )
+    foreign = set()
+    for line in inspected.stdout.splitlines():
+        full_id, *sources = line.split()
+        if any(not Path(source).is_relative_to(basetemp) for source in sources):
+            foreign.update(cid for cid in container_ids if full_id.startswith(cid))
+    return foreign
+
+
 @pytest.fixture(autouse=True)
-def _no_container_left(request: pytest.FixtureRequest) -> Iterator[None]:
+def _no_container_left(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """After a ``docker`` test, assert that every container it started is gone."""
     if request.node.get_closest_marker("docker") is None or _docker_unusable() is not None:
         yield
         return
     before = managed_containers()
-    runs_before = {description.split("/", 1)[0] for description in before.values()}
     yield
-    # Containers of runs that were already going belong to someone else (a parallel session).
+    basetemp = tmp_path_factory.getbasetemp().resolve()
     deadline = time.monotonic() + _LEFTOVER_GRACE_SECONDS
     while True:
-        left = {
-            cid: description
-            for cid, description in managed_containers().items()
-            if cid not in before and description.split("/", 1)[0] not in runs_before
-        }
+        left = {cid: what for cid, what in managed_containers().items() if cid not in before}
+        for cid in _foreign(list(left), basetemp) if left else ():
+            del left[cid]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.2)

@@ -157,6 +157,7 @@ def test_run_job_labels_identify_run_and_job(
                 [
                     "docker",
                     "ps",
+                    "-a",
                     "--filter",
                     f"label={LABEL_RUN}={spec.run_id}",
                     "--format",
