@@ -3,15 +3,18 @@
 
 SHELL := /bin/bash
 BIN := $(CURDIR)/.venv/bin
-EXAMPLE := examples/python-project
+PIPELINE := $(CURDIR)/examples/python-project/.pipelines/pipeline.yaml
 
 .PHONY: setup demo test lint
 
 setup:
 	@scripts/setup.sh
 
+# The example lives in this repository: its jobs run in a checkout of the repository's HEAD.
 demo: setup
-	cd $(EXAMPLE) && $(BIN)/cicd check && $(BIN)/cicd dry-run
+	$(BIN)/cicd check -f $(PIPELINE)
+	$(BIN)/cicd dry-run -f $(PIPELINE)
+	$(BIN)/cicd run -f $(PIPELINE)
 
 # The store tests also run against PostgreSQL: setup prints CICD_TEST_POSTGRES_URL=... for env.
 test:
