@@ -66,7 +66,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if problem is not None:
             _missing(problem)
     if item.get_closest_marker("postgres") is not None and not os.environ.get(POSTGRES_ENV):
-        _missing(f"{POSTGRES_ENV} is not set (make test sets it)")
+        _missing(f"{POSTGRES_ENV} is not set (scripts/test.sh sets it)")
 
 
 def managed_containers() -> dict[str, str]:
