@@ -5,7 +5,9 @@
 # repository OUTSIDE this one (nothing downloaded is ever committed here), adds a pipeline that
 # compiles the package and runs its test suite split into parallel jobs in cicd-python:bookworm
 # (Debian's python3 + pytest, nothing installed), commits, and runs it with this checkout's cicd.
-# Then prints the run's report and its junit artifacts' totals.
+# Then prints the run's report and its junit artifacts' totals. Jobs of a run share one workspace,
+# so each job's artifact pattern names its own report only (reports/*.xml would also pick up the
+# reports its siblings had written by the time it ended).
 #
 #   bench/realproject/run_realproject.sh [PACKAGE_VERSION]
 #
@@ -54,7 +56,7 @@ jobs:
       - python3 -c "import more_itertools as m; print('more_itertools', m.__version__)"
   - name: recipes
     stage: test
-    artifacts: ["reports/*.xml"]
+    artifacts: [reports/recipes.xml]
     script:
       - mkdir -p reports
       - python3 -m pytest -q tests/test_recipes.py --junitxml=reports/recipes.xml
@@ -70,7 +72,7 @@ EOF
   - name: more-$i-of-$shards
     stage: test
     timeout: 10m
-    artifacts: ["reports/*.xml"]
+    artifacts: [reports/more-$i.xml]
     script:
       - mkdir -p reports
       - python3 -m pytest --collect-only -q tests/test_more.py | grep -o '^tests/test_more.py::[A-Za-z0-9_]*' | sort -u | awk 'NR % $shards == $((i - 1))' > shard-$i.txt
