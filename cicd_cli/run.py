@@ -12,7 +12,7 @@ from rich.text import Text
 
 from backend.runner.base import PullPolicy
 from backend.settings import Settings
-from cicd_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, abort
+from cicd_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, abort, err_console
 from cicd_cli.render import LivePrinter, duration, status_text, summary_table
 
 
@@ -101,7 +101,7 @@ def run(
             if len(prepared.source.dirty) > 10
             else ""
         )
-        console.print(
+        err_console.print(  # stderr: the first line of stdout is the run's name
             Text(
                 f"warning: uncommitted changes are not part of the run: {names}{more}",
                 style="yellow",

@@ -97,8 +97,12 @@ def stage_flow(key: str, stage: str) -> State[Any]:
         futures[job.name] = job_task.with_options(
             name=job.name, tags=[f"stage:{stage}", f"pipeline:{ctx.pipeline.name}"]
         ).submit(key, job.name, wait_for=[futures[need] for need in job.needs])
-    for future in futures.values():
-        future.wait()
+    try:
+        for future in futures.values():
+            future.wait()
+    except BaseException:  # Ctrl-C / SIGTERM lands here: stop the jobs' containers now
+        ctx.cancel_run()
+        raise
     status = stage_status(ctx, stage)
     ctx.recorder.stage_finished(stage, status)
     return _state(status, f"stage '{stage}' {status.value}")
