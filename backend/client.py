@@ -1,8 +1,8 @@
 """One interface to history and runs, embedded or remote, so the CLI prints the same either way.
 
-``LocalBackend`` calls the ``Service`` in this process; ``RemoteBackend`` (backend/remote.py)
-calls a cicd server's API over HTTP. CLI commands get one from ``open_backend`` and never know
-which it is.
+The ``Service`` itself is the local one (it has every method below); ``RemoteBackend``
+(backend/remote.py) calls a cicd server's API over HTTP. CLI commands get one from
+``open_backend`` and never know which it is.
 """
 
 from __future__ import annotations
@@ -58,57 +58,6 @@ class Backend(Protocol):
         """Write one artifact's bytes to ``dest``."""
 
 
-class LocalBackend:
-    """The embedded backend: this process's store and service."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
-    def pipelines(self) -> PipelinesPublic:
-        """Every pipeline with runs."""
-        return self.service.pipelines()
-
-    def runs(self, pipeline: str) -> RunsPublic:
-        """Every run of a pipeline, newest first."""
-        return self.service.runs(pipeline)
-
-    def run(self, pipeline: str, number: int) -> RunPublic:
-        """One run with stages and jobs."""
-        return self.service.run(pipeline, number)
-
-    def stage(self, pipeline: str, number: int, stage: str) -> StageRunPublic:
-        """One stage of a run."""
-        return self.service.stage(pipeline, number, stage)
-
-    def job(self, pipeline: str, number: int, job: str) -> JobRunPublic:
-        """One job of a run."""
-        return self.service.job(pipeline, number, job)
-
-    def log(self, pipeline: str, number: int, job: str, follow: bool = False) -> Iterator[str]:
-        """The job's log lines; with ``follow``, new lines until the job has finished."""
-        return follow_log(self.service, pipeline, number, job, follow)
-
-    def cancel(self, pipeline: str, number: int) -> Status:
-        """Ask to cancel a run."""
-        from flows.prefect_api import configure_prefect
-
-        configure_prefect(self.service.settings.home)
-        return self.service.cancel(pipeline, number)
-
-    def artifacts(self, pipeline: str, number: int, job: str | None = None) -> list[ArtifactPublic]:
-        """Artifacts of a run or of one job."""
-        return self.service.artifacts(pipeline, number, job)
-
-    def download_artifact(
-        self, pipeline: str, number: int, job: str, path: str, dest: Path
-    ) -> None:
-        """Copy one artifact to ``dest``."""
-        import shutil
-
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.service.artifact_file(pipeline, number, job, path), dest)
-
-
 def follow_log(
     service: Service, pipeline: str, number: int, job: str, follow: bool, poll: float = 0.2
 ) -> Iterator[str]:
@@ -147,4 +96,4 @@ def open_backend(settings: Settings, server: str | None) -> Backend:
         return RemoteBackend(url, token=settings.api_token)
     service = Service(settings)
     service.reconcile()
-    return LocalBackend(service)
+    return service

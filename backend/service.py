@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +247,9 @@ class Service:
             now = datetime.now(UTC)
             self.store.finish_open(run_id, Status.CANCELED, now)
             return Status.CANCELED
+        from flows.prefect_api import configure_prefect
+
+        configure_prefect(self.settings.home)  # no-op when this process already did
         from flows.pipeline import request_cancel
 
         request_cancel(flow_run_id)
@@ -350,6 +355,19 @@ class Service:
     def job_names(self, pipeline: str, number: int) -> list[str]:
         """The jobs of a run in plan order."""
         return self.store.job_names(pipeline, number)
+
+    def log(self, pipeline: str, number: int, job: str, follow: bool = False) -> Iterator[str]:
+        """The job's log lines; with ``follow``, new lines until the job has finished."""
+        from backend.client import follow_log
+
+        return follow_log(self, pipeline, number, job, follow)
+
+    def download_artifact(
+        self, pipeline: str, number: int, job: str, path: str, dest: Path
+    ) -> None:
+        """Copy one artifact to ``dest``."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.artifact_file(pipeline, number, job, path), dest)
 
     def artifacts(self, pipeline: str, number: int, job: str | None = None) -> list[ArtifactPublic]:
         """The artifacts of a run (or of one of its jobs)."""
