@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from backend.errors import NotFound, UsageError
 from backend.pipeline.model import Pipeline
-from backend.recording import Recorder, Sink, log_path
+from backend.recording import Event, Recorder, Sink, log_path
 from backend.runner.base import PullPolicy, Runner
 from backend.schemas import (
     ArtifactPublic,
@@ -67,6 +67,23 @@ class Submission:
     def name(self) -> str:
         """``NAME#N``."""
         return f"{self.pipeline}#{self.number}"
+
+
+def _defer_run_finished(sink: Sink, held: list[Callable[[], None]]) -> Sink:
+    """``sink``, except that ``run_finished`` is kept in ``held`` to be delivered later."""
+
+    def deferring(event: Event) -> None:
+        if event.kind != "run_finished":
+            sink(event)
+            return
+
+        def deliver() -> None:
+            with contextlib.suppress(Exception):  # a failing sink never fails the run
+                sink(event)
+
+        held.append(deliver)
+
+    return deferring
 
 
 def parse_run_name(name: str) -> tuple[str, int]:
@@ -160,6 +177,7 @@ class Service:
         from backend.runner.workspace import Source, checkout, remove_tree
         from flows.pipeline import run_pipeline
 
+        held: list[Callable[[], None]] = []  # run_finished, handed on once cleanup is done
         recorder = Recorder(
             self.store,
             submission.run_id,
@@ -167,7 +185,7 @@ class Service:
             submission.number,
             self.settings.logs_dir,
             masker=Masker(request.secrets.values()),
-            sinks=sinks,
+            sinks=[_defer_run_finished(sink, held) for sink in sinks or ()],
             worker=self.worker,
         )
         by_name = {job.name: job for job in request.pipeline.jobs}
@@ -215,7 +233,11 @@ class Service:
             try:
                 self.runner.remove_run_containers(key)
             finally:
-                remove_tree(workspace)
+                try:
+                    remove_tree(workspace)
+                finally:
+                    for deliver in held:  # a follower that sees the end sees nothing left
+                        deliver()
         return status
 
     def _settle_crashed(self, recorder: Recorder, status: Status, reason: str) -> None:
@@ -271,6 +293,9 @@ class Service:
             return False
         except PermissionError:
             return True
+        with contextlib.suppress(OSError):  # a killed process nobody reaped is no owner
+            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[:1] == ["Z"]:
+                return False
         return int(pid) != os.getpid()  # this process: callers checked its active runs
 
     def run_key(self, run_id: int) -> str:

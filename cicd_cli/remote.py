@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from typing import Any
 
@@ -17,32 +18,46 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_remote(server: str, settings: Settings, prepared: Any, console: Console) -> int:
-    """Bundle the commit, submit it, stream its events, print the summary; return the exit status.
+def run_remote(
+    server: str, settings: Settings, prepared: Any, console: Console, *, bundle: bool = True
+) -> int:
+    """Submit the run, stream its events, print the summary; return the exit status.
 
-    Ctrl-C (or SIGTERM) asks the server to cancel the run.
+    With ``bundle`` the commit travels along as a git bundle; without (the local daemon) the
+    server reads it from the repository at ``request.repo``. Ctrl-C (or SIGTERM) asks the server
+    to cancel the run and waits until it has settled (a second Ctrl-C stops waiting).
     """
     from backend.remote import RemoteBackend
-    from backend.runner.workspace import make_bundle
 
     backend = RemoteBackend(server, token=settings.api_token)
     request = prepared.request
-    reply = backend.submit(prepared, make_bundle(prepared.source))
+    data = None
+    if bundle:
+        from backend.runner.workspace import make_bundle
+
+        data = make_bundle(prepared.source)
+    reply = backend.submit(prepared, data)
     pipeline, number, name = reply["pipeline"], int(reply["run"]), reply["name"]
     short = request.commit[:12]
     where = f" on {request.branch}" if request.branch else ""
     if reply.get("duplicate"):
-        console.print(f"{name} is already running (commit {short}{where}); "
-                      "use --force to start another")
+        console.print(
+            f"{name} is already running (commit {short}{where}); use --force to start another"
+        )
         return EXIT_OK
     console.print(Text.assemble((name, "bold"), f"  {request.file} at {short}{where}"))
     printer = LivePrinter(console, [job.name for job in request.pipeline.jobs])
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    seen = 0
     try:
         for event in backend.events(pipeline, number):
+            seen += 1
             printer(event)
     except KeyboardInterrupt:
         backend.cancel(pipeline, number)
+        with contextlib.suppress(KeyboardInterrupt):  # until its containers are gone
+            for event in backend.events(pipeline, number, after=seen):
+                printer(event)
         console.print(Text(f"{name} canceled (interrupted)", style="yellow"))
         return 130
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,16 @@ def run(
     force: bool = typer.Option(
         False, "--force", help="Start a new run even if an identical one is running."
     ),
+    no_daemon: bool = typer.Option(
+        False,
+        "--no-daemon",
+        help="Run in this process instead of the local backend daemon (also CICD_DAEMON=0).",
+    ),
 ) -> None:
     """Run a pipeline: each job in its own container, live logs, a summary table at the end.
+
+    Runs go through a local backend daemon, started on first use for CICD_HOME and reused (it
+    exits after 30 idle minutes); --no-daemon or CICD_DAEMON=0 runs in this process instead.
 
     Exit status 0 when the pipeline succeeded (allowed failures included), 1 when it failed or
     was canceled, 2 on a usage error.
@@ -111,7 +120,28 @@ def run(
         from cicd_cli.remote import run_remote
 
         raise typer.Exit(run_remote(server, settings, prepared, console))
-    raise typer.Exit(run_embedded(settings, prepared, console))
+    if no_daemon or os.environ.get("CICD_DAEMON", "1").strip().lower() in ("0", "false", "no"):
+        raise typer.Exit(run_embedded(settings, prepared, console))
+    raise typer.Exit(run_daemon(settings, prepared, console))
+
+
+def run_daemon(settings: Settings, prepared: Any, console: Console) -> int:
+    """Run through ``CICD_HOME``'s local backend daemon (started when none runs).
+
+    The daemon has Prefect, the store and Docker warm; it reads the local repository itself, so
+    no bundle is sent. The output is the same as in-process.
+    """
+    from backend.errors import ServerError
+    from cicd_cli.daemon import ensure_daemon, log_path
+    from cicd_cli.remote import run_remote
+
+    url, token = ensure_daemon(settings)
+    try:
+        return run_remote(
+            url, settings.model_copy(update={"api_token": token}), prepared, console, bundle=False
+        )
+    except ServerError as exc:
+        raise ServerError(f"{exc} (the local cicd daemon; see {log_path(settings.home)})") from None
 
 
 def run_embedded(settings: Settings, prepared: Any, console: Console) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -40,11 +41,26 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def server(
     host: str = typer.Option(
-        "127.0.0.1", "--host",
+        "127.0.0.1",
+        "--host",
         help="Address to listen on. Anything beyond loopback needs CICD_API_TOKEN.",
     ),
     port: int = typer.Option(
         8765, "--port", min=0, max=65535, help="Port of the API (0: any free one)."
+    ),
+    state_file: Path | None = typer.Option(
+        None,
+        "--state-file",
+        hidden=True,
+        help="Once serving, record {pid, url, token} here (0600); removed at exit. "
+        "Used by the local daemon (cicd_cli/daemon.py).",
+    ),
+    idle_timeout: float = typer.Option(
+        0,
+        "--idle-timeout",
+        hidden=True,
+        min=0,
+        help="Exit after this many seconds without requests or running runs (0: never).",
     ),
 ) -> None:
     """Serve the cicd API for `cicd run --server URL` and the history commands.
@@ -86,24 +102,42 @@ def server(
         console.print(f"[yellow]warning: {exc}: runs will fail until Docker answers[/]")
     settled = service.reconcile()  # and removes their containers and workspaces
     if settled:
-        console.print(f"settled {len(settled)} run(s) a stopped server left running: "
-                      + ", ".join(settled))
+        console.print(
+            f"settled {len(settled)} run(s) a stopped server left running: " + ", ".join(settled)
+        )
 
     bound_port = sock.getsockname()[1]
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
-    console.print(f"cicd API    http://{shown}:{bound_port}{API_PREFIX}  "
-                  f"(docs {API_PREFIX}/docs, OpenAPI /openapi.json)")
+    console.print(
+        f"cicd API    http://{shown}:{bound_port}{API_PREFIX}  "
+        f"(docs {API_PREFIX}/docs, OpenAPI /openapi.json)"
+    )
     console.print(f"Prefect UI  {prefect_url.removesuffix('/').removesuffix('/api')}")
     if settings.api_token:
         console.print("token       required (CICD_API_TOKEN)")
     console.print(f"data        {settings.home}")
 
     app = create_app(service, settings, prefect_url=prefect_url)
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    from cicd_cli.daemon import DaemonWatch
+
+    watch = DaemonWatch(
+        state_file=state_file,
+        idle_timeout=idle_timeout,
+        url=f"http://{shown}:{bound_port}",
+        token=settings.api_token,
+        busy=lambda: bool(app.state.launcher.running()),
     )
+    config = uvicorn.Config(
+        watch.wrap(app),
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+    uvicorn_server = uvicorn.Server(config)
+    watch.start(uvicorn_server)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn_server.run(sockets=[sock])
     finally:
+        watch.stop()
         sock.close()

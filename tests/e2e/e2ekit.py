@@ -2,7 +2,8 @@
 
 Every run goes through the installed entry point in a subprocess, exactly as a user types it:
 ``CICD_HOME`` is the project's own temporary folder, ``PREFECT_API_URL`` is the test session's
-Prefect server (inherited from the environment), no ``CICD_SERVER``. Results are read back with
+Prefect server (inherited from the environment), no ``CICD_SERVER``, and ``CICD_DAEMON=0``:
+runs execute in the ``cicd`` process itself. Results are read back with
 ``cicd report --format json`` (SPEC §3.1), never from the product's internals.
 """
 
@@ -78,7 +79,8 @@ class Project:
         home.mkdir()
         git(repo, "init", "-q", "-b", "main")
         env = {k: v for k, v in os.environ.items() if not k.startswith("CICD_")}
-        env.update(CICD_HOME=str(home), NO_COLOR="1", COLUMNS="200", TZ="UTC")
+        # in-process runs (the daemon path has its own tests: tests/cli/test_daemon.py)
+        env.update(CICD_HOME=str(home), CICD_DAEMON="0", NO_COLOR="1", COLUMNS="200", TZ="UTC")
         assert env.get("PREFECT_API_URL"), "the session's Prefect API must be set"
         return cls(repo, home, env)
 
