@@ -22,6 +22,7 @@ import argparse
 import json
 import platform
 import shutil
+import signal
 import statistics
 import sys
 import time
@@ -186,7 +187,12 @@ def targets(results: list[dict]) -> list[str]:
     return out
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so that the clean-ups in ``finally`` run
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--runs", type=int, default=3, help="runs per measurement (median; default 3)"
@@ -205,6 +211,7 @@ def main() -> int:
         help="how the floor starts containers: docker SDK (default, the lower "
         "floor) or `docker run --rm`",
     )
+    parser.add_argument("--json-out", metavar="PATH", help="also write the JSON to PATH")
     parser.add_argument("--skip-cicd", action="store_true")
     parser.add_argument("--skip-gcl", action="store_true")
     parser.add_argument(
@@ -245,8 +252,11 @@ def main() -> int:
         "seconds": round(time.time() - began, 1),
         "gcl_version": tools.GCL_VERSION,
     }
+    document = {"meta": meta, "results": results, "targets": targets(results)}
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(document, indent=2) + "\n")
     if args.json:
-        print(json.dumps({"meta": meta, "results": results, "targets": targets(results)}, indent=2))
+        print(json.dumps(document, indent=2))
     else:
         print(
             f"median of {args.runs} runs, wall-clock seconds; floor = docker {args.floor}, "
