@@ -111,10 +111,11 @@ def run_cicd(repo: Path, home: Path, extra: list[str] | None = None) -> Timed:
 
 
 def stop_cicd_home(home: Path, remove: bool = True) -> None:
-    """Stop the Prefect server cicd started for ``home`` (if any) and delete ``home``."""
+    """Stop the backend daemon and Prefect server cicd started for ``home``; delete ``home``."""
     code = (
         "import sys; from pathlib import Path; from flows.prefect_api import stop_local_server; "
-        "stop_local_server(Path(sys.argv[1]))"
+        "from cicd_cli.daemon import stop_daemon; "
+        "stop_daemon(Path(sys.argv[1])); stop_local_server(Path(sys.argv[1]))"
     )
     subprocess.run(
         [sys.executable, "-c", code, str(home)],
