@@ -246,6 +246,9 @@ def _start(
         "--idle-timeout",
         f"{idle:g}",
     ]
+    from flows.prefect_api import spawn_local_server
+
+    spawn_local_server(home)  # boots beside the daemon's imports instead of after them
     log = log_path(home)
     with log.open("ab") as out:
         proc = subprocess.Popen(
