@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.text import Text
 
 from backend.settings import Settings
-from cicd_cli.errors import EXIT_FAILED, EXIT_OK
-from cicd_cli.render import LivePrinter, duration, status_text, summary_table
+from cicd_cli.errors import EXIT_OK
+from cicd_cli.render import LivePrinter, print_run_end, submitted_line
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -38,14 +38,9 @@ def run_remote(
         data = make_bundle(prepared.source)
     reply = backend.submit(prepared, data)
     pipeline, number, name = reply["pipeline"], int(reply["run"]), reply["name"]
-    short = request.commit[:12]
-    where = f" on {request.branch}" if request.branch else ""
+    console.print(submitted_line(name, request, bool(reply.get("duplicate"))))
     if reply.get("duplicate"):
-        console.print(
-            f"{name} is already running (commit {short}{where}); use --force to start another"
-        )
         return EXIT_OK
-    console.print(Text.assemble((name, "bold"), f"  {request.file} at {short}{where}"))
     printer = LivePrinter(console, [job.name for job in request.pipeline.jobs])
     previous = signal.signal(signal.SIGTERM, _interrupt)
     seen = 0
@@ -62,9 +57,4 @@ def run_remote(
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    run = backend.run(pipeline, number)
-    console.print()
-    console.print(summary_table(run))
-    took = duration(run.started_at, run.finished_at)
-    console.print(Text.assemble((name, "bold"), " ", status_text(run.status), f" in {took}"))
-    return EXIT_OK if run.status.value == "SUCCESS" else EXIT_FAILED
+    return print_run_end(console, backend.run(pipeline, number))

@@ -7,7 +7,7 @@ import json
 import threading
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +23,9 @@ from backend.schemas import (
     StageRunPublic,
     Status,
 )
+
+if TYPE_CHECKING:
+    from backend.service import RunRequest
 
 STATUS_STYLE = {
     Status.PENDING: "dim",
@@ -341,3 +344,27 @@ def table_console() -> Console:
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 200
     return console
+
+
+def submitted_line(name: str, request: RunRequest, duplicate: bool) -> Text:
+    """The first line ``cicd run`` prints: the run's name, file, commit and branch."""
+    short = request.commit[:12]
+    where = f" on {request.branch}" if request.branch else ""
+    if duplicate:
+        return Text(
+            f"{name} is already running (commit {short}{where}); use --force to start another"
+        )
+    return Text.assemble((name, "bold"), f"  {request.file} at {short}{where}")
+
+
+def print_run_end(console: Console, run: RunPublic) -> int:
+    """Print the summary table and the final line of a run; return ``cicd run``'s exit status."""
+    console.print()
+    console.print(summary_table(run))
+    took = duration(run.started_at, run.finished_at)
+    console.print(
+        Text.assemble(
+            (f"{run.pipeline}#{run.run}", "bold"), " ", status_text(run.status), f" in {took}"
+        )
+    )
+    return 0 if run.status is Status.SUCCESS else 1

@@ -13,8 +13,8 @@ from rich.text import Text
 
 from backend.runner.base import PullPolicy
 from backend.settings import Settings
-from cicd_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, abort, err_console
-from cicd_cli.render import LivePrinter, duration, status_text, summary_table
+from cicd_cli.errors import EXIT_OK, err_console
+from cicd_cli.render import LivePrinter, print_run_end, submitted_line
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -155,15 +155,9 @@ def run_embedded(settings: Settings, prepared: Any, console: Console) -> int:
     service.reconcile()
     request = prepared.request
     submission = service.submit(request, prepared.key)
-    short = request.commit[:12]
-    where = f" on {request.branch}" if request.branch else ""
+    console.print(submitted_line(submission.name, request, submission.duplicate))
     if submission.duplicate:
-        console.print(
-            f"{submission.name} is already running (commit {short}{where}); "
-            "use --force to start another"
-        )
         return EXIT_OK
-    console.print(Text.assemble((submission.name, "bold"), f"  {request.file} at {short}{where}"))
     printer = LivePrinter(console, [job.name for job in request.pipeline.jobs])
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -173,18 +167,4 @@ def run_embedded(settings: Settings, prepared: Any, console: Console) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    run = service.run(submission.pipeline, submission.number)
-    console.print()
-    console.print(summary_table(run))
-    console.print(
-        Text.assemble(
-            (submission.name, "bold"),
-            " ",
-            status_text(run.status),
-            f" in {duration(run.started_at, run.finished_at)}",
-        )
-    )
-    return EXIT_OK if run.status.value == "SUCCESS" else EXIT_FAILED
-
-
-__all__ = ["EXIT_USAGE", "abort", "run"]
+    return print_run_end(console, service.run(submission.pipeline, submission.number))
