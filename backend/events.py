@@ -23,6 +23,10 @@ from backend.recording import Event, Sink
 from backend.schemas import Status
 
 KEEP_FINISHED = 50  # finished runs whose events stay in memory for late followers
+# Memory stays flat however much a job prints: a running run keeps its last WINDOW events, a
+# finished one its last KEEP_AFTER_FINISH; every line is in the job's log file anyway.
+WINDOW = 20_000
+KEEP_AFTER_FINISH = 1_000
 
 
 def event_to_json(event: Event) -> str:
@@ -52,7 +56,14 @@ def event_from_json(data: dict[str, Any]) -> Event:
 @dataclass
 class _RunEvents:
     events: list[Event] = field(default_factory=list)
+    base: int = 0  # index (in the run's whole stream) of events[0]; earlier ones were dropped
     finished: bool = False
+
+    def keep_last(self, count: int) -> None:
+        dropped = max(0, len(self.events) - count)
+        if dropped:
+            del self.events[:dropped]
+            self.base += dropped
 
 
 class EventHub:
@@ -84,8 +95,11 @@ class EventHub:
             if entry.finished:
                 return  # nothing follows run_finished
             entry.events.append(event)
+            if len(entry.events) > WINDOW + WINDOW // 10:
+                entry.keep_last(WINDOW)  # in chunks, so appending stays cheap
             if event.kind == "run_finished":
                 entry.finished = True
+                entry.keep_last(KEEP_AFTER_FINISH)
                 self._forget_old()
             self._cond.notify_all()
 
@@ -109,17 +123,24 @@ class EventHub:
             entry = self._runs[run]
         index = max(0, after)
         while True:
+            skipped = 0
             with self._cond:
-                if index >= len(entry.events) and not entry.finished:
+                if index >= entry.base + len(entry.events) and not entry.finished:
                     self._cond.wait(timeout=wait)
-                batch = entry.events[index:]
+                if index < entry.base:  # a slow or late follower: what was dropped is in the logs
+                    skipped, index = entry.base - index, entry.base
+                batch = entry.events[index - entry.base :]
                 done = entry.finished
+                end = entry.base + len(entry.events)
+            if skipped:
+                text = f"{skipped} earlier events are no longer kept; `cicd logs {run}` has them"
+                yield Event("warning", run, text=text)
             if not batch and not done:
                 yield None
                 continue
             yield from batch
             index += len(batch)
-            if done and index >= len(entry.events):
+            if done and index >= end:
                 return
 
     def _forget_old(self) -> None:
