@@ -45,6 +45,9 @@ def _register() -> None:
     from cicd_cli import server
 
     app.command("server")(server.server)
+    from cicd_cli import worker
+
+    app.command("worker")(worker.worker)
     from cicd_cli import artifacts, cancel, logs, report
 
     app.command("report")(report.report)
