@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from backend.errors import NotFound, UsageError
 from backend.pipeline.model import Pipeline
+from backend.processes import pid_running
 from backend.recording import Event, Recorder, Sink, log_path
 from backend.runner.base import PullPolicy, Runner
 from backend.schemas import (
@@ -287,15 +288,8 @@ class Service:
         pid = rest.rpartition("-")[2]
         if not pid.isdigit():
             return True
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if not pid_running(int(pid)):
             return False
-        except PermissionError:
-            return True
-        with contextlib.suppress(OSError):  # a killed process nobody reaped is no owner
-            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[:1] == ["Z"]:
-                return False
         return int(pid) != os.getpid()  # this process: callers checked its active runs
 
     def run_key(self, run_id: int) -> str:

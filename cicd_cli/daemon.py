@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from backend.errors import CicdError
+from backend.processes import pid_running
 from backend.settings import Settings
 
 HEALTH_PATH = "/api/v1/health"
@@ -118,23 +119,6 @@ def remove_state(state_file: Path, pid: int) -> None:
 
 
 # -- processes ------------------------------------------------------------------------------------
-
-
-def pid_running(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie (a killed child nobody reaped)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): trust kill(0)
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def _is_daemon(pid: int) -> bool:

@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from backend.errors import CicdError
+from backend.processes import pid_running
 
 # Offline-safe and tuned: no telemetry; SQLite lock contention cut by batching (PREFECT_NOTES.md).
 SERVER_ENV = {
@@ -70,16 +71,6 @@ def _free_port(preferred: int) -> int:
     raise PrefectUnavailable("no free TCP port on 127.0.0.1 for the Prefect server")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def server_state_file(home: Path) -> Path:
     """Where the local Prefect server's pid and URL are recorded."""
     return home / "prefect" / "server.json"
@@ -92,7 +83,7 @@ def read_local_server(home: Path) -> dict[str, object] | None:
         info = json.loads(state.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(info, dict) or not _pid_alive(int(info.get("pid", 0))):
+    if not isinstance(info, dict) or not pid_running(int(info.get("pid", 0))):
         return None
     return info
 
@@ -217,7 +208,7 @@ def _wait_healthy(url: str, pid: int, timeout: float) -> bool:
     while time.monotonic() < deadline:
         if _healthy(url):
             return True
-        if not _pid_alive(pid):
+        if not pid_running(pid):
             return False
         time.sleep(0.2)
     return False
@@ -234,11 +225,11 @@ def stop_local_server(home: Path) -> bool:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _pid_alive(pid):
+    while time.monotonic() < deadline and pid_running(pid):
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    if _pid_alive(pid):
+    if pid_running(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     return True

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from backend.processes import pid_running
 from backend.settings import Settings
-from cicd_cli.daemon import ensure_daemon, pid_running, read_state, state_path, stop_daemon
+from cicd_cli.daemon import ensure_daemon, read_state, state_path, stop_daemon
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))  # not a package
 from e2ekit import (
