@@ -1,7 +1,7 @@
-"""Turning what a user typed into a ``RunRequest``: which repo and commit, which file, which plan.
+"""Turning what a user typed into a ``RunRequest``: which repo and commit, which file.
 
 Used by the CLI before it runs embedded or sends the request to a server, so both run the same
-thing: the pipeline file *as committed*, validated with its overrides, and its plan.
+thing: the pipeline file *as committed*, validated with its overrides.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.errors import NotFound, PipelineInvalid, UsageError
-from backend.pipeline import parse_pipeline, plan_pipeline
+from backend.pipeline import parse_pipeline
 from backend.runner.base import PullPolicy
 from backend.runner.gitfiles import list_committed, read_committed
 from backend.runner.workspace import Source, redact_url, request_key, resolve_source
@@ -95,7 +95,7 @@ def prepare_run(
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT,
     force: bool = False,
 ) -> PreparedRun:
-    """Resolve the source, read and validate the committed file, plan it."""
+    """Resolve the source, read and validate the committed file."""
     if file and name:
         raise UsageError("-f/--file and -p/--pipeline cannot be used together")
     source = resolve_source(repo, branch, commit, cwd=cwd, cache_dir=cache_dir)
@@ -105,10 +105,8 @@ def prepare_run(
         path = _file_in_repo(file or DEFAULT_FILE, source, cwd, local=repo is None)
     text = read_committed(source.git_dir, source.commit, path)
     pipeline = parse_pipeline(text, path, overrides=list(overrides or ()))
-    plan = plan_pipeline(pipeline)
     request = RunRequest(
         pipeline=pipeline,
-        plan={stage.name: [job.name for job in stage.jobs] for stage in plan.stages},
         file=path,
         file_content=text,
         repo=redact_url(source.repo),  # a token in a URL never reaches the store

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from backend.errors import NotFound, UsageError
-from backend.pipeline.model import Pipeline
+from backend.pipeline.model import Job, Pipeline
 from backend.processes import pid_running
 from backend.recording import Event, Recorder, Sink, log_path
 from backend.runner.base import PullPolicy, Runner
@@ -41,7 +41,6 @@ class RunRequest(BaseModel):
     """A request to run a pipeline: what the CLI sends, embedded or to a server."""
 
     pipeline: Pipeline
-    plan: dict[str, list[str]] = Field(description="stage -> job names in start order")
     file: str
     file_content: str
     repo: str
@@ -53,6 +52,12 @@ class RunRequest(BaseModel):
     jobs: int | None = Field(default=None, ge=1)
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     force: bool = False
+
+    def stage_order(self) -> dict[str, list[Job]]:
+        """Each stage's jobs in an order in which they can start (the pipeline's plan)."""
+        from backend.pipeline.plan import plan_pipeline
+
+        return {stage.name: list(stage.jobs) for stage in plan_pipeline(self.pipeline).stages}
 
 
 @dataclass(frozen=True)
@@ -144,10 +149,9 @@ class Service:
             if found is not None:
                 run_id, number = found
                 return Submission(run_id, name, number, duplicate=True)
-        by_name = {job.name: job for job in request.pipeline.jobs}
         stages = [
-            (stage, [(job, by_name[job].image, by_name[job].allow_failure) for job in jobs])
-            for stage, jobs in request.plan.items()
+            (stage, [(job.name, job.image, job.allow_failure) for job in jobs])
+            for stage, jobs in request.stage_order().items()
         ]
         run_id, number = self.store.create_run(
             name,
@@ -189,13 +193,12 @@ class Service:
             sinks=[_defer_run_finished(sink, held) for sink in sinks or ()],
             worker=self.worker,
         )
-        by_name = {job.name: job for job in request.pipeline.jobs}
         key = self.run_key(submission.run_id)
         workspace = self.settings.workspaces_dir / key
         ctx = RunContext(
             key=key,
             pipeline=request.pipeline,
-            stage_order={s: [by_name[j] for j in jobs] for s, jobs in request.plan.items()},
+            stage_order=request.stage_order(),
             runner=self.runner,
             recorder=recorder,
             workspace=workspace,

@@ -108,15 +108,13 @@ class RunLauncher:
             ) from None
 
     def _as_committed(self, request: RunRequest, git_dir: Path, commit: str) -> RunRequest:
-        from backend.pipeline import parse_pipeline, plan_pipeline
+        from backend.pipeline import parse_pipeline
         from backend.runner.gitfiles import read_committed
 
         text = read_committed(git_dir, commit, request.file)
         pipeline = parse_pipeline(text, request.file, overrides=list(request.overrides))
-        plan = plan_pipeline(pipeline)
         return request.model_copy(update={
             "pipeline": pipeline,
-            "plan": {stage.name: [job.name for job in stage.jobs] for stage in plan.stages},
             "file_content": text,
             "commit": commit,
         })

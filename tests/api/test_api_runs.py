@@ -230,7 +230,9 @@ def test_submit_runs_the_committed_file_not_the_one_sent(
     api: Api, repo: Path, prepare: Callable[..., PreparedRun]
 ) -> None:
     prepared = prepare(repo)
-    tampered = prepared.request.model_copy(update={"plan": {"build": ["compile"]}})
+    sent = prepared.request.pipeline
+    only_build = sent.model_copy(update={"stages": sent.stages[:1]})  # not what is committed
+    tampered = prepared.request.model_copy(update={"pipeline": only_build})
     with api.client() as client:
         reply = client.post("/runs", data={"request": tampered.model_dump_json()})
     assert reply.status_code == 202
