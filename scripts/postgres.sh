@@ -24,7 +24,8 @@ read -r version cluster_name port status _ <<<"$cluster"
 if [ "$status" != online ]; then
     is_root || die "PostgreSQL cluster $version/$cluster_name is $status; start it as root"
     step "starting cluster $version/$cluster_name"
-    pg_ctlcluster "$version" "$cluster_name" start
+    # pg_ctlcluster prints notices ("Removed stale pid file.") on stdout, which is ours for the URL.
+    pg_ctlcluster "$version" "$cluster_name" start >&2
 fi
 
 psql_admin() { runuser -u postgres -- psql -p "$port" -v ON_ERROR_STOP=1 -tAq "$@"; }
@@ -32,11 +33,11 @@ psql_admin() { runuser -u postgres -- psql -p "$port" -v ON_ERROR_STOP=1 -tAq "$
 if is_root; then
     if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$NAME'")" != 1 ]; then
         step "creating role $NAME"
-        psql_admin -c "CREATE ROLE $NAME LOGIN CREATEDB PASSWORD '$NAME'"
+        psql_admin -c "CREATE ROLE $NAME LOGIN CREATEDB PASSWORD '$NAME'" >&2
     fi
     if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$NAME'")" != 1 ]; then
         step "creating database $NAME"
-        psql_admin -c "CREATE DATABASE $NAME OWNER $NAME"
+        psql_admin -c "CREATE DATABASE $NAME OWNER $NAME" >&2
     fi
 fi
 

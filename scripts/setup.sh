@@ -8,7 +8,7 @@
 # PostgreSQL test database (scripts/postgres.sh); --venv-only stops after the virtualenv.
 # Progress goes to stderr, one line per step; stdout carries only KEY=VALUE lines for the
 # caller's environment, e.g.
-#   env $(scripts/setup.sh --postgres) .venv/bin/pytest
+#   env $(scripts/setup.sh --postgres) .venv/bin/pytest   (scripts/test.sh does this)
 set -euo pipefail
 CICD_SCRIPT_NAME=setup
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,11 +54,11 @@ ensure_venv() {
 
 ensure_venv
 if [ "$with_engine" = 1 ]; then
-    "$here/engine.sh"
+    "$here/engine.sh" >&2
 fi
 if [ "$with_images" = 1 ]; then
-    "$here/images.sh"
+    "$here/images.sh" >&2
 fi
 if [ "$with_postgres" = 1 ]; then
-    "$here/postgres.sh"
+    "$here/postgres.sh"  # prints its KEY=VALUE line
 fi

@@ -3,6 +3,14 @@
 # PostgreSQL), then run the whole test suite and the linter. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# setup.sh prints only KEY=VALUE lines on stdout (progress goes to stderr); anything else is a bug.
 envs=$(scripts/setup.sh --postgres)
-env $envs .venv/bin/pytest -q "$@"
+while IFS= read -r line; do
+    case "$line" in
+        "") ;;
+        [A-Za-z_]*=*) export "${line?}" ;;
+        *) echo "test: error: unexpected line from scripts/setup.sh: $line" >&2; exit 1 ;;
+    esac
+done <<<"$envs"
+.venv/bin/pytest -q "$@"
 .venv/bin/ruff check .
