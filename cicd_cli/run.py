@@ -146,13 +146,15 @@ def run_daemon(settings: Settings, prepared: Any, console: Console) -> int:
 
 def run_embedded(settings: Settings, prepared: Any, console: Console) -> int:
     """Run in this process against the local store and Prefect API; return the exit status."""
-    from flows.prefect_api import configure_prefect
+    from flows.prefect_api import configure_prefect, wait_for_prefect
 
-    configure_prefect(settings.home)
+    configure_prefect(settings.home, wait=False)  # a starting server boots during the imports
+    import flows.pipeline  # noqa: F401  (imports Prefect)
     from backend.service import Service
 
     service = Service(settings)
     service.reconcile()
+    wait_for_prefect()
     request = prepared.request
     submission = service.submit(request, prepared.key)
     console.print(submitted_line(submission.name, request, submission.duplicate))

@@ -84,12 +84,15 @@ def server(
     sock = _bind(host, port)
     console = Console(highlight=False, soft_wrap=True)
 
-    from flows.prefect_api import configure_prefect
+    from flows.prefect_api import configure_prefect, wait_for_prefect
 
-    prefect_url = configure_prefect(settings.home)  # before anything imports Prefect
+    # Before anything imports Prefect. A local Prefect server takes seconds to boot: the imports
+    # and the store's start-up below happen meanwhile; we wait for it before serving.
+    prefect_url = configure_prefect(settings.home, wait=False)
 
     import uvicorn
 
+    import flows.pipeline  # noqa: F401  (imports Prefect, ~1 s, now rather than in the first run)
     from backend.api import API_PREFIX, create_app
     from backend.runner.docker import DockerRunner
     from backend.service import Service
@@ -101,6 +104,7 @@ def server(
     except Exception as exc:
         console.print(f"[yellow]warning: {exc}: runs will fail until Docker answers[/]")
     settled = service.reconcile()  # and removes their containers and workspaces
+    wait_for_prefect()
     if settled:
         console.print(
             f"settled {len(settled)} run(s) a stopped server left running: " + ", ".join(settled)

@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from backend.errors import CicdError
 from backend.processes import pid_running
@@ -50,6 +51,9 @@ START_TIMEOUT = 90.0
 
 class PrefectUnavailable(CicdError):
     """The Prefect API cannot be reached or started."""
+
+
+_pending: tuple[Path, str] | None = None  # (home, url) configured without waiting for it
 
 
 def _healthy(url: str, timeout: float = 1.0) -> bool:
@@ -210,7 +214,7 @@ def _wait_healthy(url: str, pid: int, timeout: float) -> bool:
             return True
         if not pid_running(pid):
             return False
-        time.sleep(0.2)
+        time.sleep(0.05)
     return False
 
 
@@ -235,12 +239,15 @@ def stop_local_server(home: Path) -> bool:
     return True
 
 
-def configure_prefect(home: Path, start: bool = True) -> str:
+def configure_prefect(home: Path, start: bool = True, wait: bool = True) -> str:
     """Point this process's Prefect at an API (before Prefect is imported); return its URL.
 
     ``PREFECT_API_URL`` wins when set; otherwise the local server of ``home`` (started when
-    ``start`` and not running).
+    ``start`` and not running). With ``wait=False`` a local server that is still starting is not
+    waited for: its URL is known from the moment it is spawned, so the caller can import Prefect
+    and get ready while it boots (seconds), then call ``wait_for_prefect`` before using it.
     """
+    global _pending
     for key, value in CLIENT_ENV.items():
         os.environ.setdefault(key, value)
     url = os.environ.get("PREFECT_API_URL")
@@ -249,11 +256,45 @@ def configure_prefect(home: Path, start: bool = True) -> str:
     if "prefect" in sys.modules:
         raise PrefectUnavailable("internal: Prefect was imported before its API was configured")
     info = read_local_server(home)
-    url = str(info["url"]) if info and _healthy(str(info["url"])) else None
-    if url is None:
-        if not start:
-            raise PrefectUnavailable("no Prefect server is running for this CICD_HOME")
-        url = start_local_server(home)
+    if not wait and start:
+        if info is None:
+            spawn_local_server(home)
+            info = read_local_server(home)
+        if info is None:
+            raise PrefectUnavailable(
+                f"the local Prefect server exited at start (see {home / 'prefect' / 'server.log'})"
+            )
+        url = str(info["url"])
+        _pending = (home, url)
+    else:
+        url = str(info["url"]) if info and _healthy(str(info["url"])) else None
+        if url is None:
+            if not start:
+                raise PrefectUnavailable("no Prefect server is running for this CICD_HOME")
+            url = start_local_server(home)
     os.environ["PREFECT_API_URL"] = url
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     return url
+
+
+def wait_for_prefect() -> None:
+    """Wait until the local server ``configure_prefect(wait=False)`` returned is ready.
+
+    Ready means it has answered a first API call: a fresh server takes ~0.4 s over that one
+    (after its health route already answers), which would otherwise land on the first run.
+    A server that died meanwhile is started again on the same port, since Prefect has read the
+    address already; if that port is taken, this raises ``PrefectUnavailable``.
+    """
+    global _pending
+    if _pending is None:
+        return
+    home, url = _pending
+    port = urlsplit(url).port
+    got = start_local_server(home, port=port)
+    if got != url:
+        raise PrefectUnavailable(
+            f"the local Prefect server came back at {got} instead of {url}; start cicd again"
+        )
+    _pending = None
+    with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/hello", timeout=30):
+        pass

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pytest
 from backend.processes import pid_running
 from backend.settings import Settings
 from cicd_cli.daemon import ensure_daemon, read_state, state_path, stop_daemon
+from flows.prefect_api import read_local_server, stop_local_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))  # not a package
 from e2ekit import (
@@ -169,6 +171,42 @@ def test_daemon_off_runs_in_process_without_a_daemon(project: Project, how: str)
     assert out.lines[0].startswith("quick#1  .pipelines/quick.yaml at ")
     assert not state_path(project.home).exists()
     assert worker_pid(project, "quick", 1)[0] == "embedded"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("mode", ["daemon", "embedded"])
+def test_daemon_fresh_home_without_prefect_url_starts_and_uses_its_own_prefect_server(
+    project: Project, mode: str
+) -> None:
+    """What a new user gets: cicd starts a Prefect server for CICD_HOME and runs the flow on it.
+
+    The server boots while the daemon (or the in-process run) imports and opens its store; the
+    run must wait for it rather than fail or talk to a server that is not up yet.
+    """
+    del project.env["PREFECT_API_URL"]
+    project.env.pop("PREFECT_HOME", None)
+    if mode == "embedded":
+        project.env["CICD_DAEMON"] = "0"
+    try:
+        out = project.run("-p", "quick", timeout=240)
+        assert out.returncode == 0, out.stdout + out.stderr
+        info = read_local_server(project.home)
+        assert info is not None, "no local Prefect server recorded"
+        query = json.dumps({"flow_runs": {"name": {"any_": ["quick#1"]}}}).encode()
+        request = urllib.request.Request(
+            f"{info['url']}/flow_runs/filter",
+            data=query,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            flow_runs = json.load(reply)
+        assert [(run["name"], run["state_type"]) for run in flow_runs] == [
+            ("quick#1", "COMPLETED")
+        ]
+        assert worker_pid(project, "quick", 1)[0] == ("server" if mode == "daemon" else "embedded")
+    finally:
+        stop_daemon(project.home)
+        stop_local_server(project.home)
 
 
 # -- a daemon that dies or retires ---------------------------------------------------------------
