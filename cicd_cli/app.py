@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -34,27 +37,38 @@ def _root(
     """Run CI/CD pipelines from .pipelines/*.yaml: each job in its own Docker container."""
 
 
+def _command(name: str, function: Callable[..., Any]) -> None:
+    """Register ``function`` as command ``name``, its docstring as the help.
+
+    Each paragraph of the docstring goes on one line so the terminal wraps it: typer keeps
+    single line breaks, which break sentences mid-line in a terminal narrower than the source.
+    """
+    doc = inspect.cleandoc(function.__doc__ or "")
+    help_text = "\n\n".join(" ".join(part.split("\n")) for part in doc.split("\n\n"))
+    app.command(name, help=help_text)(function)
+
+
 def _register() -> None:
     from cicd_cli import check
 
-    app.command("check")(check.check)
-    app.command("dry-run")(check.dry_run)
+    _command("check", check.check)
+    _command("dry-run", check.dry_run)
     from cicd_cli import run
 
-    app.command("run")(run.run)
+    _command("run", run.run)
     from cicd_cli import server
 
-    app.command("server")(server.server)
+    _command("server", server.server)
     from cicd_cli import worker
 
-    app.command("worker")(worker.worker)
+    _command("worker", worker.worker)
     from cicd_cli import artifacts, cancel, logs, report
 
-    app.command("report")(report.report)
-    app.command("logs")(logs.logs)
-    app.command("status")(report.status)
-    app.command("cancel")(cancel.cancel)
-    app.command("artifacts")(artifacts.artifacts)
+    _command("report", report.report)
+    _command("logs", logs.logs)
+    _command("status", report.status)
+    _command("cancel", cancel.cancel)
+    _command("artifacts", artifacts.artifacts)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ appear there in backticks as "`cicd <command>`" (options may follow inside the b
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def test_docs_command_has_help(name: str) -> None:
     assert (COMMANDS[name].help or "").strip(), f"`cicd {name}` has no help text (its docstring)"
     first_line = " ".join((COMMANDS[name].help or "").strip().splitlines()[0].split())
     assert first_line in " ".join(result.output.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_docs_command_help_paragraphs_wrap_to_the_terminal(name: str) -> None:
+    # typer keeps a docstring's single line breaks: a paragraph must reach the terminal as one
+    # line (so the terminal's width decides where it breaks), here a very wide one
+    result = CliRunner().invoke(app, [name, "--help"], terminal_width=1000, env={"COLUMNS": "1000"})
+    assert result.exit_code == 0, result.output
+    shown = [" ".join(line.split()) for line in result.output.splitlines()]
+    doc = inspect.cleandoc(COMMANDS[name].callback.__doc__ or "")
+    for paragraph in doc.split("\n\n"):
+        flat = " ".join(paragraph.split())
+        assert any(flat in line for line in shown), f"`cicd {name} --help` breaks: {flat!r}"
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
