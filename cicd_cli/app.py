@@ -59,9 +59,10 @@ def _register() -> None:
     from cicd_cli import server
 
     _command("server", server.server)
-    from cicd_cli import worker
+    from cicd_cli import shutdown, worker
 
     _command("worker", worker.worker)
+    _command("shutdown", shutdown.shutdown)
     from cicd_cli import artifacts, cancel, logs, report
 
     _command("report", report.report)

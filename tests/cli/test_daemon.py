@@ -204,9 +204,53 @@ def test_daemon_fresh_home_without_prefect_url_starts_and_uses_its_own_prefect_s
             ("quick#1", "COMPLETED")
         ]
         assert worker_pid(project, "quick", 1)[0] == ("server" if mode == "daemon" else "embedded")
+
+        down = project.cicd("shutdown", timeout=60)
+        assert down.returncode == 0, down.stdout + down.stderr
+        daemon_line = "daemon: stopped (pid " if mode == "daemon" else "daemon: not running"
+        assert down.lines[0].startswith(daemon_line), down.stdout
+        assert down.lines[1] == f"Prefect server: stopped (pid {info['pid']}, {info['url']})"
+        assert not pid_running(int(info["pid"])) and read_local_server(project.home) is None
     finally:
         stop_daemon(project.home)
         stop_local_server(project.home)
+
+
+@pytest.mark.docker
+def test_shutdown_stops_daemon_after_canceling_its_run_and_leaves_a_given_prefect_server(
+    project: Project, prefect_api: str
+) -> None:
+    before = managed_containers()
+    ours: set[str] = set()
+    with project.popen("run", "-p", "sleepers") as proc:
+        try:
+            wait_for_line(proc, "| $ sleep 60", timeout=60)
+            ours = managed_containers() - before
+            pid = daemon_pid(project)
+            down = project.cicd("shutdown", timeout=60)
+            rest, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                remove_containers(ours)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert down.lines == [
+        f"daemon: stopped (pid {pid})",
+        "Prefect server: not cicd's (PREFECT_API_URL), left running",
+    ]
+    assert not pid_running(pid) and not state_path(project.home).exists()
+    assert proc.returncode != 0 and "Traceback" not in rest, rest
+    assert managed_containers() & ours == set()
+    assert project.workspaces() == []
+    report = project.report("sleepers", 1)
+    assert report["status"] == "CANCELED", report
+    assert {job["status"] for job in jobs(report).values()} == {"CANCELED"}
+    with urllib.request.urlopen(f"{prefect_api}/health", timeout=10) as reply:
+        assert reply.status == 200
+
+    again = project.cicd("shutdown")
+    assert again.lines[0] == "daemon: not running", again.stdout
+    assert project.run("-p", "quick").returncode == 0  # the next run starts a new daemon
 
 
 # -- a daemon that dies or retires ---------------------------------------------------------------
