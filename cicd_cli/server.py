@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -138,10 +141,39 @@ def server(
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
     )
-    uvicorn_server = uvicorn.Server(config)
+    uvicorn_server = _draining_server(config, app.state.launcher.shutdown)
     watch.start(uvicorn_server)
     try:
         uvicorn_server.run(sockets=[sock])
     finally:
         watch.stop()
         sock.close()
+
+
+def _draining_server(config: Any, drain: Callable[[], None]) -> Any:
+    """A uvicorn server that settles the runs still going before it closes its connections.
+
+    On Ctrl-C or SIGTERM it first runs ``drain`` (cancel those runs, wait until they settle), so
+    clients following a run see it end CANCELED instead of a dropped connection; then it shuts
+    down as usual. A second signal exits at once.
+    """
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        draining = False
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.draining or self.should_exit:
+                super().handle_exit(sig, frame)
+                return
+            self.draining = True
+
+            def drain_then_exit() -> None:
+                try:
+                    drain()
+                finally:
+                    super(DrainingServer, self).handle_exit(sig, frame)
+
+            threading.Thread(target=drain_then_exit, name="cicd-drain", daemon=True).start()
+
+    return DrainingServer(config)
