@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if isinstance(home, Path):
         from flows.prefect_api import stop_local_server
 
+        if "prefect" in sys.modules:  # send the logs still queued while the server is up
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
         stop_local_server(home)
         shutil.rmtree(home, ignore_errors=True)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,8 @@ import yaml
 from backend.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+CICD = Path(sys.executable).with_name("cicd")
+PREFECT = Path(sys.executable).with_name("prefect")
 
 PIPELINE = """\
 pipeline:
@@ -32,16 +39,92 @@ def test_prefect_yaml_deploys_the_repository_flow() -> None:
     assert deployment["schedules"][0]["cron"] == "0 3 * * *"
 
 
-@pytest.mark.docker
-def test_deployment_flow_runs_the_repository_pipeline(
-    tmp_path: Path, prefect_api: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    repo = tmp_path / "repo"
+def make_repo(repo: Path) -> None:
+    """A git repository whose default pipeline file is PIPELINE."""
     (repo / ".pipelines").mkdir(parents=True)
     (repo / ".pipelines" / "pipeline.yaml").write_text(PIPELINE)
     for args in (["init", "-q", "-b", "main"], ["add", "."],
                  ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "one"]):
         subprocess.run(["git", *args], cwd=repo, check=True)
+
+
+def wait_for_pool(pool: str, worker: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until work pool ``pool`` exists (the worker must keep running meanwhile)."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            assert worker.poll() is None, worker.stdout.read() if worker.stdout else b""
+            try:
+                client.read_work_pool(pool)
+                return
+            except Exception:  # not there yet
+                assert time.monotonic() < deadline, f"no work pool {pool} after {timeout}s"
+                time.sleep(0.3)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_deployment_deployed_with_prefect_and_triggered_runs_on_a_cicd_worker(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    """prefect.yaml as a team uses it: `prefect deploy`, `cicd worker`, a triggered run."""
+    repo = tmp_path / "repo"
+    make_repo(repo)
+    pool = f"deploy-e2e-{os.getpid()}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CICD_")},
+        "CICD_HOME": str(tmp_path / "home"),
+        "CICD_DEPLOY_REPO": str(repo),
+    }
+    worker = subprocess.Popen(
+        [str(CICD), "worker", "--pool", pool], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        wait_for_pool(pool, worker)  # `cicd worker` creates it; `prefect deploy` needs it
+        deploy = subprocess.run(
+            [str(PREFECT), "--no-prompt", "deploy", "--all", "--pool", pool],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False,
+        )
+        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+        triggered = subprocess.run(
+            [str(PREFECT), "deployment", "run", "cicd-deployment/nightly",
+             "--watch", "--watch-timeout", "180"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
+        )
+        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+        assert "Flow run finished successfully" in triggered.stdout, triggered.stdout
+        assert worker.poll() is None, "the worker exited"
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.communicate()
+
+    def cicd(*args: str) -> str:
+        done = subprocess.run(
+            [str(CICD), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=60, check=True,
+        )
+        return done.stdout
+
+    report = json.loads(cicd("report", "-p", "nightly", "--run", "1", "--format", "json"))
+    assert report["status"] == "SUCCESS", report
+    assert report["branch"] == "main"
+    assert report["worker"].partition("/")[2].startswith("worker-"), report["worker"]
+    assert "hello from nightly#1" in cicd("logs", "nightly#1", "--job", "hello")
+
+
+@pytest.mark.docker
+def test_deployment_flow_runs_the_repository_pipeline(
+    tmp_path: Path, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo)
     monkeypatch.setenv("CICD_HOME", str(tmp_path / "home"))
     from flows.deployment import run_repository
 
