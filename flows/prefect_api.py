@@ -37,6 +37,9 @@ SERVER_ENV = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "1000",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    # SQLite "database is locked" answers are 503s that Prefect's client retries after 2 s:
+    # record them in server.log, where a run that stalled for 2 s finds its explanation
+    "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
 }
 CLIENT_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
