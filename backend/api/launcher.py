@@ -17,7 +17,8 @@ from pathlib import Path
 
 from backend.errors import RepoError
 from backend.events import EventHub
-from backend.runner.workspace import Source, request_key, resolve_source, source_from_bundle
+from backend.runner.bundles import source_from_bundle
+from backend.runner.workspace import Source, request_key, resolve_source
 from backend.schemas import Status
 from backend.service import RunRequest, Service, Submission
 from backend.settings import Settings

@@ -1,4 +1,6 @@
-"""The Docker runner: each job's script in its own container. The only module that imports docker.
+"""The Docker runner: each job's script in its own container.
+
+With its output reader (``backend.runner.output``), the only code that imports the docker SDK.
 
 A job's container is created with the run's workspace bind-mounted at ``/workspace`` (also the
 working directory), the job's environment, and labels naming the run and the job. Its entrypoint
@@ -41,13 +43,13 @@ from backend.runner.base import (
     Outcome,
     PullPolicy,
 )
+from backend.runner.output import OutputReader
 
 WORKDIR = "/workspace"
 SECRETS_TMPFS = "/dev/shm"  # memory, never disk
 SECRETS_PATH = "/run/cicd/secrets"  # sourced by the job's shell before its script
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-MAX_LINE_BYTES = 64 * 1024  # longer lines are cut into pieces rather than held in memory
 _POLL_SECONDS = 0.05  # how often a running job looks at its timeout and cancel event
 _DRAIN_SECONDS = 5.0  # how long output may keep arriving after the container ended
 _ENGINE_ERRORS = (DockerException, requests.exceptions.RequestException)
@@ -124,7 +126,7 @@ class DockerRunner:
         client: docker.DockerClient | None = None
         container: str | None = None
         secrets: str | None = None
-        reader: _OutputReader | None = None
+        reader: OutputReader | None = None
         step = "cannot reach the Docker engine"
         try:
             client = self._docker()
@@ -132,7 +134,7 @@ class DockerRunner:
             secrets = _secrets_file(spec.secrets)
             container = self._create(client, spec, secrets)
             step = f"cannot attach to the container of job '{spec.job}'"
-            reader = _OutputReader(client, container, on_line, spec.job)
+            reader = OutputReader(client, container, on_line, spec.job)
             step = f"container of job '{spec.job}' cannot start"
             client.api.start(container)
             step = f"lost the container of job '{spec.job}'"
@@ -231,7 +233,7 @@ class DockerRunner:
         container: str,
         spec: JobSpec,
         cancel: threading.Event,
-        reader: _OutputReader,
+        reader: OutputReader,
     ) -> tuple[Outcome, int | None, str | None]:
         """Wait for the container to end, killing it on timeout, cancel or a failing sink."""
         waiter = _Waiter(client, container)
@@ -281,64 +283,6 @@ def shell_script(script: list[str], *, echo: bool = True) -> str:
             lines.append(f"printf '%s\\n' {shlex.quote('$ ' + command)}")
         lines.append(command)
     return "\n".join(lines)
-
-
-class _OutputReader:
-    """Reads a container's stdout and stderr in a thread and hands out complete lines."""
-
-    def __init__(
-        self, client: docker.DockerClient, container: str, on_line: LineSink, job: str
-    ) -> None:
-        self.lines = 0
-        self.error: str | None = None
-        self._on_line = on_line
-        self._job = job
-        self._stream = client.api.attach(container, stream=True, logs=False, demux=True)
-        self._thread = threading.Thread(target=self._run, name=f"cicd-output-{job}", daemon=True)
-        self._thread.start()
-
-    def finish(self, timeout: float) -> None:
-        """Wait for the output still on its way (the stream ends when the container does)."""
-        self._thread.join(timeout)
-
-    def close(self) -> None:
-        """Stop reading: close the stream, which ends the thread."""
-        self._stream.close()
-        self._thread.join(1.0)
-
-    def _run(self) -> None:
-        pending = [b"", b""]  # partial last line of stdout, of stderr
-        try:
-            for frame in self._stream:
-                for index, chunk in enumerate(frame):
-                    if chunk:
-                        pending[index] = self._split(pending[index] + chunk)
-        except (*_ENGINE_ERRORS, OSError, ValueError):
-            pass  # the stream was closed under us: the job is over either way
-        for rest in pending:
-            if rest:
-                self._emit(rest)
-
-    def _split(self, data: bytes) -> bytes:
-        *complete, rest = data.split(b"\n")
-        for line in complete:
-            self._emit(line)
-        while len(rest) > MAX_LINE_BYTES:
-            self._emit(rest[:MAX_LINE_BYTES])
-            rest = rest[MAX_LINE_BYTES:]
-        return rest
-
-    def _emit(self, raw: bytes) -> None:
-        if self.error is not None:
-            return
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        try:
-            self._on_line(raw.decode("utf-8", errors="replace"))
-        except Exception as exc:
-            self.error = f"output handler of job '{self._job}' failed: {type(exc).__name__}: {exc}"
-            return
-        self.lines += 1
 
 
 class _Waiter:

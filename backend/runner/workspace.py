@@ -9,35 +9,29 @@ Everything goes through the ``git`` CLI (no libgit binding), run non-interactive
   a private index file (``read-tree`` + ``checkout-index``), so the user's repository, its index
   and its hooks are never touched and no ``.git`` lands in the workspace. Submodules are ignored
   (their directories stay empty). ``git archive`` is not used: it drops ``export-ignore`` files.
-- ``make_bundle``/``source_from_bundle`` carry a local commit to a remote server.
+- bundles that carry a local commit to a remote server are in ``backend.runner.bundles``;
+  running git itself is ``backend.runner.git``.
 - ``remove_tree`` removes a workspace that containers running as root wrote into.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from backend.errors import CicdError, RepoError
+from backend.runner.git import git, last_line, locked, rev, slug
 
-# Variables a git hook or the user's shell may have set that would redirect our git commands.
-_GIT_ENV_DROP = frozenset(
-    "GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_COMMON_DIR GIT_NAMESPACE"
-    " GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_CEILING_DIRECTORIES GIT_PREFIX".split()
-)
 # Checkout must give the committed bytes whatever the user's global config says.
 _CHECKOUT_CONFIG = (
     "-c core.autocrlf=false -c core.sparseCheckout=false -c core.hooksPath=/dev/null".split()
@@ -76,16 +70,16 @@ def resolve_source(
     uncommitted paths of a local working tree when the commit built is its HEAD.
     """
     if repo is None:
-        proc = _git("rev-parse", "--show-toplevel", cwd=cwd, check=False)
+        proc = git("rev-parse", "--show-toplevel", cwd=cwd, check=False)
         if proc.returncode != 0:
             raise RepoError(f"not inside a git repository: {cwd} (use --repo PATH|URL)")
         return _resolve_local(Path(proc.stdout.strip()), branch, commit)
     if _is_url(repo, cwd):
         git_dir = _fetch_mirror(repo, cache_dir, want_head=branch is None and commit is None)
         label = redact_url(repo)
-        if commit is not None and _rev(git_dir, commit) is None and _is_full_sha(commit):
+        if commit is not None and rev(git_dir, commit) is None and _is_full_sha(commit):
             # A commit on no branch (a merge request's head, say) can often be fetched by sha.
-            _git("fetch", "-q", "origin", commit, git_dir=git_dir, check=False)
+            git("fetch", "-q", "origin", commit, git_dir=git_dir, check=False)
         sha, name = _pick(git_dir, label, branch, commit)
         return Source(repo=repo, branch=name, commit=sha, git_dir=git_dir)
     path = Path(repo).expanduser()
@@ -105,11 +99,11 @@ def checkout(source: Source, dest: Path) -> None:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         base = [*_CHECKOUT_CONFIG, f"--work-tree={dest}"]
         for args in (["read-tree", source.commit], ["checkout-index", "--all", "--force"]):
-            proc = _git(*base, *args, git_dir=source.git_dir, env=env, check=False)
+            proc = git(*base, *args, git_dir=source.git_dir, env=env, check=False)
             if proc.returncode != 0:
                 raise RepoError(
                     f"cannot check out {source.commit[:12]} of {redact_url(source.repo)} into "
-                    f"{dest}: {_last_line(proc.stderr)}"
+                    f"{dest}: {last_line(proc.stderr)}"
                 )
 
 
@@ -140,65 +134,6 @@ def remove_tree(path: Path, *, fallback: Callable[[Path], None] | None = None) -
         raise WorkspaceCleanupError(f"cannot remove workspace {path}: {first}")
 
 
-def make_bundle(source: Source) -> bytes:
-    """A git bundle holding ``source.commit`` and its history, to send to a remote server.
-
-    The source repository gets no new ref: the bundle is made from a scratch repository that
-    borrows its objects (``objects/info/alternates``).
-    """
-    objects = _git("rev-parse", "--git-path", "objects", git_dir=source.git_dir).stdout.strip()
-    objects_dir = (source.git_dir / objects) if not Path(objects).is_absolute() else Path(objects)
-    with tempfile.TemporaryDirectory(prefix="cicd-bundle-") as tmp:
-        scratch = Path(tmp) / "scratch.git"
-        _git("init", "-q", "--bare", str(scratch))
-        (scratch / "objects" / "info" / "alternates").write_text(f"{objects_dir.resolve()}\n")
-        _git("update-ref", "refs/heads/cicd-bundle", source.commit, git_dir=scratch)
-        proc = _git(
-            "bundle",
-            "create",
-            "-q",
-            "-",
-            "refs/heads/cicd-bundle",
-            git_dir=scratch,
-            text=False,
-            check=False,
-        )
-        if proc.returncode != 0:
-            err = _last_line(proc.stderr.decode(errors="replace"))
-            raise RepoError(f"cannot bundle {source.commit[:12]} of {source.repo}: {err}")
-        data: bytes = proc.stdout
-        return data
-
-
-def source_from_bundle(
-    data: bytes, commit: str, branch: str | None, repo_label: str, cache_dir: Path
-) -> Source:
-    """Unpack a bundle from ``make_bundle`` into a bare repository under ``cache_dir``.
-
-    Bundles of one ``repo_label`` share a repository; ``commit`` must be in it afterwards.
-    """
-    key = hashlib.sha256(repo_label.encode()).hexdigest()[:16]
-    git_dir = cache_dir / f"bundle-{_slug(repo_label)}-{key}.git"
-    ref_ns = hashlib.sha256(data).hexdigest()[:16]
-    with _locked(git_dir):
-        if not git_dir.exists():
-            _git("init", "-q", "--bare", str(git_dir))
-        with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".bundle") as f:
-            f.write(data)
-            f.flush()
-            for args in (
-                ["bundle", "verify", "-q", f.name],
-                ["fetch", "-q", "--no-tags", f.name, f"+refs/*:refs/bundles/{ref_ns}/*"],
-            ):
-                proc = _git(*args, git_dir=git_dir, check=False)
-                if proc.returncode != 0:
-                    raise RepoError(f"bad bundle for {repo_label}: {_last_line(proc.stderr)}")
-    sha = _rev(git_dir, commit) if not commit.startswith("-") else None
-    if sha is None:
-        raise RepoError(f"commit '{commit}' not found in the bundle for {repo_label}")
-    return Source(repo=repo_label, branch=branch, commit=sha, git_dir=git_dir)
-
-
 def request_key(source: Source, pipeline_name: str, file_content: str | bytes) -> str:
     """sha256 hex of what makes two run requests duplicates: repo, commit, pipeline, file."""
     content = file_content if isinstance(file_content, bytes) else file_content.encode()
@@ -219,7 +154,7 @@ def _resolve_local(
     path = path.resolve()
     # strict: the path itself must be the repository, not some directory inside one.
     env = {"GIT_CEILING_DIRECTORIES": str(path.parent)} if strict else None
-    proc = _git(
+    proc = git(
         "rev-parse", "--absolute-git-dir", "--is-bare-repository", cwd=path, env=env, check=False
     )
     if proc.returncode != 0:
@@ -229,11 +164,11 @@ def _resolve_local(
     top = (
         git_dir
         if bare == "true"
-        else Path(_git("rev-parse", "--show-toplevel", cwd=path).stdout.strip())
+        else Path(git("rev-parse", "--show-toplevel", cwd=path).stdout.strip())
     )
     sha, name = _pick(git_dir, str(top), branch, commit)
     dirty: list[str] = []
-    if bare != "true" and sha == _rev(git_dir, "HEAD"):
+    if bare != "true" and sha == rev(git_dir, "HEAD"):
         dirty = _dirty_paths(top)
     return Source(repo=str(top), branch=name, commit=sha, git_dir=git_dir, dirty=dirty)
 
@@ -246,14 +181,14 @@ def _pick(
     if branch is not None:
         refs = (f"refs/heads/{branch}", f"refs/tags/{branch}", f"refs/remotes/origin/{branch}")
         tip = next(
-            (s for r in refs if not branch.startswith("-") and (s := _rev(git_dir, r))), None
+            (s for r in refs if not branch.startswith("-") and (s := rev(git_dir, r))), None
         )
         if tip is None:
             raise RepoError(f"branch '{branch}' not found in {label}")
     if commit is not None:
         proc = None
         if commit and not commit.startswith("-"):
-            proc = _git(
+            proc = git(
                 "rev-parse", "--verify", f"{commit}^{{commit}}", git_dir=git_dir, check=False
             )
         if proc is None or proc.returncode != 0:
@@ -262,24 +197,17 @@ def _pick(
         return proc.stdout.strip(), branch
     if tip is not None:
         return tip, branch
-    head = _rev(git_dir, "HEAD")
+    head = rev(git_dir, "HEAD")
     if head is None:
         raise RepoError(f"{label} has no commits")
-    name = _git(
+    name = git(
         "symbolic-ref", "-q", "--short", "HEAD", git_dir=git_dir, check=False
     ).stdout.strip()
     return head, name or None
 
 
-def _rev(git_dir: Path, rev: str) -> str | None:
-    proc = _git(
-        "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", git_dir=git_dir, check=False
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
 def _dirty_paths(top: Path) -> list[str]:
-    out = _git("--no-optional-locks", "status", "--porcelain=v1", "-z", cwd=top).stdout
+    out = git("--no-optional-locks", "status", "--porcelain=v1", "-z", cwd=top).stdout
     paths: list[str] = []
     entries = iter(out.split("\0"))
     for entry in entries:
@@ -297,33 +225,33 @@ def _dirty_paths(top: Path) -> list[str]:
 def _fetch_mirror(url: str, cache_dir: Path, *, want_head: bool) -> Path:
     """A bare clone of ``url`` under ``cache_dir``, cloned or brought up to date."""
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
-    git_dir = cache_dir / f"{_slug(url)}-{key}.git"
+    git_dir = cache_dir / f"{slug(url)}-{key}.git"
     label = redact_url(url)
-    with _locked(git_dir):
-        if git_dir.exists() and _git("rev-parse", git_dir=git_dir, check=False).returncode != 0:
+    with locked(git_dir):
+        if git_dir.exists() and git("rev-parse", git_dir=git_dir, check=False).returncode != 0:
             remove_tree(git_dir)  # a clone interrupted before we renamed it cannot be here; be safe
         if not git_dir.exists():
             tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=cache_dir))
-            proc = _git("clone", "-q", "--bare", "--", url, str(tmp), check=False)
+            proc = git("clone", "-q", "--bare", "--", url, str(tmp), check=False)
             if proc.returncode != 0:
                 remove_tree(tmp)
-                err = _last_line(proc.stderr).replace(url, label)
+                err = last_line(proc.stderr).replace(url, label)
                 raise RepoError(f"cannot clone {label}: {err}")
             for spec in ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"):
-                _git("config", "--add", "remote.origin.fetch", spec, git_dir=tmp)
+                git("config", "--add", "remote.origin.fetch", spec, git_dir=tmp)
             tmp.rename(git_dir)
             return git_dir
-        proc = _git("fetch", "-q", "--prune", "origin", git_dir=git_dir, check=False)
+        proc = git("fetch", "-q", "--prune", "origin", git_dir=git_dir, check=False)
         if proc.returncode != 0:
-            err = _last_line(proc.stderr).replace(url, label)
+            err = last_line(proc.stderr).replace(url, label)
             raise RepoError(f"cannot fetch {label}: {err}")
         if want_head:  # the remote's default branch may have changed since the clone
-            out = _git(
+            out = git(
                 "ls-remote", "--symref", "origin", "HEAD", git_dir=git_dir, check=False
             ).stdout
             m = re.match(r"ref: (refs/heads/\S+)\tHEAD", out)
             if m:
-                _git("symbolic-ref", "HEAD", m.group(1), git_dir=git_dir, check=False)
+                git("symbolic-ref", "HEAD", m.group(1), git_dir=git_dir, check=False)
     return git_dir
 
 
@@ -335,8 +263,8 @@ def _is_url(repo: str, cwd: Path) -> bool:
     return colon > 0 and (slash < 0 or colon < slash) and not (cwd / repo).exists()
 
 
-def _is_full_sha(rev: str) -> bool:
-    return re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", rev) is not None
+def _is_full_sha(revision: str) -> bool:
+    return re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", revision) is not None
 
 
 def redact_url(url: str) -> str:
@@ -344,71 +272,7 @@ def redact_url(url: str) -> str:
     return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url, flags=re.I)
 
 
-def _slug(text: str) -> str:
-    name = text.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:40] or "repo"
-
-
-@contextlib.contextmanager
-def _locked(git_dir: Path) -> Iterator[None]:
-    """Serialise clone/fetch of one cache entry between threads and processes."""
-    git_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(git_dir.with_name(git_dir.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-# --- plumbing -------------------------------------------------------------------------------
-
-
-def _git(
-    *args: str,
-    git_dir: Path | None = None,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    check: bool = True,
-    text: bool = True,
-) -> subprocess.CompletedProcess[Any]:
-    """Run git without a terminal: it never prompts, and inherited GIT_* variables are dropped."""
-    full_env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
-    full_env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", LANGUAGE="C")
-    if "GIT_SSH_COMMAND" not in full_env and "GIT_SSH" not in full_env:
-        full_env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
-    full_env.update(env or {})
-    cmd = ["git", *([f"--git-dir={git_dir}"] if git_dir else []), *args]
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=text,
-        )
-    except FileNotFoundError:
-        raise RepoError("git is not installed; cicd needs it to check out repositories") from None
-    if check and proc.returncode != 0:
-        err = proc.stderr if text else proc.stderr.decode(errors="replace")
-        raise RepoError(f"git {args[0]} failed in {git_dir or cwd}: {_last_line(err)}")
-    return proc
-
-
-_BOILERPLATE = (
-    "Could not read from remote repository.",
-    "Please make sure you have the correct access rights",
-    "and the repository exists.",
-)
-
-
-def _last_line(stderr: str) -> str:
-    """git's last informative stderr line, without its ``fatal:`` prefix."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.endswith(_BOILERPLATE)] or lines
-    line = lines[-1] if lines else "unknown error"
-    return re.sub(r"^(fatal|error): ", "", line)
+# --- removal --------------------------------------------------------------------------------
 
 
 def _rmtree_collecting(path: Path, errors: list[str]) -> None:

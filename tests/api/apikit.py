@@ -17,7 +17,7 @@ from backend.events import EventHub
 from backend.remote import RemoteBackend
 from backend.requests import PreparedRun
 from backend.runner.base import Runner
-from backend.runner.workspace import make_bundle
+from backend.runner.bundles import make_bundle
 from backend.service import Service
 from backend.settings import Settings
 

@@ -12,8 +12,8 @@ from apikit import Api, follow, git, submit
 
 from backend.requests import PreparedRun
 from backend.runner.base import FakeOutcome
+from backend.runner.bundles import make_bundle
 from backend.runner.fake import FakeRunner
-from backend.runner.workspace import make_bundle
 from backend.schemas import Status
 
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00"

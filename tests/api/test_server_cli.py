@@ -204,7 +204,7 @@ def test_server_killed_mid_run_is_settled_and_cleaned_at_restart(
     first = start()
     try:
         backend = RemoteBackend(url)
-        from backend.runner.workspace import make_bundle
+        from backend.runner.bundles import make_bundle
 
         prepared = prepare(make_repo(tmp_path / "sleepy", SLEEPY))
         backend.submit(prepared, make_bundle(prepared.source))

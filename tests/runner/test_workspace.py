@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 
 from backend.errors import RepoError
+from backend.runner.bundles import make_bundle, source_from_bundle
 from backend.runner.workspace import (
     Source,
     WorkspaceCleanupError,
     checkout,
-    make_bundle,
     remove_tree,
     request_key,
     resolve_source,
-    source_from_bundle,
 )
 
 

@@ -1,0 +1,70 @@
+"""Git bundles: how a local commit travels to a remote cicd server, which runs exactly it."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from backend.errors import RepoError
+from backend.runner.git import git, last_line, locked, rev, slug
+from backend.runner.workspace import Source
+
+
+def make_bundle(source: Source) -> bytes:
+    """A git bundle holding ``source.commit`` and its history, to send to a remote server.
+
+    The source repository gets no new ref: the bundle is made from a scratch repository that
+    borrows its objects (``objects/info/alternates``).
+    """
+    objects = git("rev-parse", "--git-path", "objects", git_dir=source.git_dir).stdout.strip()
+    objects_dir = (source.git_dir / objects) if not Path(objects).is_absolute() else Path(objects)
+    with tempfile.TemporaryDirectory(prefix="cicd-bundle-") as tmp:
+        scratch = Path(tmp) / "scratch.git"
+        git("init", "-q", "--bare", str(scratch))
+        (scratch / "objects" / "info" / "alternates").write_text(f"{objects_dir.resolve()}\n")
+        git("update-ref", "refs/heads/cicd-bundle", source.commit, git_dir=scratch)
+        proc = git(
+            "bundle",
+            "create",
+            "-q",
+            "-",
+            "refs/heads/cicd-bundle",
+            git_dir=scratch,
+            text=False,
+            check=False,
+        )
+        if proc.returncode != 0:
+            err = last_line(proc.stderr.decode(errors="replace"))
+            raise RepoError(f"cannot bundle {source.commit[:12]} of {source.repo}: {err}")
+        data: bytes = proc.stdout
+        return data
+
+
+def source_from_bundle(
+    data: bytes, commit: str, branch: str | None, repo_label: str, cache_dir: Path
+) -> Source:
+    """Unpack a bundle from ``make_bundle`` into a bare repository under ``cache_dir``.
+
+    Bundles of one ``repo_label`` share a repository; ``commit`` must be in it afterwards.
+    """
+    key = hashlib.sha256(repo_label.encode()).hexdigest()[:16]
+    git_dir = cache_dir / f"bundle-{slug(repo_label)}-{key}.git"
+    ref_ns = hashlib.sha256(data).hexdigest()[:16]
+    with locked(git_dir):
+        if not git_dir.exists():
+            git("init", "-q", "--bare", str(git_dir))
+        with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".bundle") as f:
+            f.write(data)
+            f.flush()
+            for args in (
+                ["bundle", "verify", "-q", f.name],
+                ["fetch", "-q", "--no-tags", f.name, f"+refs/*:refs/bundles/{ref_ns}/*"],
+            ):
+                proc = git(*args, git_dir=git_dir, check=False)
+                if proc.returncode != 0:
+                    raise RepoError(f"bad bundle for {repo_label}: {last_line(proc.stderr)}")
+    sha = rev(git_dir, commit) if not commit.startswith("-") else None
+    if sha is None:
+        raise RepoError(f"commit '{commit}' not found in the bundle for {repo_label}")
+    return Source(repo=repo_label, branch=branch, commit=sha, git_dir=git_dir)
