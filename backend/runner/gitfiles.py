@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from backend.errors import NotFound, RepoError
-
-
-def _git(git_dir: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(git_dir), *args], capture_output=True, check=False
-        )
-    except OSError as exc:
-        raise RepoError(f"cannot run git: {exc}") from exc
+from backend.runner.git import git
 
 
 def read_committed(git_dir: Path, commit: str, path: str) -> str:
     """The text of ``path`` (relative to the repository root) at ``commit``."""
-    done = _git(git_dir, "show", f"{commit}:{path}")
+    done = git("show", f"{commit}:{path}", git_dir=git_dir, check=False, text=False)
     if done.returncode != 0:
         raise NotFound(f"{path}: no such file in commit {commit[:12]}")
     try:
@@ -30,7 +21,10 @@ def read_committed(git_dir: Path, commit: str, path: str) -> str:
 
 def list_committed(git_dir: Path, commit: str, folder: str) -> list[str]:
     """Paths of the files directly in ``folder`` at ``commit``, sorted."""
-    done = _git(git_dir, "ls-tree", "--name-only", f"{commit}", f"{folder.rstrip('/')}/")
+    done = git(
+        "ls-tree", "--name-only", commit, f"{folder.rstrip('/')}/", git_dir=git_dir, check=False,
+        text=False,
+    )
     if done.returncode != 0:
         return []
     return sorted(line for line in done.stdout.decode("utf-8", "replace").splitlines() if line)
