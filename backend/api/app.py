@@ -79,6 +79,9 @@ def create_app(
         import anyio.to_thread
 
         await anyio.to_thread.run_sync(launcher.shutdown)
+        probe = getattr(app.state, "prefect_probe", None)  # made by the health route
+        if probe is not None:
+            probe.close()
 
     app = FastAPI(
         title="cicd",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +44,38 @@ def test_health_is_503_degraded_when_prefect_is_down(start_api: Callable[..., Ap
     body = reply.json()
     assert (body["status"], body["store"]["ok"], body["prefect"]["ok"]) == ("degraded", True, False)
     assert body["prefect"]["detail"].startswith(f"cannot reach {down}: ")
+
+
+def test_health_follows_prefect_going_down_and_up_again(start_api: Callable[..., Api]) -> None:
+    # the route keeps one HTTP client for its Prefect probes: it must not keep the answers
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    def serve(port: int = 0) -> http.server.ThreadingHTTPServer:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Health)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    prefect = serve()
+    port = prefect.server_address[1]
+    api = start_api(prefect_url=f"http://127.0.0.1:{port}/api")
+    with api.client() as client:
+        statuses = [client.get("/health").status_code]
+        prefect.shutdown()
+        prefect.server_close()
+        statuses.append(client.get("/health").status_code)
+        prefect = serve(port)
+        try:
+            statuses.append(client.get("/health").status_code)
+        finally:
+            prefect.shutdown()
+            prefect.server_close()
+    assert statuses == [200, 503, 200]
 
 
 def test_health_needs_no_token(start_api: Callable[..., Api], prefect_api: str) -> None:
