@@ -181,3 +181,22 @@ def test_flow_run_is_named_after_pipeline_and_number(make_context: Any) -> None:
             flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["named#1"]))
         )
     assert [r.state.type.value for r in runs] == ["COMPLETED"]
+
+
+def test_flow_no_heartbeat_context_turns_heartbeats_off_and_reuses_its_settings() -> None:
+    from prefect.settings import get_current_settings
+
+    from flows.pipeline import _no_heartbeat
+
+    before = get_current_settings()
+    assert before.flows.heartbeat_frequency is not None
+    with _no_heartbeat():
+        first = get_current_settings()
+        with _no_heartbeat():  # already quiet: nothing new
+            assert get_current_settings() is first
+    with _no_heartbeat():
+        again = get_current_settings()
+    assert first.flows.heartbeat_frequency is None
+    assert again is first  # made once, not validated again for every run
+    assert get_current_settings() is before
+    assert first.api.url == before.api.url
