@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from apikit import Api, follow, submit
+from prockit import stop_group
 from rich.console import Console
 
 from backend.errors import ServerError
@@ -223,10 +224,5 @@ def test_server_killed_mid_run_is_settled_and_cleaned_at_restart(
         assert docker_ids(f"cicd.run={key}") == []
         assert not (workspaces / key).exists()
     finally:
-        os.killpg(second.pid, signal.SIGINT)
-        try:
-            output, _ = second.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(second.pid, signal.SIGKILL)
-            output, _ = second.communicate()
+        output = stop_group(second, signal.SIGINT)
     assert b"settled 1 run(s) a stopped server left running: sleepy#1" in output

@@ -30,14 +30,15 @@ from flows.prefect_api import read_local_server, stop_local_server
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))  # not a package
 from e2ekit import (
     BUSYBOX,
+    SLEEPERS,
     Output,
     Project,
     git,
     jobs,
     managed_containers,
     remove_containers,
+    sleeping_run,
     stages,
-    wait_for_line,
 )
 
 QUICK = f"""\
@@ -45,13 +46,6 @@ pipeline: {{name: quick, stages: [build, test], image: {BUSYBOX}}}
 jobs:
   - {{name: compile, stage: build, script: "echo built-$CICD_JOB"}}
   - {{name: unit, stage: test, script: ["echo tested-$CICD_JOB", "test -e .pipelines/quick.yaml"]}}
-"""
-SLEEPERS = f"""\
-pipeline: {{name: sleepers, stages: [one, two], image: {BUSYBOX}}}
-jobs:
-  - {{name: nap1, stage: one, script: ["sleep 60", "echo woke-$CICD_JOB"]}}
-  - {{name: nap2, stage: one, script: ["sleep 60", "echo woke-$CICD_JOB"]}}
-  - {{name: after, stage: two, script: "echo ran-$CICD_JOB"}}
 """
 FAILFAST = f"""\
 pipeline: {{name: failfast, stages: [one, two], image: {BUSYBOX}}}
@@ -220,19 +214,11 @@ def test_daemon_fresh_home_without_prefect_url_starts_and_uses_its_own_prefect_s
 def test_shutdown_stops_daemon_after_canceling_its_run_and_leaves_a_given_prefect_server(
     project: Project, prefect_api: str
 ) -> None:
-    before = managed_containers()
-    ours: set[str] = set()
-    with project.popen("run", "-p", "sleepers") as proc:
-        try:
-            wait_for_line(proc, "| $ sleep 60", timeout=60)
-            ours = managed_containers() - before
-            pid = daemon_pid(project)
-            down = project.cicd("shutdown", timeout=60)
-            rest, _ = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                remove_containers(ours)
+    with sleeping_run(project, "-p", "sleepers") as run:
+        proc, ours = run.proc, run.containers
+        pid = daemon_pid(project)
+        down = project.cicd("shutdown", timeout=60)
+        rest, _ = proc.communicate(timeout=30)
     assert down.returncode == 0, down.stdout + down.stderr
     assert down.lines == [
         f"daemon: stopped (pid {pid})",
@@ -260,18 +246,11 @@ def test_shutdown_stops_daemon_after_canceling_its_run_and_leaves_a_given_prefec
 
 @pytest.mark.docker
 def test_daemon_killed_is_replaced_and_its_run_settled(project: Project) -> None:
-    before = managed_containers()
-    ours: set[str] = set()
-    with project.popen("run", "-p", "sleepers") as proc:
-        try:
-            wait_for_line(proc, "| $ sleep 60", timeout=60)
-            ours = managed_containers() - before
-            killed = daemon_pid(project)
-            os.kill(killed, signal.SIGKILL)
-            rest, _ = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with sleeping_run(project, "-p", "sleepers") as run:
+        proc, ours = run.proc, run.containers
+        killed = daemon_pid(project)
+        os.kill(killed, signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 1, rest
     assert "error: " in rest and "daemon.log" in rest, rest
     assert "Traceback" not in rest
@@ -376,22 +355,13 @@ def test_daemon_run_failure_stops_long_sibling_and_cancels_later_stages(project:
 def test_daemon_run_signal_cancels_run_and_cleans_up(
     project: Project, signum: signal.Signals
 ) -> None:
-    before = managed_containers()
-    ours: set[str] = set()
-    with project.popen("run", "-p", "sleepers") as proc:
-        try:
-            seen = wait_for_line(proc, "| $ sleep 60", timeout=60)
-            time.sleep(0.5)  # let the sibling's container start too
-            ours = managed_containers() - before
-            assert ours, "no labelled container while the job runs"
-            started = time.monotonic()
-            proc.send_signal(signum)
-            rest, _ = proc.communicate(timeout=15)
-            took = time.monotonic() - started
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                remove_containers(ours)
+    with sleeping_run(project, "-p", "sleepers", settle=0.5) as run:  # siblings start too
+        proc, seen, ours = run.proc, run.seen, run.containers
+        assert ours, "no labelled container while the job runs"
+        started = time.monotonic()
+        proc.send_signal(signum)
+        rest, _ = proc.communicate(timeout=15)
+        took = time.monotonic() - started
     output = "\n".join(seen) + "\n" + rest
     assert took < 15, output
     assert proc.returncode == 130, output

@@ -9,11 +9,13 @@ runs execute in the ``cicd`` process itself. Results are read back with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +26,14 @@ from backend.runner.base import LABEL_MANAGED
 CICD = Path(sys.executable).with_name("cicd")
 BUSYBOX = "cicd-busybox:latest"
 GIT_USER = ["-c", "user.name=cicd e2e", "-c", "user.email=e2e@example.invalid"]
+# two 60 s jobs side by side, then a stage after them: a run that is still going when stopped
+SLEEPERS = f"""\
+pipeline: {{name: sleepers, stages: [one, two], image: {BUSYBOX}}}
+jobs:
+  - {{name: nap1, stage: one, script: ["sleep 60", "echo woke-$CICD_JOB"]}}
+  - {{name: nap2, stage: one, script: ["sleep 60", "echo woke-$CICD_JOB"]}}
+  - {{name: after, stage: two, script: "echo ran-$CICD_JOB"}}
+"""
 
 
 def git(repo: Path, *args: str) -> str:
@@ -193,3 +203,34 @@ def remove_containers(ids: set[str]) -> None:
     """Force-remove containers this test started (after killing the ``cicd`` that owned them)."""
     if ids:
         subprocess.run(["docker", "rm", "-f", *sorted(ids)], capture_output=True, check=False)
+
+
+@dataclass
+class Sleeping:
+    """A ``cicd run`` caught while a job runs ``sleep 60`` (see ``sleeping_run``)."""
+
+    proc: subprocess.Popen[str]
+    seen: list[str]  # its output up to that job's `$ sleep 60` line
+    containers: set[str]  # the run's containers by then
+
+
+@contextlib.contextmanager
+def sleeping_run(project: Project, *args: str, settle: float = 0.0) -> Iterator[Sleeping]:
+    """Start ``cicd run ARGS`` (a pipeline like SLEEPERS) and follow it until a job sleeps.
+
+    ``settle`` seconds more let sibling containers start too. On the way out a ``cicd`` still
+    running is killed and the run's containers removed, so a failing test leaves nothing for
+    60 s.
+    """
+    before = managed_containers()
+    ours: set[str] = set()
+    with project.popen("run", *args) as proc:
+        try:
+            seen = wait_for_line(proc, "| $ sleep 60", timeout=60)
+            time.sleep(settle)
+            ours = managed_containers() - before
+            yield Sleeping(proc, seen, ours)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                remove_containers(ours)

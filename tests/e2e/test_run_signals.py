@@ -13,23 +13,15 @@ import time
 
 import pytest
 from e2ekit import (
-    BUSYBOX,
+    SLEEPERS,
     Project,
     jobs,
     managed_containers,
-    remove_containers,
-    wait_for_line,
+    sleeping_run,
 )
 
 pytestmark = pytest.mark.docker
 
-SLEEPERS = f"""\
-pipeline: {{name: sleepers, stages: [one, two], image: {BUSYBOX}}}
-jobs:
-  - {{name: nap1, stage: one, script: ["sleep 60", "echo woke-$CICD_JOB"]}}
-  - {{name: nap2, stage: one, script: ["sleep 60", "echo woke-$CICD_JOB"]}}
-  - {{name: after, stage: two, script: "echo ran-$CICD_JOB"}}
-"""
 EXIT_WITHIN = 15.0
 
 
@@ -37,34 +29,20 @@ EXIT_WITHIN = 15.0
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_run_signal_cancels_run_and_cleans_up(project: Project, signum: signal.Signals) -> None:
     project.commit({".pipelines/pipeline.yaml": SLEEPERS})
-    before = managed_containers()
-    ours: set[str] = set()
-    with project.popen("run") as proc:
+    with sleeping_run(project, settle=0.5) as run:  # settle: the sibling's container starts too
+        proc, seen, ours = run.proc, run.seen, run.containers
+        assert ours, "no labelled container while the job runs"
+        assert project.workspaces() != [], "no workspace while the run runs"
+        started = time.monotonic()
+        proc.send_signal(signum)
         try:
-            seen = wait_for_line(proc, "| $ sleep 60", timeout=60)
-            time.sleep(0.5)  # let the sibling's container start too
-            ours = managed_containers() - before
-            assert ours, "no labelled container while the job runs"
-            assert project.workspaces() != [], "no workspace while the run runs"
-            started = time.monotonic()
-            proc.send_signal(signum)
-            try:
-                rest, _ = proc.communicate(timeout=EXIT_WITHIN)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rest, _ = proc.communicate()
-                remove_containers(ours)  # the killed cicd cannot: leave nothing for 60 s
-                raise AssertionError(
-                    f"cicd run still running {EXIT_WITHIN}s after {signum.name}:\n"
-                    + "\n".join(seen)
-                    + "\n"
-                    + rest
-                ) from None
-            took = time.monotonic() - started
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                remove_containers(ours)
+            rest, _ = proc.communicate(timeout=EXIT_WITHIN)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"cicd run still running {EXIT_WITHIN}s after {signum.name}:\n"
+                + "\n".join(seen)
+            ) from None
+        took = time.monotonic() - started
     output = "\n".join(seen) + "\n" + rest
     assert took < EXIT_WITHIN, output
     assert proc.returncode != 0, output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prockit import stop_group
 
 from backend.settings import Settings
 
@@ -98,12 +98,7 @@ def test_deployment_deployed_with_prefect_and_triggered_runs_on_a_cicd_worker(
         assert "Flow run finished successfully" in triggered.stdout, triggered.stdout
         assert worker.poll() is None, "the worker exited"
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.communicate()
+        stop_group(worker)
 
     def cicd(*args: str) -> str:
         done = subprocess.run(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from prockit import stop_group
 
 CICD = Path(sys.executable).with_name("cicd")
 
@@ -37,10 +38,5 @@ def test_worker_creates_its_pool_and_registers_as_a_worker(
             assert client.read_work_pool(pool).type == "process"
         assert workers, "no worker registered on the pool within 60 s"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            output, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
+        output = stop_group(proc)
     assert f"created work pool '{pool}'".encode() in output
