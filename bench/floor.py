@@ -114,15 +114,9 @@ def run_floor(p: Pipeline, mode: str = "cli", workspace: Path | None = None) -> 
 
 def cleanup() -> int:
     """Remove leftover floor containers; return how many there were."""
-    ids = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={LABEL}=floor"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-    return len(ids)
+    from bench.tools import remove_containers
+
+    return remove_containers(f"label={LABEL}=floor")
 
 
 if __name__ == "__main__":

@@ -178,6 +178,19 @@ def run_gcl(repo: Path, timeout: float = 900) -> Timed:
     return timed(gcl_command(), repo, gcl_env(home), timeout=timeout)
 
 
+def remove_containers(docker_filter: str) -> int:
+    """Force-remove every container matching ``docker ps --filter``; return how many."""
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", docker_filter],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+    return len(ids)
+
+
 def cleanup_gcl(repo: Path | None = None) -> int:
     """Remove what gitlab-ci-local left behind: containers using its ``gcl-*`` volumes, the
     volumes, and ``repo``. It removes them itself when a run ends normally (``--cleanup``); this
@@ -188,17 +201,7 @@ def cleanup_gcl(repo: Path | None = None) -> int:
         text=True,
         check=False,
     ).stdout.split()
-    removed = 0
-    for volume in volumes:
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"volume={volume}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-            removed += len(ids)
+    removed = sum(remove_containers(f"volume={volume}") for volume in volumes)
     if volumes:
         subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, check=False)
     if repo is not None:

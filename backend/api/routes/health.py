@@ -24,13 +24,8 @@ def _store(service: Service) -> CheckPublic:
 def _prefect(request: Request, url: str | None) -> CheckPublic:
     if not url:
         return CheckPublic(ok=False, detail="no Prefect API configured (PREFECT_API_URL)")
-    # one client per app: a new one per probe costs ~40 ms of CPU (its TLS context), and every
-    # `cicd run` probes the local daemon before submitting
-    client = getattr(request.app.state, "prefect_probe", None)
-    if client is None:
-        client = request.app.state.prefect_probe = httpx.Client(timeout=2.0)
     try:
-        reply = client.get(f"{url.rstrip('/')}/health")
+        reply = request.app.state.prefect_probe.get(f"{url.rstrip('/')}/health")
     except httpx.HTTPError as exc:
         return CheckPublic(ok=False, detail=f"cannot reach {url}: {exc}")
     if reply.status_code != 200:
