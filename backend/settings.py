@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -9,8 +10,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_home() -> Path:
-    import os
-
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "cicd"
 
@@ -30,6 +29,24 @@ class Settings(BaseSettings):
         default=None, description="submit to this cicd server instead of running embedded"
     )
     api_token: str | None = Field(default=None, description="bearer token the API requires")
+    allowed_repos: str | None = Field(
+        default=None,
+        description="repository URLs a server may clone for a run: globs, comma- or space-separated "
+        "(CICD_ALLOWED_REPOS); none: runs arrive as git bundles only",
+    )
+    max_runs: int = Field(
+        default_factory=lambda: max(2, os.cpu_count() or 2),
+        ge=1,
+        description="runs a server executes at once; more wait, queued (CICD_MAX_RUNS)",
+    )
+    max_queue: int = Field(
+        default=100, ge=0, description="queued runs beyond max_runs before 429 (CICD_MAX_QUEUE)"
+    )
+    max_upload_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description="largest git bundle a server accepts, in bytes (CICD_MAX_UPLOAD_BYTES)",
+    )
     debug: bool = False
 
     @property
@@ -51,3 +68,13 @@ class Settings(BaseSettings):
     def workspaces_dir(self) -> Path:
         """Where each run's checkout lives while it runs."""
         return self.home / "workspaces"
+
+    def ensure_home(self) -> Path:
+        """Create ``home`` if needed, readable by its owner only (0700); return it.
+
+        Logs, artifacts and the store under it may hold what jobs printed and collected.
+        """
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.home.stat().st_uid == os.getuid():
+            self.home.chmod(0o700)
+        return self.home
