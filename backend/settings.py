@@ -47,6 +47,16 @@ class Settings(BaseSettings):
         ge=1,
         description="largest git bundle a server accepts, in bytes (CICD_MAX_UPLOAD_BYTES)",
     )
+    allowed_hosts: str | None = Field(
+        default=None,
+        description="extra names a server answers to in the Host header, comma- or space-separated"
+        " (CICD_ALLOWED_HOSTS; '*' any); the bound address and, on loopback, localhost always",
+    )
+    max_followers: int = Field(
+        default=64,
+        ge=1,
+        description="log and event streams a server serves at once (CICD_MAX_FOLLOWERS)",
+    )
     debug: bool = False
 
     @property
