@@ -5,6 +5,7 @@
     │   └── PipelineInvalid        it failed validation; carries every positioned problem
     ├── UsageError                 the caller asked for something that makes no sense
     ├── NotFound                   a pipeline, run, stage, job or artifact does not exist
+    ├── UnsafePath                 a path built from a name would leave its folder
     ├── RepoError                  a repository, branch or commit cannot be checked out
     ├── RunnerError                the container engine cannot be used
     │   ├── EngineUnavailable      no Docker engine answers
@@ -55,6 +56,10 @@ class UsageError(CicdError):
 
 class NotFound(CicdError):
     """A pipeline, run, stage, job or artifact does not exist."""
+
+
+class UnsafePath(CicdError):
+    """A path built from a name (job, stage, pipeline) would resolve outside its folder."""
 
 
 class RepoError(CicdError):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.paths import safe_child
 from backend.pipeline.model import Job, Pipeline
 from backend.recording import Recorder
 from backend.runner.base import JobSpec, Outcome, PullPolicy, Runner
@@ -190,7 +191,7 @@ def _collect_artifacts(ctx: RunContext, job: Job, line: Callable[[str], None]) -
         return
     from backend.runner.artifacts import ArtifactPatternError, collect_artifacts
 
-    dest = ctx.artifacts_dir / job.name
+    dest = safe_child(ctx.artifacts_dir, job.name)  # a name is never a path (../x, /tmp/x)
     try:
         result = collect_artifacts(ctx.workspace, list(job.artifacts), dest)
     except ArtifactPatternError as exc:

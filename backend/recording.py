@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from backend.masking import Masker
+from backend.paths import safe_child
 from backend.schemas import Status
 
 EventKind = Literal[
@@ -48,12 +49,13 @@ Sink = Callable[[Event], None]
 
 
 def log_path(logs_dir: Path, pipeline: str, number: int, job: str) -> Path:
-    """Where the log of ``job`` in run ``pipeline#number`` is kept."""
-    return logs_dir / _safe(pipeline) / str(number) / f"{_safe(job)}.log"
+    """Where the log of ``job`` in run ``pipeline#number`` is kept.
 
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+    Names never become paths as given (``safe_child``): a job named ``../x`` or ``/tmp/x`` stays
+    inside ``logs_dir``, and ``a/b`` and ``a b`` get a log each. Raises ``UnsafePath`` otherwise.
+    """
+    run_dir = safe_child(logs_dir, pipeline) / str(int(number))
+    return safe_child(run_dir, job, ".log")
 
 
 def stamp(at: datetime) -> str:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from fabricate import CICD, Cicd, History, Run, cli_env
 
-from backend.recording import stamp
+from backend.recording import log_path, stamp
 from backend.schemas import Status
 
 
@@ -72,7 +72,7 @@ def test_logs_bad_run_name_is_usage_error(cicd: Cicd) -> None:
 
 
 def test_logs_follow_streams_until_job_ends(history: History, running: Run) -> None:
-    log_file = history.settings.logs_dir / "deploy" / "1" / "push.log"
+    log_file = log_path(history.settings.logs_dir, "deploy", 1, "push")
     with subprocess.Popen(
         [str(CICD), "logs", "deploy#1", "--job", "push", "--follow", "--no-timestamps"],
         env=cli_env(history.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -94,7 +94,7 @@ def test_logs_follow_streams_until_job_ends(history: History, running: Run) -> N
 def test_logs_follow_every_job_of_running_run_until_all_end(
     history: History, running: Run
 ) -> None:
-    log_file = history.settings.logs_dir / "deploy" / "1" / "push.log"
+    log_file = log_path(history.settings.logs_dir, "deploy", 1, "push")
     with subprocess.Popen(
         [str(CICD), "logs", "deploy#1", "--follow", "--no-timestamps"],
         env=cli_env(history.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
