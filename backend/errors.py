@@ -4,6 +4,7 @@
     ├── PipelineError              a pipeline file cannot be used
     │   └── PipelineInvalid        it failed validation; carries every positioned problem
     ├── UsageError                 the caller asked for something that makes no sense
+    ├── ServerBusy                 a server is at a limit (run queue, followers): try later
     ├── NotFound                   a pipeline, run, stage, job or artifact does not exist
     ├── UnsafePath                 a path built from a name would leave its folder
     ├── RepoError                  a repository, branch or commit cannot be checked out
@@ -56,6 +57,10 @@ class UsageError(CicdError):
 
 class NotFound(CicdError):
     """A pipeline, run, stage, job or artifact does not exist."""
+
+
+class ServerBusy(CicdError):
+    """A server is at one of its limits (queued runs, log followers); the request may be retried."""
 
 
 class UnsafePath(CicdError):
