@@ -92,8 +92,9 @@ def open_backend(settings: Settings, server: str | None) -> Backend:
     url = server or settings.server
     if url:
         from backend.remote import RemoteBackend
+        from backend.tokens import client_token
 
-        return RemoteBackend(url, token=settings.api_token)
+        return RemoteBackend(url, token=client_token(settings, url))
     service = Service(settings)
     service.reconcile()
     return service

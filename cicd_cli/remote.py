@@ -28,8 +28,9 @@ def run_remote(
     to cancel the run and waits until it has settled (a second Ctrl-C stops waiting).
     """
     from backend.remote import RemoteBackend
+    from backend.tokens import client_token
 
-    backend = RemoteBackend(server, token=settings.api_token)
+    backend = RemoteBackend(server, token=client_token(settings, server))
     request = prepared.request
     data = None
     if bundle:

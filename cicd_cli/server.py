@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 from collections.abc import Callable
@@ -13,22 +12,14 @@ import typer
 from rich.console import Console
 
 from backend.settings import Settings
+from backend.tokens import is_loopback, server_token, server_token_path
 from cicd_cli.errors import EXIT_USAGE, abort
+from cicd_cli.serving import HttpLimits
 
 GRACEFUL_SECONDS = 5  # open streams get this long at shutdown before they are cut
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -37,7 +28,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         abort(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE)
-    sock.listen(128)
+    sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 
@@ -65,6 +56,28 @@ def server(
         min=0,
         help="Exit after this many seconds without requests or running runs (0: never).",
     ),
+    head_timeout: float = typer.Option(
+        HttpLimits.head_timeout,
+        "--head-timeout",
+        envvar="CICD_HEAD_TIMEOUT",
+        min=0.1,
+        help="Close a connection that has not sent a complete request head within this many "
+        "seconds (CICD_HEAD_TIMEOUT).",
+    ),
+    keep_alive: int = typer.Option(
+        HttpLimits.keep_alive,
+        "--keep-alive",
+        envvar="CICD_KEEP_ALIVE",
+        min=1,
+        help="Close an idle keep-alive connection after this many seconds (CICD_KEEP_ALIVE).",
+    ),
+    max_connections: int = typer.Option(
+        HttpLimits.max_connections,
+        "--max-connections",
+        envvar="CICD_MAX_CONNECTIONS",
+        min=1,
+        help="Answer 503 to requests beyond this many open connections (CICD_MAX_CONNECTIONS).",
+    ),
 ) -> None:
     """Serve the cicd API for `cicd run --server URL` and the history commands.
 
@@ -73,18 +86,32 @@ def server(
     CICD_HOME, and its UI shows every run live. At start-up, runs that a stopped or killed
     server left RUNNING are settled and their containers removed.
 
-    With CICD_API_TOKEN set, every request but /api/v1/health needs
-    `Authorization: Bearer <token>`; without one the server only listens on loopback.
-    Ctrl-C stops it: runs still going are canceled first.
+    Every request but /api/v1/health needs `Authorization: Bearer <token>`. The token is
+    CICD_API_TOKEN; without it the server only listens on loopback and generates one into
+    CICD_HOME/server/token (0600), which cicd commands of the same CICD_HOME read when they
+    talk to a server on this machine. Ctrl-C stops it: runs still going are canceled first.
     """
     settings = Settings()
     if not is_loopback(host) and not settings.api_token:
+        # a generated token would have to be fetched from this machine's CICD_HOME by every
+        # remote client: beyond loopback the operator chooses (and hands out) the token
         abort(
             f"refusing to listen on {host} without an API token: set CICD_API_TOKEN "
             "(or listen on 127.0.0.1)",
             EXIT_USAGE,
         )
-    sock = _bind(host, port)
+    limits = HttpLimits(
+        head_timeout=head_timeout, keep_alive=keep_alive, max_connections=max_connections
+    )
+    sock = _bind(host, port, limits.backlog)
+    generated = not settings.api_token
+    if generated:
+        settings.ensure_home()
+        try:
+            token = server_token(settings.home)
+        except OSError as exc:
+            abort(f"cannot keep the server's token under {settings.home}: {exc}", EXIT_USAGE)
+        settings = settings.model_copy(update={"api_token": token})
     console = Console(highlight=False, soft_wrap=True)
 
     from flows.prefect_api import configure_prefect, wait_for_prefect
@@ -93,12 +120,11 @@ def server(
     # and the store's start-up below happen meanwhile; we wait for it before serving.
     prefect_url = configure_prefect(settings.home, wait=False)
 
-    import uvicorn
-
     import flows.pipeline  # noqa: F401  (imports Prefect, ~1 s, now rather than in the first run)
     from backend.api import API_PREFIX, create_app
     from backend.runner.docker import DockerRunner
     from backend.service import Service
+    from cicd_cli.serving import uvicorn_config
 
     runner = DockerRunner()
     service = Service(settings, mode="server", runner=runner)
@@ -121,7 +147,9 @@ def server(
         f"(docs {API_PREFIX}/docs, OpenAPI /openapi.json)"
     )
     console.print(f"Prefect UI  {prefect_url.removesuffix('/').removesuffix('/api')}")
-    if settings.api_token:
+    if generated:
+        console.print(f"token       required, generated in {server_token_path(settings.home)}")
+    else:
         console.print("token       required (CICD_API_TOKEN)")
     console.print(f"data        {settings.home}")
 
@@ -135,8 +163,9 @@ def server(
         token=settings.api_token,
         busy=lambda: bool(app.state.launcher.running()),
     )
-    config = uvicorn.Config(
+    config = uvicorn_config(
         watch.wrap(app),
+        limits,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from apikit import Api, follow, submit
 from prockit import stop_group
@@ -91,6 +92,83 @@ def test_server_refuses_all_interfaces_without_a_token(tmp_path: Path) -> None:
         "(or listen on 127.0.0.1)\n"
     )
     assert not (tmp_path / "home").exists()  # refused before touching anything
+
+
+def start_server(
+    env: dict[str, str], port: int, *args: str
+) -> subprocess.Popen[bytes]:
+    """``cicd server --port PORT`` in its own process group, once its health route answers."""
+    proc = subprocess.Popen(
+        [str(CICD), "server", "--port", str(port), *args], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    backend = RemoteBackend(f"http://127.0.0.1:{port}")
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else b""
+            raise AssertionError(f"cicd server exited: {output!r}")
+        try:
+            return backend.health()["status"] in ("ok", "degraded")
+        except ServerError:
+            return False
+
+    try:
+        wait_for(healthy, what="server health")
+    except BaseException:
+        stop_group(proc, signal.SIGKILL)
+        raise
+    return proc
+
+
+def test_server_without_token_generates_one_and_local_cli_uses_it(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("CICD_API_TOKEN", "CICD_SERVER")}
+    env["CICD_HOME"] = str(home)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(env, port)
+    try:
+        token_file = home / "server" / "token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert (home / "server").stat().st_mode & 0o777 == 0o700
+        token = token_file.read_text().strip()
+        assert len(token) >= 40
+
+        anonymous = httpx.post(f"{url}/api/v1/runs", data={"request": "{}"}, timeout=10)
+        wrong = httpx.get(
+            f"{url}/api/v1/pipelines", headers={"Authorization": "Bearer nope"}, timeout=10
+        )
+        assert (anonymous.status_code, wrong.status_code) == (401, 401)
+
+        report = subprocess.run(
+            [str(CICD), "report", "--server", url], capture_output=True, text=True, env=env,
+            timeout=60,
+        )
+        assert (report.returncode, report.stdout, report.stderr) == (0, "no runs yet\n", "")
+
+        other = {**env, "CICD_HOME": str(tmp_path / "other-home")}  # has no token file
+        refused = subprocess.run(
+            [str(CICD), "report", "--server", url], capture_output=True, text=True, env=other,
+            timeout=60,
+        )
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            f"error: cicd server at {url} refused the request: missing or wrong API token: "
+            "send 'Authorization: Bearer <CICD_API_TOKEN>'\n"
+        )
+    finally:
+        output = stop_group(proc, signal.SIGINT)
+    assert token.encode() not in output  # printed nowhere, only kept in the file
+    assert f"generated in {token_file}".encode() in output
+
+    again = start_server(env, port)  # a restarted server keeps the token its clients know
+    try:
+        assert token_file.read_text().strip() == token
+    finally:
+        stop_group(again, signal.SIGINT)
 
 
 def test_cicd_run_server_prints_like_embedded_and_exits_with_the_run(
@@ -204,7 +282,7 @@ def test_server_killed_mid_run_is_settled_and_cleaned_at_restart(
 
     first = start()
     try:
-        backend = RemoteBackend(url)
+        backend = RemoteBackend(url, token=(home / "server" / "token").read_text().strip())
         from backend.runner.bundles import make_bundle
 
         prepared = prepare(make_repo(tmp_path / "sleepy", SLEEPY))
