@@ -36,9 +36,16 @@ JOB_KEYS = (
 )
 MAX_RETRY = 2
 
-_PIPELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DURATION = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?$")
+MAX_NAME = 255  # characters in a job, stage or pipeline name (a file name's usual limit)
+
+# Every pattern is used with fullmatch: "$" would also match before a trailing newline.
+_PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?")
+# Job and stage names stay as free as GitLab's ('deploy/staging', 'build: [a, b]', 'test 1/3'),
+# but are one printable line: no C0 or C1 control character (NUL, newline, tab, escape) and no
+# Unicode line or paragraph separator, which would forge lines in logs and messages.
+_NAME_TEXT = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def parse_duration(value: object) -> float | None:
@@ -52,7 +59,7 @@ def parse_duration(value: object) -> float | None:
     text = value.strip()
     if text.isdigit():
         return float(text) if int(text) > 0 else None
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not text or not match:
         return None
     hours, minutes, seconds = (int(part or 0) for part in match.groups())
@@ -64,6 +71,27 @@ def suggest(word: str, candidates: Sequence[str]) -> str:
     """`` (did you mean 'x'?)`` when a candidate is close to ``word``, else an empty string."""
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a job or a stage, or None when it can.
+
+    Names are labels, never paths (see ``backend.paths``), but one shaped like a path that
+    climbs (``../x``) or starts at the root (``/tmp/x``) is refused as well: it is a mistake
+    or an attack, and no tool that reads it later should have to wonder.
+    """
+    if len(name) > MAX_NAME:
+        return _too_long(name)
+    if not _NAME_TEXT.fullmatch(name):
+        return "must not contain control characters (newline, tab, NUL, escape...)"
+    segments = name.split("/")
+    if name.startswith("/") or any(part in (".", "..") for part in segments):
+        return "must not start with '/' or have a '.' or '..' segment (names are not paths)"
+    return None
+
+
+def _too_long(name: str) -> str:
+    return f"is {len(name)} characters long; the limit is {MAX_NAME}"
 
 
 def variable_text(node: Scalar) -> str:
@@ -145,7 +173,7 @@ class _Validator:
             return {}
         result = {}
         for key, value in node.entries:
-            if not isinstance(key.value, str) or not _VARIABLE_NAME.match(key.value):
+            if not isinstance(key.value, str) or not _VARIABLE_NAME.fullmatch(key.value):
                 self.add(
                     key,
                     f"{where}variable name '{key.text}' must be letters, digits and '_',"
@@ -200,7 +228,10 @@ class _Validator:
             head["name"] = None
         else:
             name = self.string(name_node, "pipeline: 'name'")
-            if name is not None and not _PIPELINE_NAME.match(name):
+            if name is not None and len(name) > MAX_NAME:
+                self.add(name_node, f"pipeline: 'name' {_too_long(name)}")
+                name = None
+            elif name is not None and not _PIPELINE_NAME.fullmatch(name):
                 self.add(
                     name_node,
                     f"pipeline: 'name' {describe(name_node)} may only contain "
@@ -248,6 +279,9 @@ class _Validator:
             ):
                 self.add(item, f"stage names must be non-empty strings, not {describe(item)}")
                 continue
+            problem = name_problem(item.value)
+            if problem:
+                self.add(item, f"stage name {describe(item)} {problem}")
             if item.value in seen:
                 self.add(
                     item,
@@ -285,6 +319,9 @@ class _Validator:
         if name_node is not None:
             draft.name = self.string(name_node, f"job #{index}: 'name'")
             draft.name_node = name_node
+            problem = name_problem(draft.name) if draft.name is not None else None
+            if problem:
+                self.add(name_node, f"job #{index}: 'name' {describe(name_node)} {problem}")
         label = draft.label
         self.unknown_keys(node, JOB_KEYS, f"in {label}")
         for required in ("name", "stage", "script"):
