@@ -41,9 +41,7 @@ def test_validate_job_name_too_long(problems) -> None:
         jobs:
           - {{name: {"j" * 256}, stage: build, script: x}}
         """
-    ) == [
-        f"ci.yaml:3:12: job #1: 'name' '{'j' * 37}...' is 256 characters long; the limit is 255"
-    ]
+    ) == [f"ci.yaml:3:12: job #1: 'name' '{'j' * 37}...' is 256 characters long; the limit is 255"]
 
 
 def test_validate_job_names_as_gitlab_writes_them_accepted(parse) -> None:
@@ -108,4 +106,3 @@ def test_validate_variable_name_trailing_newline_refused(problems) -> None:
         "ci.yaml:1:36: pipeline: variable name 'FOO\\n' must be letters, digits and '_', "
         "not starting with a digit"
     ]
-
