@@ -304,3 +304,39 @@ def test_server_killed_mid_run_is_settled_and_cleaned_at_restart(
     finally:
         output = stop_group(second, signal.SIGINT)
     assert b"settled 1 run(s) a stopped server left running: sleepy#1" in output
+
+
+def test_server_half_open_connections_are_closed_and_health_still_answers(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("CICD_API_TOKEN", "CICD_SERVER")}
+    env.update(CICD_HOME=str(tmp_path / "home"), CICD_HEAD_TIMEOUT="2")
+    port = free_port()
+    proc = start_server(env, port)
+    stalled: list[socket.socket] = []
+    try:
+        for number in range(300):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if number % 10:  # and every tenth one sends nothing at all
+                sock.sendall(b"GET /api/v1/hea")
+            stalled.append(sock)
+        opened = time.monotonic()
+
+        started = time.monotonic()
+        reply = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5)
+        assert reply.status_code == 200, reply.text
+        assert time.monotonic() - started < 1.0
+
+        for sock in stalled:  # held open meanwhile, not refused
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+        for sock in stalled:
+            sock.settimeout(max(0.1, opened + 2 + 3 - time.monotonic()))
+            assert sock.recv(1) == b"", "a stalled connection was answered"
+        closed_after = time.monotonic() - opened
+        assert closed_after < 5, f"stalled connections closed only after {closed_after:.1f}s"
+    finally:
+        for sock in stalled:
+            sock.close()
+        stop_group(proc, signal.SIGINT)
