@@ -126,7 +126,7 @@ class Service:
         if self._store is None:
             from backend.store import Store
 
-            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self.settings.ensure_home()
             self._store = Store(self.settings.store_url)
         return self._store
 

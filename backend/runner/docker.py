@@ -11,16 +11,18 @@ and stderr is merged into stdout so lines keep the order they were written in.
 We attach to the container before starting it, so no output is lost however short the job, and
 read stdout and stderr line by line in a thread while the calling thread watches the job's
 timeout and cancel event. Whatever happens, the container is removed before ``run_job`` returns.
+
+Secrets never enter the container's configuration (which Docker keeps on disk) nor any file:
+they go through the container's stdin (``backend.runner.stdin``), and a secret that cannot go
+that way fails the job rather than falling back to the environment.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
 import shlex
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -44,11 +46,9 @@ from backend.runner.base import (
     PullPolicy,
 )
 from backend.runner.output import OutputReader
+from backend.runner.stdin import SOURCE_LINE, SecretsInput, secrets_payload
 
 WORKDIR = "/workspace"
-SECRETS_TMPFS = "/dev/shm"  # memory, never disk
-SECRETS_PATH = "/run/cicd/secrets"  # sourced by the job's shell before its script
-_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 _POLL_SECONDS = 0.05  # how often a running job looks at its timeout and cancel event
 _DRAIN_SECONDS = 5.0  # how long output may keep arriving after the container ended
@@ -118,25 +118,35 @@ class DockerRunner:
         Returns when the script ends (SUCCESS on exit 0, FAILED otherwise), its timeout passes
         (FAILED), or ``cancel`` is set (CANCELED); the container is killed in the last two cases
         and removed in every case. Docker errors never escape: they make a FAILED result whose
-        ``error`` says what went wrong. An exception raised by ``on_line`` fails the job too.
+        ``error`` says what went wrong. An exception raised by ``on_line`` fails the job too,
+        and so does a secret that cannot be handed over (a name that is not a shell name).
         """
         started = _now()
         if cancel.is_set():
             return JobResult(Outcome.CANCELED, None, started, _now(), error="canceled before start")
+        try:
+            payload = secrets_payload(spec.secrets) if spec.secrets else None
+        except ValueError as exc:  # never the environment instead: Docker keeps it on disk
+            error = f"job '{spec.job}': {exc}"
+            return JobResult(Outcome.FAILED, None, started, _now(), error=error)
         client: docker.DockerClient | None = None
         container: str | None = None
-        secrets: str | None = None
+        stdin: SecretsInput | None = None
         reader: OutputReader | None = None
         step = "cannot reach the Docker engine"
         try:
             client = self._docker()
             step = f"cannot create the container of job '{spec.job}'"
-            secrets = _secrets_file(spec.secrets)
-            container = self._create(client, spec, secrets)
+            container = self._create(client, spec, with_secrets=payload is not None)
             step = f"cannot attach to the container of job '{spec.job}'"
-            reader = OutputReader(client, container, on_line, spec.job)
+            reader = OutputReader(client, container, on_line, spec.job, spec.secrets.values())
+            if payload is not None:
+                stdin = SecretsInput(client, container)
             step = f"container of job '{spec.job}' cannot start"
             client.api.start(container)
+            if stdin is not None and payload is not None:
+                step = f"cannot hand the secrets to the container of job '{spec.job}'"
+                stdin.send(payload)  # the shell waits for them before its first command
             step = f"lost the container of job '{spec.job}'"
             outcome, exit_code, error = self._watch(client, container, spec, cancel, reader)
             reader.finish(_DRAIN_SECONDS)
@@ -148,7 +158,7 @@ class DockerRunner:
         except ImageNotFound:
             error = f"image '{spec.image}' not found locally"
             return JobResult(Outcome.FAILED, None, started, _now(), error=error)
-        except _ENGINE_ERRORS as exc:
+        except (*_ENGINE_ERRORS, OSError) as exc:  # OSError: the stdin socket of the secrets
             if _is_connection_error(exc):
                 error = str(self._unavailable(exc))
             else:
@@ -156,13 +166,12 @@ class DockerRunner:
             lines = reader.lines if reader is not None else 0
             return JobResult(Outcome.FAILED, None, started, _now(), error=error, log_lines=lines)
         finally:
+            if stdin is not None:
+                stdin.close()
             if reader is not None:
                 reader.close()
             if client is not None and container is not None:
                 _remove(client, container)
-            if secrets is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(secrets)
 
     def remove_run_containers(self, run_id: str) -> int:
         """Remove every container of a run (any state); return how many there were."""
@@ -204,25 +213,21 @@ class DockerRunner:
             f"cannot reach the Docker engine at {self.address}: {_reason(exc)}"
         )
 
-    def _create(self, client: docker.DockerClient, spec: JobSpec, secrets: str | None) -> str:
+    def _create(self, client: docker.DockerClient, spec: JobSpec, *, with_secrets: bool) -> str:
         binds = {str(spec.workspace.resolve()): {"bind": WORKDIR, "mode": "rw"}}
         script = shell_script(spec.script, echo=self.echo_commands)
-        env = dict(spec.env)
-        if secrets is not None:
-            binds[secrets] = {"bind": SECRETS_PATH, "mode": "ro"}
-            script = f". {SECRETS_PATH}\n{script}"
-        else:
-            env.update(spec.secrets)
+        if with_secrets:  # the values come through stdin, never in this configuration
+            script = f"{SOURCE_LINE}\n{script}"
         host_config = client.api.create_host_config(binds=binds)
         created = client.api.create_container(
             image=spec.image,
             entrypoint=["sh", "-e", "-c", script],
-            environment=env,
+            environment=dict(spec.env),
             working_dir=WORKDIR,
             labels={LABEL_MANAGED: "1", LABEL_RUN: spec.run_id, LABEL_JOB: spec.job},
             name=_container_name(spec),
             host_config=host_config,
-            stdin_open=False,
+            stdin_open=with_secrets,  # also StdinOnce: stdin ends when our one attach lets go
             tty=False,
         )
         return str(created["Id"])
@@ -252,23 +257,6 @@ class DockerRunner:
             raise waiter.failure
         exit_code = waiter.exit_code
         return (Outcome.SUCCESS if exit_code == 0 else Outcome.FAILED), exit_code, None
-
-
-def _secrets_file(secrets: dict[str, str]) -> str | None:
-    """Write ``export NAME='value'`` lines to a memory-backed file only we can read.
-
-    None when there are no secrets, or no tmpfs to keep them off the disk (the values then go
-    in the container's environment, which Docker stores on disk).
-    """
-    if not secrets or not os.path.isdir(SECRETS_TMPFS):
-        return None
-    if not all(_SHELL_NAME.fullmatch(name) for name in secrets):
-        return None
-    fd, path = tempfile.mkstemp(prefix="cicd-secrets-", dir=SECRETS_TMPFS)
-    with os.fdopen(fd, "w") as handle:
-        for name, value in secrets.items():
-            handle.write(f"export {name}={shlex.quote(value)}\n")
-    return path
 
 
 def shell_script(script: list[str], *, echo: bool = True) -> str:
