@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from backend.errors import RepoError
@@ -41,25 +43,40 @@ def make_bundle(source: Source) -> bytes:
         return data
 
 
+@contextlib.contextmanager
+def _bundle_file(data: bytes | Path, cache_dir: Path) -> Iterator[str]:
+    """The path of a file holding the bundle: ``data`` itself, or a temporary copy of bytes."""
+    if isinstance(data, Path):
+        yield str(data)
+        return
+    with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".bundle") as f:
+        f.write(data)
+        f.flush()
+        yield f.name
+
+
 def source_from_bundle(
-    data: bytes, commit: str, branch: str | None, repo_label: str, cache_dir: Path
+    data: bytes | Path, commit: str, branch: str | None, repo_label: str, cache_dir: Path
 ) -> Source:
     """Unpack a bundle from ``make_bundle`` into a bare repository under ``cache_dir``.
 
     Bundles of one ``repo_label`` share a repository; ``commit`` must be in it afterwards.
+    ``data`` is the bundle's bytes, or a file holding them (a server streams uploads to disk).
     """
     key = hashlib.sha256(repo_label.encode()).hexdigest()[:16]
     git_dir = cache_dir / f"bundle-{slug(repo_label)}-{key}.git"
-    ref_ns = hashlib.sha256(data).hexdigest()[:16]
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            ref_ns = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+    else:
+        ref_ns = hashlib.sha256(data).hexdigest()[:16]
     with locked(git_dir):
         if not git_dir.exists():
             git("init", "-q", "--bare", str(git_dir))
-        with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".bundle") as f:
-            f.write(data)
-            f.flush()
+        with _bundle_file(data, cache_dir) as bundle:
             for args in (
-                ["bundle", "verify", "-q", f.name],
-                ["fetch", "-q", "--no-tags", f.name, f"+refs/*:refs/bundles/{ref_ns}/*"],
+                ["bundle", "verify", "-q", bundle],
+                ["fetch", "-q", "--no-tags", bundle, f"+refs/*:refs/bundles/{ref_ns}/*"],
             ):
                 proc = git(*args, git_dir=git_dir, check=False)
                 if proc.returncode != 0:
