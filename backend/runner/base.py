@@ -6,6 +6,7 @@ memory so flow, service and API tests need no Docker engine.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,26 @@ from typing import Protocol
 LABEL_RUN = "cicd.run"
 LABEL_JOB = "cicd.job"
 LABEL_MANAGED = "cicd.managed"
+# a secret becomes a shell variable of the job (``export NAME=...``): only such names can
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def secret_problem(name: str, value: str) -> str | None:
+    """Why secret ``name`` cannot be handed to a job's shell, or None when it can.
+
+    Names must be shell variable names, and values cannot hold a NUL character (no shell
+    variable can). Callers refuse such a secret rather than fall back to the container's
+    environment, which Docker writes to disk.
+    """
+    if not _SHELL_NAME.fullmatch(name):
+        shown = name if name.isprintable() else repr(name)
+        return (
+            f"secret name '{shown}' is not a shell variable name "
+            "(letters, digits and _, not starting with a digit)"
+        )
+    if "\0" in value:
+        return f"secret '{name}' holds a NUL character, which no shell variable can"
+    return None
 
 
 class PullPolicy(StrEnum):
@@ -48,7 +69,8 @@ class JobSpec:
     workspace: Path
     timeout: float | None = None
     # values that must never be written to disk (Docker keeps a container's env in its state
-    # files): the runner hands them over through memory-backed files instead
+    # files) nor reach the container's configuration: the runner hands them to the job's
+    # shell through its stdin instead
     secrets: dict[str, str] = field(default_factory=dict)
 
 
