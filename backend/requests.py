@@ -98,7 +98,8 @@ def prepare_run(
     """Resolve the source, read and validate the committed file."""
     if file and name:
         raise UsageError("-f/--file and -p/--pipeline cannot be used together")
-    source = resolve_source(repo, branch, commit, cwd=cwd, cache_dir=cache_dir)
+    # the user's own working tree: uncommitted changes are listed in a warning
+    source = resolve_source(repo, branch, commit, cwd=cwd, cache_dir=cache_dir, dirty=True)
     if name:
         path = find_file_by_name(source, name)
     else:

@@ -1,4 +1,8 @@
-"""Git bundles: how a local commit travels to a remote cicd server, which runs exactly it."""
+"""Git bundles: how a local commit travels to a remote cicd server, which runs exactly it.
+
+A bundle is unpacked into a bare repository the server made itself, with ``git()``'s hardening:
+nothing in a bundle can make git run a command, and errors never show the server's paths.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 
 from backend.errors import RepoError
 from backend.runner.git import git, last_line, locked, rev, slug
-from backend.runner.workspace import Source
+from backend.runner.workspace import Source, objects_dir
 
 
 def make_bundle(source: Source) -> bytes:
@@ -19,12 +23,11 @@ def make_bundle(source: Source) -> bytes:
     The source repository gets no new ref: the bundle is made from a scratch repository that
     borrows its objects (``objects/info/alternates``).
     """
-    objects = git("rev-parse", "--git-path", "objects", git_dir=source.git_dir).stdout.strip()
-    objects_dir = (source.git_dir / objects) if not Path(objects).is_absolute() else Path(objects)
+    objects = objects_dir(source.git_dir)
     with tempfile.TemporaryDirectory(prefix="cicd-bundle-") as tmp:
         scratch = Path(tmp) / "scratch.git"
         git("init", "-q", "--bare", str(scratch))
-        (scratch / "objects" / "info" / "alternates").write_text(f"{objects_dir.resolve()}\n")
+        (scratch / "objects" / "info" / "alternates").write_text(f"{objects}\n")
         git("update-ref", "refs/heads/cicd-bundle", source.commit, git_dir=scratch)
         proc = git(
             "bundle",
@@ -62,6 +65,7 @@ def source_from_bundle(
 
     Bundles of one ``repo_label`` share a repository; ``commit`` must be in it afterwards.
     ``data`` is the bundle's bytes, or a file holding them (a server streams uploads to disk).
+    Errors say what is wrong with the bundle, never where it was kept.
     """
     key = hashlib.sha256(repo_label.encode()).hexdigest()[:16]
     git_dir = cache_dir / f"bundle-{slug(repo_label)}-{key}.git"
@@ -80,8 +84,16 @@ def source_from_bundle(
             ):
                 proc = git(*args, git_dir=git_dir, check=False)
                 if proc.returncode != 0:
-                    raise RepoError(f"bad bundle for {repo_label}: {last_line(proc.stderr)}")
+                    reason = _scrubbed(proc.stderr, Path(bundle))
+                    raise RepoError(f"bad bundle for {repo_label}: {reason}")
     sha = rev(git_dir, commit) if not commit.startswith("-") else None
     if sha is None:
         raise RepoError(f"commit '{commit}' not found in the bundle for {repo_label}")
     return Source(repo=repo_label, branch=branch, commit=sha, git_dir=git_dir)
+
+
+def _scrubbed(stderr: str, bundle: Path) -> str:
+    """git's reason, with the bundle's file (a path of the server's disk) named "the bundle"."""
+    text = stderr.replace(f"'{bundle}'", "the bundle").replace(str(bundle), "the bundle")
+    text = text.replace(str(bundle.parent) + "/", "").replace(str(bundle.parent), "")
+    return last_line(text)

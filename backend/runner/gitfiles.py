@@ -1,4 +1,7 @@
-"""Reading pipeline files as committed: only committed files are ever run."""
+"""Reading pipeline files as committed: only committed files are ever run.
+
+Blobs are read with ``git cat-file``, plumbing that never applies a textconv or filter driver.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from backend.runner.git import git
 
 def read_committed(git_dir: Path, commit: str, path: str) -> str:
     """The text of ``path`` (relative to the repository root) at ``commit``."""
-    done = git("show", f"{commit}:{path}", git_dir=git_dir, check=False, text=False)
+    done = git("cat-file", "blob", f"{commit}:{path}", git_dir=git_dir, check=False, text=False)
     if done.returncode != 0:
         raise NotFound(f"{path}: no such file in commit {commit[:12]}")
     try:

@@ -3,12 +3,17 @@
 Everything goes through the ``git`` CLI (no libgit binding), run non-interactively:
 
 - ``resolve_source`` turns ``--repo/--branch/--commit`` into a ``Source``: a full commit sha and a
-  local git directory that holds it. A local repository is used in place; a URL is kept as a bare
-  clone under ``cache_dir`` (fetched again on each use).
-- ``checkout`` writes exactly the committed files of that commit into an empty directory, through
-  a private index file (``read-tree`` + ``checkout-index``), so the user's repository, its index
-  and its hooks are never touched and no ``.git`` lands in the workspace. Submodules are ignored
-  (their directories stay empty). ``git archive`` is not used: it drops ``export-ignore`` files.
+  local git directory that holds it. A local repository is used in place (only where local paths
+  are allowed: the CLI and the local daemon, never a team server); a URL is kept as a bare clone
+  under ``cache_dir`` (fetched again on each use). Credentials in a URL are never written down:
+  the clone records the URL without them and git gets them for each fetch from the environment
+  of that one git process (a credential helper scoped to the URL's host).
+- ``checkout`` writes the committed files of that commit into an empty directory, through a
+  scratch repository that borrows the objects and a private index file (``read-tree`` +
+  ``checkout-index``): the source repository, its index, hooks and configuration are never used,
+  so no filter or other command a repository configures can run, and no ``.git`` lands in the
+  workspace. Submodules are ignored (their directories stay empty). ``git archive`` is not used:
+  it drops ``export-ignore`` files.
 - bundles that carry a local commit to a remote server are in ``backend.runner.bundles``;
   running git itself is ``backend.runner.git``.
 - ``remove_tree`` removes a workspace that containers running as root wrote into.
@@ -28,14 +33,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from backend.errors import CicdError, RepoError
 from backend.runner.git import git, last_line, locked, rev, slug
 
-# Checkout must give the committed bytes whatever the user's global config says.
-_CHECKOUT_CONFIG = (
-    "-c core.autocrlf=false -c core.sparseCheckout=false -c core.hooksPath=/dev/null".split()
-)
+# Checkout must give the committed bytes whatever any configuration says.
+_CHECKOUT_CONFIG = "-c core.autocrlf=false -c core.sparseCheckout=false".split()
 
 
 class WorkspaceCleanupError(CicdError):
@@ -60,51 +64,96 @@ def resolve_source(
     *,
     cwd: Path,
     cache_dir: Path,
+    local_paths: bool = True,
+    dirty: bool = False,
 ) -> Source:
     """Find the commit to build: ``--commit`` if given, else the tip of ``--branch``, else HEAD.
 
     ``repo`` None means the git repository containing ``cwd``; a local path (working tree or bare
     repository) is used in place; anything else that looks like a URL (``file://``, https, ssh,
-    ``user@host:path``) is cloned into ``cache_dir``. When both a branch and a commit are given
-    the branch must exist but is not checked to contain the commit. ``dirty`` lists the
-    uncommitted paths of a local working tree when the commit built is its HEAD.
+    ``user@host:path``) is cloned into ``cache_dir``. With ``local_paths`` False (a server), only
+    URLs are taken. When both a branch and a commit are given the branch must exist but is not
+    checked to contain the commit. With ``dirty`` (the CLI, on the user's own working tree)
+    ``Source.dirty`` lists the uncommitted paths of a local working tree when the commit built is
+    its HEAD; nothing else ever runs ``git status``.
     """
+    # an existing relative path with a colon (``a:b``) is a path where paths are allowed
+    scp_path = local_paths and repo is not None and "://" not in repo and (cwd / repo).exists()
+    if repo is not None and is_url(repo) and not scp_path:
+        clean, auth = _split_credentials(repo)
+        label = redact_url(repo)
+        git_dir = _fetch_mirror(
+            clean, auth, label, cache_dir, want_head=branch is None and commit is None
+        )
+        if commit is not None and rev(git_dir, commit) is None and _is_full_sha(commit):
+            # A commit on no branch (a merge request's head, say) can often be fetched by sha.
+            git(*auth.config, "fetch", "-q", "origin", commit, git_dir=git_dir, env=auth.env,
+                check=False)
+        sha, name = _pick(git_dir, label, branch, commit)
+        return Source(repo=repo, branch=name, commit=sha, git_dir=git_dir)
+    if not local_paths:
+        raise RepoError(
+            f"{repo or 'no repository'}: this server takes a git bundle or a repository URL, "
+            "never a path on its disk"
+        )
     if repo is None:
         proc = git("rev-parse", "--show-toplevel", cwd=cwd, check=False)
         if proc.returncode != 0:
             raise RepoError(f"not inside a git repository: {cwd} (use --repo PATH|URL)")
-        return _resolve_local(Path(proc.stdout.strip()), branch, commit)
-    if _is_url(repo, cwd):
-        git_dir = _fetch_mirror(repo, cache_dir, want_head=branch is None and commit is None)
-        label = redact_url(repo)
-        if commit is not None and rev(git_dir, commit) is None and _is_full_sha(commit):
-            # A commit on no branch (a merge request's head, say) can often be fetched by sha.
-            git("fetch", "-q", "origin", commit, git_dir=git_dir, check=False)
-        sha, name = _pick(git_dir, label, branch, commit)
-        return Source(repo=repo, branch=name, commit=sha, git_dir=git_dir)
+        return _resolve_local(Path(proc.stdout.strip()), branch, commit, dirty=dirty)
     path = Path(repo).expanduser()
-    return _resolve_local(path if path.is_absolute() else cwd / path, branch, commit, strict=True)
+    return _resolve_local(
+        path if path.is_absolute() else cwd / path, branch, commit, strict=True, dirty=dirty
+    )
 
 
 def checkout(source: Source, dest: Path) -> None:
-    """Write exactly the committed files of ``source.commit`` into ``dest`` (new or empty).
+    """Write the committed files of ``source.commit`` into ``dest`` (new or empty).
 
-    Uses a throwaway index file, so the source repository is only read; no ``.git`` is written
-    into ``dest`` and submodules are left as empty directories.
+    A scratch repository borrows ``source.git_dir``'s objects, so only our own configuration
+    applies (no filter, hook or fsmonitor of the source repository) and the source is only read;
+    no ``.git`` is written into ``dest`` and submodules are left as empty directories. Errors
+    name the commit, never a path of this machine.
     """
     if dest.exists() and any(dest.iterdir()):
-        raise RepoError(f"workspace {dest} is not empty")
+        raise RepoError(f"cannot check out {source.commit[:12]}: the workspace is not empty")
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="cicd-index-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        base = [*_CHECKOUT_CONFIG, f"--work-tree={dest}"]
-        for args in (["read-tree", source.commit], ["checkout-index", "--all", "--force"]):
-            proc = git(*base, *args, git_dir=source.git_dir, env=env, check=False)
+    with tempfile.TemporaryDirectory(prefix="cicd-checkout-") as tmp:
+        scratch = Path(tmp) / "scratch.git"
+        for args in (
+            ["init", "-q", "--bare", *_object_format(source.git_dir), str(scratch)],
+            *(
+                [*_CHECKOUT_CONFIG, f"--work-tree={dest}", *step]
+                for step in (["read-tree", source.commit], ["checkout-index", "--all", "--force"])
+            ),
+        ):
+            proc = git(
+                *args,
+                git_dir=None if args[0] == "init" else scratch,
+                env={
+                    "GIT_INDEX_FILE": str(Path(tmp) / "index"),
+                    "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects_dir(source.git_dir)),
+                },
+                check=False,
+            )
             if proc.returncode != 0:
+                err = last_line(proc.stderr.replace(str(dest), "workspace").replace(tmp, ""))
                 raise RepoError(
-                    f"cannot check out {source.commit[:12]} of {redact_url(source.repo)} into "
-                    f"{dest}: {last_line(proc.stderr)}"
+                    f"cannot check out {source.commit[:12]} of {redact_url(source.repo)}: {err}"
                 )
+
+
+def objects_dir(git_dir: Path) -> Path:
+    """The object directory of ``git_dir`` (of its main repository for a linked worktree)."""
+    objects = git("rev-parse", "--git-path", "objects", git_dir=git_dir).stdout.strip()
+    return (git_dir / objects if not Path(objects).is_absolute() else Path(objects)).resolve()
+
+
+def _object_format(git_dir: Path) -> list[str]:
+    """``--object-format`` for a scratch repository that reads ``git_dir``'s objects."""
+    proc = git("rev-parse", "--show-object-format", git_dir=git_dir, check=False)
+    fmt = proc.stdout.strip()
+    return [f"--object-format={fmt}"] if proc.returncode == 0 and fmt in ("sha1", "sha256") else []
 
 
 def remove_tree(path: Path, *, fallback: Callable[[Path], None] | None = None) -> None:
@@ -137,8 +186,9 @@ def remove_tree(path: Path, *, fallback: Callable[[Path], None] | None = None) -
 def request_key(source: Source, pipeline_name: str, file_content: str | bytes) -> str:
     """sha256 hex of what makes two run requests duplicates: repo, commit, pipeline, file."""
     content = file_content if isinstance(file_content, bytes) else file_content.encode()
+    # the redacted URL: a hash of a weak password in the store could be reversed by guessing
     payload = json.dumps(
-        [source.repo, source.commit, pipeline_name, hashlib.sha256(content).hexdigest()]
+        [redact_url(source.repo), source.commit, pipeline_name, hashlib.sha256(content).hexdigest()]
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -147,7 +197,7 @@ def request_key(source: Source, pipeline_name: str, file_content: str | bytes) -
 
 
 def _resolve_local(
-    path: Path, branch: str | None, commit: str | None, *, strict: bool = False
+    path: Path, branch: str | None, commit: str | None, *, strict: bool = False, dirty: bool
 ) -> Source:
     if not path.is_dir():
         raise RepoError(f"{path} is not a git repository")
@@ -167,10 +217,10 @@ def _resolve_local(
         else Path(git("rev-parse", "--show-toplevel", cwd=path).stdout.strip())
     )
     sha, name = _pick(git_dir, str(top), branch, commit)
-    dirty: list[str] = []
-    if bare != "true" and sha == rev(git_dir, "HEAD"):
-        dirty = _dirty_paths(top)
-    return Source(repo=str(top), branch=name, commit=sha, git_dir=git_dir, dirty=dirty)
+    uncommitted: list[str] = []
+    if dirty and bare != "true" and sha == rev(git_dir, "HEAD"):
+        uncommitted = _dirty_paths(top)
+    return Source(repo=str(top), branch=name, commit=sha, git_dir=git_dir, dirty=uncommitted)
 
 
 def _pick(
@@ -207,6 +257,7 @@ def _pick(
 
 
 def _dirty_paths(top: Path) -> list[str]:
+    """Uncommitted paths of the user's own working tree (the CLI only: ``git status`` reads it)."""
     out = git("--no-optional-locks", "status", "--porcelain=v1", "-z", cwd=top).stdout
     paths: list[str] = []
     entries = iter(out.split("\0"))
@@ -222,32 +273,84 @@ def _dirty_paths(top: Path) -> list[str]:
 # --- remote repositories --------------------------------------------------------------------
 
 
-def _fetch_mirror(url: str, cache_dir: Path, *, want_head: bool) -> Path:
-    """A bare clone of ``url`` under ``cache_dir``, cloned or brought up to date."""
+@dataclass(frozen=True)
+class _Auth:
+    """Credentials of a URL, handed to one git process: config arguments and its environment."""
+
+    config: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _split_credentials(url: str) -> tuple[str, _Auth]:
+    """``url`` without user and password, and what gives them to git for that host only.
+
+    Only http(s) can use them: git asks its credential helpers, and ours (set for this call,
+    scoped to the URL's scheme and host) prints them from the environment of that git process.
+    For other schemes the password is dropped and the user (ssh's login) kept.
+    """
+    m = _AUTHORITY.match(url)
+    if m is None or not m.group("userinfo"):
+        return url, _Auth()
+    scheme, userinfo, host = m.group("scheme"), m.group("userinfo"), m.group("host")
+    user, _, password = userinfo.partition(":")
+    if scheme.lower() not in ("http", "https"):
+        return f"{scheme}://{user + '@' if user else ''}{host}{m.group('rest')}", _Auth()
+    clean = f"{scheme}://{host}{m.group('rest')}"
+    helper = (
+        '!f() { test "$1" = get || return 0; '
+        'printf "username=%s\\npassword=%s\\n" "$CICD_GIT_USERNAME" "$CICD_GIT_PASSWORD"; }; f'
+    )
+    return clean, _Auth(
+        config=("-c", f"credential.{scheme.lower()}://{host}.helper={helper}"),
+        env={"CICD_GIT_USERNAME": unquote(user), "CICD_GIT_PASSWORD": unquote(password)},
+    )
+
+
+# scheme://[userinfo@]host[:port]rest; the userinfo ends at the authority's last "@"
+_AUTHORITY = re.compile(
+    r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?:(?P<userinfo>[^/?#]*)@)?(?P<host>[^/?#@]*)(?P<rest>.*)$",
+    re.I | re.S,
+)
+
+
+def _fetch_mirror(
+    url: str, auth: _Auth, label: str, cache_dir: Path, *, want_head: bool
+) -> Path:
+    """A bare clone of ``url`` (credential-free) under ``cache_dir``, cloned or brought up to date.
+
+    Messages name the URL as ``label`` and give git's reason, never a path of this machine.
+    """
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
     git_dir = cache_dir / f"{slug(url)}-{key}.git"
-    label = redact_url(url)
     with locked(git_dir):
         if git_dir.exists() and git("rev-parse", git_dir=git_dir, check=False).returncode != 0:
             remove_tree(git_dir)  # a clone interrupted before we renamed it cannot be here; be safe
         if not git_dir.exists():
             tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=cache_dir))
-            proc = git("clone", "-q", "--bare", "--", url, str(tmp), check=False)
-            if proc.returncode != 0:
-                remove_tree(tmp)
-                err = last_line(proc.stderr).replace(url, label)
-                raise RepoError(f"cannot clone {label}: {err}")
-            for spec in ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"):
-                git("config", "--add", "remote.origin.fetch", spec, git_dir=tmp)
-            tmp.rename(git_dir)
+            try:
+                proc = git(
+                    *auth.config, "clone", "-q", "--bare", "--", url, str(tmp), env=auth.env,
+                    check=False,
+                )
+                if proc.returncode != 0:
+                    err = last_line(proc.stderr.replace(str(tmp), "").replace(url, label))
+                    raise RepoError(f"cannot clone {label}: {err}")
+                for spec in ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"):
+                    git("config", "--add", "remote.origin.fetch", spec, git_dir=tmp)
+                tmp.rename(git_dir)
+            finally:
+                if tmp.exists():  # nothing half-written stays in the cache
+                    remove_tree(tmp)
             return git_dir
-        proc = git("fetch", "-q", "--prune", "origin", git_dir=git_dir, check=False)
+        proc = git(*auth.config, "fetch", "-q", "--prune", "origin", git_dir=git_dir,
+                   env=auth.env, check=False)
         if proc.returncode != 0:
-            err = last_line(proc.stderr).replace(url, label)
+            err = last_line(proc.stderr.replace(str(git_dir), "").replace(url, label))
             raise RepoError(f"cannot fetch {label}: {err}")
         if want_head:  # the remote's default branch may have changed since the clone
             out = git(
-                "ls-remote", "--symref", "origin", "HEAD", git_dir=git_dir, check=False
+                *auth.config, "ls-remote", "--symref", "origin", "HEAD", git_dir=git_dir,
+                env=auth.env, check=False,
             ).stdout
             m = re.match(r"ref: (refs/heads/\S+)\tHEAD", out)
             if m:
@@ -255,12 +358,29 @@ def _fetch_mirror(url: str, cache_dir: Path, *, want_head: bool) -> Path:
     return git_dir
 
 
-def _is_url(repo: str, cwd: Path) -> bool:
+def is_url(repo: str) -> bool:
+    """Whether git would take ``repo`` for a URL (``scheme://``, or scp-like ``[user@]host:path``).
+
+    A relative path with a colon before any slash reads as a URL too; where local paths are
+    allowed, ``resolve_source`` takes an existing such path as a path.
+    """
     if "://" in repo:
         return True
     # git's scp-like syntax, ``[user@]host:path``: a colon before any slash.
     colon, slash = repo.find(":"), repo.find("/")
-    return colon > 0 and (slash < 0 or colon < slash) and not (cwd / repo).exists()
+    return colon > 0 and (slash < 0 or colon < slash)
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without user or password (``https://u:p@host/x`` -> ``https://host/x``).
+
+    What a server's allow-list (``CICD_ALLOWED_REPOS``) is matched against.
+    """
+    m = _AUTHORITY.match(url)
+    if m is not None:
+        return f"{m.group('scheme')}://{m.group('host')}{m.group('rest')}"
+    user, at, rest = url.partition("@")  # scp-like user@host:path
+    return rest if at and "/" not in user and ":" not in user else url
 
 
 def _is_full_sha(revision: str) -> bool:
@@ -268,8 +388,19 @@ def _is_full_sha(revision: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """The URL without a password or token (``https://user:token@host`` -> ``https://user:***@host``)."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url, flags=re.I)
+    """The URL without a password or token (``https://user:token@host`` -> ``https://user:***@host``).
+
+    An http(s) URL with a user and no password may carry a token as its user: that is hidden too
+    (``https://token@host`` -> ``https://***@host``).
+    """
+    m = _AUTHORITY.match(url)
+    if m is None or not m.group("userinfo"):
+        return url
+    user, colon, _ = m.group("userinfo").partition(":")
+    if not colon and m.group("scheme").lower() not in ("http", "https"):
+        return url
+    shown = f"{user}:***" if colon else "***"
+    return f"{m.group('scheme')}://{shown}@{m.group('host')}{m.group('rest')}"
 
 
 # --- removal --------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_resolve_source_dirty_lists_uncommitted_and_untracked(repo: Repo, tmp_pa
     (repo.path / "a.txt").write_text("changed\n")
     (repo.path / "new.txt").write_text("new\n")
     git(repo.path, "mv", "src/b.txt", "src/moved.txt")
-    source = resolve_source(None, None, None, cwd=repo.path, cache_dir=tmp_path / "c")
+    source = resolve_source(None, None, None, cwd=repo.path, cache_dir=tmp_path / "c", dirty=True)
     assert sorted(source.dirty) == ["a.txt", "new.txt", "src/moved.txt"]
 
 
@@ -140,7 +140,9 @@ def test_resolve_source_dirty_empty_when_building_another_commit(
     repo: Repo, tmp_path: Path
 ) -> None:
     (repo.path / "a.txt").write_text("changed\n")
-    source = resolve_source(None, "feature", None, cwd=repo.path, cache_dir=tmp_path / "c")
+    source = resolve_source(
+        None, "feature", None, cwd=repo.path, cache_dir=tmp_path / "c", dirty=True
+    )
     assert source.dirty == []
 
 
@@ -316,7 +318,7 @@ def test_checkout_into_non_empty_dir_fails(repo: Repo, tmp_path: Path) -> None:
     source = resolve_source(None, None, None, cwd=repo.path, cache_dir=tmp_path / "c")
     with pytest.raises(RepoError) as err:
         checkout(source, tmp_path / "ws")
-    assert str(err.value) == f"workspace {tmp_path / 'ws'} is not empty"
+    assert str(err.value) == f"cannot check out {repo.c2[:12]}: the workspace is not empty"
 
 
 # --- remove_tree ---------------------------------------------------------------------------
