@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from backend.errors import CicdError
-from backend.processes import pid_running
+from backend.processes import background_env, pid_running
 from backend.settings import Settings
 
 HEALTH_PATH = "/api/v1/health"
@@ -209,12 +209,14 @@ def _start(
     token = secrets.token_urlsafe(32)
     idle = idle_timeout_from_env() if idle_timeout is None else idle_timeout
     root = str(Path(__file__).resolve().parent.parent)  # importable from any working directory
-    env = {k: v for k, v in os.environ.items() if k not in ("CICD_SERVER", "CICD_API_TOKEN")}
-    env.update(
+    # allow-listed: the caller's other variables (its --secret values among them) stay out of
+    # the daemon's /proc/<pid>/environ; secrets travel in each run's request
+    env = background_env(
+        os.environ,
         CICD_HOME=str(home),
         CICD_API_TOKEN=token,
         CICD_DAEMON_FINGERPRINT=wanted,
-        PYTHONPATH=os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p),
+        PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
     )
     command = [
         sys.executable,

@@ -7,10 +7,19 @@ With ``PREFECT_API_URL`` set, that API is used as is. Otherwise cicd starts one
 ``prefect server start`` per ``CICD_HOME`` (tuned as PREFECT_NOTES.md measured), records its URL
 and pid under ``CICD_HOME/prefect/``, and every later command reuses it: no command pays a
 temporary server's start, and no state is lost when a short-lived process exits.
+
+That server holds every run's logs and can cancel runs, so it is locked down: it requires an
+auth string (``PREFECT_SERVER_API_AUTH_STRING``, generated once into ``CICD_HOME/prefect/auth``,
+0600) that ``configure_prefect`` hands to every Prefect client cicd runs or starts
+(``PREFECT_API_AUTH_STRING``: the daemon, embedded runs, workers and their flow runs); it
+answers cross-origin requests from its own origin only, not ``*``, so a web page cannot read
+it; and it gets an allow-listed environment (``backend.processes.background_env``), not the
+starting command's secrets.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import importlib.metadata
@@ -28,7 +37,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from backend.errors import CicdError
-from backend.processes import pid_running
+from backend.processes import background_env, pid_running
+from backend.tokens import read_secret, secret_file
 
 # Offline-safe and tuned: no telemetry; SQLite lock contention cut by batching (PREFECT_NOTES.md).
 SERVER_ENV = {
@@ -83,6 +93,32 @@ def server_state_file(home: Path) -> Path:
     return home / "prefect" / "server.json"
 
 
+def auth_path(home: Path) -> Path:
+    """Where the auth string of ``home``'s local Prefect server is kept (0600)."""
+    return home / "prefect" / "auth"
+
+
+def local_auth_string(home: Path) -> str:
+    """The auth string of ``home``'s local Prefect server, made on first use and then kept.
+
+    Kept across restarts, so a client configured before a restart still gets in.
+    """
+    return secret_file(auth_path(home), prefix="cicd:")
+
+
+def auth_header(home: Path) -> dict[str, str]:
+    """The ``Authorization`` header Prefect's client sends to ``home``'s local server."""
+    value = read_secret(auth_path(home))
+    if value is None:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(value.encode()).decode()}
+
+
+def _secured(info: dict[str, object] | None) -> bool:
+    # a server recorded without it was started by an older cicd: open to any web page
+    return info is not None and info.get("secured") is True
+
+
 def read_local_server(home: Path) -> dict[str, object] | None:
     """The recorded local server of ``home`` if its process is alive, else None."""
     state = server_state_file(home)
@@ -102,6 +138,9 @@ def start_local_server(home: Path, host: str = "127.0.0.1", port: int | None = N
     with open(prefect_home / "server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two commands at once start one server
         info = read_local_server(home)
+        if info is not None and not _secured(info):
+            stop_local_server(home)
+            info = None
         if info is not None:
             url = str(info["url"])
             if _wait_healthy(url, int(info["pid"]), START_TIMEOUT):
@@ -131,7 +170,11 @@ def spawn_local_server(home: Path) -> None:
     prefect_home.mkdir(parents=True, exist_ok=True)
     with open(prefect_home / "server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if read_local_server(home) is None:
+        info = read_local_server(home)
+        if info is not None and not _secured(info):
+            stop_local_server(home)
+            info = None
+        if info is None:
             _spawn(home, "127.0.0.1", None)
 
 
@@ -143,16 +186,23 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
         shutil.copyfile(template, database)  # migrated already: starts in ~3 s instead of ~8 s
     port = _free_port(port or DEFAULT_PORT)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/api"
-    env = {
-        **os.environ,
+    auth = local_auth_string(home)
+    # the UI is served from the API's own origin: no other page needs to read the API
+    origins = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    env = background_env(
+        os.environ,
         **SERVER_ENV,
-        "PREFECT_HOME": str(prefect_home),
-        "PREFECT_SERVER_API_HOST": host,
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_API_URL": url,
-    }
+        PREFECT_HOME=str(prefect_home),
+        PREFECT_SERVER_API_HOST=host,
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_API_URL=url,
+        PREFECT_SERVER_API_AUTH_STRING=auth,
+        PREFECT_API_AUTH_STRING=auth,  # for the server's own client, if it uses one
+    )
     if host not in ("127.0.0.1", "localhost"):
         env.setdefault("PREFECT_SERVER_UI_API_URL", f"http://{socket.gethostname()}:{port}/api")
+        origins.append(f"http://{socket.gethostname()}:{port}")
+    env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] = ",".join(origins)
     log = open(prefect_home / "server.log", "ab")
     prefect = Path(sys.executable).with_name("prefect")
     command = [
@@ -173,8 +223,18 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
         start_new_session=True,
     )
     log.close()
-    server_state_file(home).write_text(json.dumps({"pid": proc.pid, "url": url}))
+    _write_state(home, {"pid": proc.pid, "url": url, "secured": True})
     return url, proc.pid
+
+
+def _write_state(home: Path, info: dict[str, object]) -> None:
+    """Record the server in its state file, atomically and readable by its owner only."""
+    state = server_state_file(home)
+    partial = state.with_name(f".{state.name}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(info, handle)
+    os.replace(partial, state)
 
 
 def _template_path() -> Path:
@@ -260,7 +320,7 @@ def configure_prefect(home: Path, start: bool = True, wait: bool = True) -> str:
         raise PrefectUnavailable("internal: Prefect was imported before its API was configured")
     info = read_local_server(home)
     if not wait and start:
-        if info is None:
+        if not _secured(info):
             spawn_local_server(home)
             info = read_local_server(home)
         if info is None:
@@ -270,12 +330,15 @@ def configure_prefect(home: Path, start: bool = True, wait: bool = True) -> str:
         url = str(info["url"])
         _pending = (home, url)
     else:
-        url = str(info["url"]) if info and _healthy(str(info["url"])) else None
+        url = str(info["url"]) if info and _secured(info) and _healthy(str(info["url"])) else None
         if url is None:
             if not start:
                 raise PrefectUnavailable("no Prefect server is running for this CICD_HOME")
             url = start_local_server(home)
     os.environ["PREFECT_API_URL"] = url
+    # replaces any other auth string: this is the one the local server requires; processes
+    # started from here (flow runs of a worker, a daemon's children) inherit it
+    os.environ["PREFECT_API_AUTH_STRING"] = local_auth_string(home)
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     return url
 
@@ -299,5 +362,6 @@ def wait_for_prefect() -> None:
             f"the local Prefect server came back at {got} instead of {url}; start cicd again"
         )
     _pending = None
-    with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/hello", timeout=30):
+    hello = urllib.request.Request(f"{url}/hello", headers=auth_header(home))
+    with contextlib.suppress(OSError), urllib.request.urlopen(hello, timeout=30):
         pass

@@ -35,6 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     port = _free_port()
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_HOME"] = str(home / "prefect")
+    from flows.prefect_api import local_auth_string  # (does not import Prefect)
+
+    os.environ["PREFECT_API_AUTH_STRING"] = local_auth_string(home)  # the server requires it
     _state.update(home=home, port=port)
 
 
