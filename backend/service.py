@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import socket
@@ -20,11 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from backend.errors import NotFound, UsageError
+from backend.errors import CicdError, NotFound, UsageError
 from backend.pipeline.model import Job, Pipeline
 from backend.processes import pid_running
 from backend.recording import Event, Recorder, Sink, log_path
-from backend.runner.base import PullPolicy, Runner
+from backend.runner.base import PullPolicy, Runner, secret_problem
 from backend.schemas import (
     ArtifactPublic,
     JobRunPublic,
@@ -35,6 +36,9 @@ from backend.schemas import (
     Status,
 )
 from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+DEAD_OWNER = "the process running it ended before it finished"
 
 
 class RunRequest(BaseModel):
@@ -142,7 +146,15 @@ class Service:
     # -- runs ---------------------------------------------------------------------------------
 
     def submit(self, request: RunRequest, request_key: str) -> Submission:
-        """Record a new PENDING run, or return the identical one still running (unless forced)."""
+        """Record a new PENDING run, or return the identical one still running (unless forced).
+
+        ``UsageError`` when a secret cannot reach a job safely: its name is not a shell
+        variable name (it would have to go in the container's environment, on disk).
+        """
+        for secret, value in request.secrets.items():
+            problem = secret_problem(secret, value)
+            if problem is not None:
+                raise UsageError(problem)
         name = request.pipeline.name
         if not request.force:
             found = self.store.find_active_duplicate(request_key)
@@ -227,9 +239,14 @@ class Service:
             status = run_pipeline(ctx)
         except BaseException as exc:
             ctx.cancel_run()  # every container of the run goes, whatever happened
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
-            status = Status.CANCELED if isinstance(exc, KeyboardInterrupt) else Status.FAILED
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            reason = "interrupted" if interrupted else str(exc) or type(exc).__name__
+            status = Status.CANCELED if interrupted else Status.FAILED
             self._settle_crashed(recorder, status, reason)
+            shown = recorder.masker.mask(reason)
+            if isinstance(exc, Exception) and shown != reason:
+                # the caller prints or logs it (the daemon's log is a file): never the value
+                raise CicdError(shown) from None
             raise
         finally:
             with self._lock:
@@ -245,6 +262,8 @@ class Service:
         return status
 
     def _settle_crashed(self, recorder: Recorder, status: Status, reason: str) -> None:
+        # an error's text may quote a secret (an engine's message, a command line)
+        reason = recorder.masker.mask(reason)
         try:
             recorder.run_finished(status, error=reason)
         except Exception:  # the writer may already be closed: write directly
@@ -323,7 +342,7 @@ class Service:
         settled = []
         with self._lock:
             active = set(self._active)
-        for run_id, pipeline, number, _flow_run_id in self.store.open_runs():
+        for run_id, pipeline, number, flow_run_id in self.store.open_runs():
             if run_id in active:
                 continue
             run = self.store.get_run(pipeline, number)
@@ -332,16 +351,30 @@ class Service:
             from datetime import UTC, datetime
 
             now = datetime.now(UTC)
-            self.store.set_run(
-                run_id,
-                status=Status.FAILED,
-                finished_at=now,
-                error="the process running it ended before it finished",
-            )
+            self.store.set_run(run_id, status=Status.FAILED, finished_at=now, error=DEAD_OWNER)
             self.store.finish_open(run_id, Status.CANCELED, now)
             self._clean_leftovers(run_id)
+            if flow_run_id:
+                self._crash_flow_run(f"{pipeline}#{number}", flow_run_id)
             settled.append(f"{pipeline}#{number}")
         return settled
+
+    def _crash_flow_run(self, name: str, flow_run_id: str) -> None:
+        """Mark a dead run's flow run Crashed in Prefect, where it would stay RUNNING for ever.
+
+        Best effort: the store is settled already, and a Prefect API that cannot be reached
+        must not stop the command that reconciles.
+        """
+        try:
+            from flows.prefect_api import configure_prefect, wait_for_prefect
+
+            configure_prefect(self.settings.home)  # no-op when this process already did
+            wait_for_prefect()  # a local server this process is still starting
+            from flows.pipeline import mark_crashed
+
+            mark_crashed(flow_run_id, DEAD_OWNER)
+        except Exception as exc:
+            log.warning("cannot mark the flow run of %s crashed in Prefect: %s", name, exc)
 
     # -- history ------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from backend.schemas import Status
 PREFECT_LOG_LINES = 10_000  # per job; the job's own log file keeps every line
 
 _contexts: dict[str, RunContext] = {}
+_crashes: dict[str, Exception] = {}  # key -> what broke the run's flow, for run_pipeline to raise
 _contexts_lock = threading.Lock()
 
 
@@ -44,6 +45,7 @@ def unregister(key: str) -> None:
     """Forget a finished run's context."""
     with _contexts_lock:
         _contexts.pop(key, None)
+        _crashes.pop(key, None)
 
 
 def context(key: str) -> RunContext:
@@ -75,6 +77,19 @@ def _no_heartbeat() -> Any:
         quiet = current.copy_with_update(updates={"flows.heartbeat_frequency": None})
         _quiet_settings.append((current, quiet))
     return SettingsContext(profile=context.profile, settings=quiet)
+
+
+def _crashed(ctx: RunContext, exc: Exception) -> State[Any]:
+    """Stop the run after an unexpected error; the flow returns this state instead of raising.
+
+    Raised, the error would end in Prefect's logs as a traceback whose text may hold a secret,
+    and the run would look finished to nobody: ``run_pipeline`` raises it to the service
+    instead, which settles the run with the message masked.
+    """
+    with _contexts_lock:
+        _crashes.setdefault(ctx.key, exc)
+    ctx.cancel.set()  # every job still running stops; nothing else starts
+    return Failed(message=ctx.recorder.masker.mask(f"{type(exc).__name__}: {exc}"))
 
 
 def _state(status: Status, message: str) -> State[Any]:
@@ -112,20 +127,26 @@ def stage_flow(key: str, stage: str) -> State[Any]:
     """Run one stage's jobs, each as soon as every job it needs has succeeded."""
     ctx = context(key)
     jobs = ctx.stage_order[stage]
-    ctx.recorder.stage_started(stage)
     futures: dict[str, PrefectFuture[Any]] = {}
-    for job in jobs:  # plan order: every job after its needs, so wait_for futures exist
-        futures[job.name] = job_task.with_options(
-            name=job.name, tags=[f"stage:{stage}", f"pipeline:{ctx.pipeline.name}"]
-        ).submit(key, job.name, wait_for=[futures[need] for need in job.needs])
     try:
+        ctx.recorder.stage_started(stage)
+        for job in jobs:  # plan order: every job after its needs, so wait_for futures exist
+            futures[job.name] = job_task.with_options(
+                name=job.name, tags=[f"stage:{stage}", f"pipeline:{ctx.pipeline.name}"]
+            ).submit(key, job.name, wait_for=[futures[need] for need in job.needs])
         for future in futures.values():
             future.wait()
+        status = stage_status(ctx, stage)
+        ctx.recorder.stage_finished(stage, status)
+    except Exception as exc:
+        crashed = _crashed(ctx, exc)
+        for future in futures.values():  # the containers go before the run is settled
+            with contextlib.suppress(Exception):
+                future.wait()
+        return crashed
     except BaseException:  # Ctrl-C / SIGTERM lands here: stop the jobs' containers now
         ctx.cancel_run()
         raise
-    status = stage_status(ctx, stage)
-    ctx.recorder.stage_finished(stage, status)
     return _state(status, f"stage '{stage}' {status.value}")
 
 
@@ -135,13 +156,15 @@ def pipeline_flow(key: str) -> State[Any]:
     from prefect.runtime import flow_run
 
     ctx = context(key)
-    ctx.recorder.run_started(flow_run_id=str(flow_run.id) if flow_run.id else None)
     watcher = _CancelWatcher(ctx, flow_run.id)
-    watcher.start()
     try:
+        ctx.recorder.run_started(flow_run_id=str(flow_run.id) if flow_run.id else None)
+        watcher.start()
         prepare_images(ctx)
         with _no_heartbeat():
             for stage, jobs in ctx.stage_order.items():
+                if key in _crashes:
+                    break  # the service settles the run and its stages
                 if ctx.cancel.is_set():
                     skip_stage(ctx, stage)
                     continue
@@ -150,10 +173,15 @@ def pipeline_flow(key: str) -> State[Any]:
                     flow_run_name=f"{ctx.name}/{stage}",
                     task_runner=ThreadPoolTaskRunner(max_workers=width),
                 )(key, stage, return_state=True)
+        crash = _crashes.get(key)
+        if crash is not None:
+            return _crashed(ctx, crash)
+        status = run_status(ctx)
+        ctx.recorder.run_finished(status)
+    except Exception as exc:
+        return _crashed(ctx, exc)
     finally:
         watcher.stop()
-    status = run_status(ctx)
-    ctx.recorder.run_finished(status)
     return _state(status, f"pipeline {ctx.name} {status.value}")
 
 
@@ -194,13 +222,21 @@ class _CancelWatcher:
 
 
 def run_pipeline(ctx: RunContext) -> Status:
-    """Run ``ctx``'s pipeline as a Prefect flow run named ``NAME#N`` and wait for its end."""
+    """Run ``ctx``'s pipeline as a Prefect flow run named ``NAME#N`` and wait for its end.
+
+    An unexpected error inside the flow (our bug, a store or engine failure) is raised here
+    once the flow run has ended, so the caller settles the run instead of leaving it open.
+    """
     register(ctx)
     try:
         with _no_heartbeat():
             pipeline_flow.with_options(
                 flow_run_name=ctx.name, task_runner=ThreadPoolTaskRunner(max_workers=1)
             )(ctx.key, return_state=True)
+        with _contexts_lock:
+            crash = _crashes.get(ctx.key)
+        if crash is not None:
+            raise crash
     finally:
         unregister(ctx.key)
     return run_status(ctx)
@@ -213,3 +249,63 @@ def request_cancel(flow_run_id: str) -> None:
 
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
+
+
+_PAGE = 200  # the Prefect server's default page size
+
+
+def mark_crashed(flow_run_id: str, message: str) -> int:
+    """Set a flow run whose process died, and its unfinished subflows and tasks, to Crashed.
+
+    Nothing else would: a process killed with ``kill -9`` leaves its flow run RUNNING in
+    Prefect for ever. Finished ones keep their state. Returns how many runs were changed.
+    """
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import TERMINAL_STATES
+    from prefect.states import Crashed
+
+    root = UUID(flow_run_id)
+    finished = list(TERMINAL_STATES)
+    changed = 0
+    with get_client(sync_client=True) as client:
+        subflows = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[root]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=finished)),
+            )
+        )
+        flow_runs = [root, *(run.id for run in subflows)]
+        done: set[UUID] = set()
+        while True:  # page by page: a task set to Crashed drops out of the filter
+            tasks = client.read_task_runs(
+                task_run_filter=TaskRunFilter(
+                    flow_run_id=TaskRunFilterFlowRunId(any_=flow_runs),
+                    state=TaskRunFilterState(type=TaskRunFilterStateType(not_any_=finished)),
+                ),
+                limit=_PAGE,
+            )
+            fresh = [task_run for task_run in tasks if task_run.id not in done]
+            for task_run in fresh:
+                client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+                done.add(task_run.id)
+            changed += len(fresh)
+            if len(tasks) < _PAGE or not fresh:
+                break
+        for run_id in reversed(flow_runs):  # subflows first, the pipeline's flow run last
+            state = client.read_flow_run(run_id).state
+            if state is None or not state.is_final():
+                client.set_flow_run_state(run_id, Crashed(message=message), force=True)
+                changed += 1
+    return changed
