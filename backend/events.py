@@ -4,6 +4,8 @@ The server hands ``EventHub.sink_for(name)`` to ``Service.execute`` as a sink; e
 run is appended to that run's list, and ``follow`` yields them from any index on, waiting on a
 ``threading.Condition`` for more until the run's ``run_finished``. Followers that join late
 (``cicd run --server`` reconnecting, a second terminal) replay from index 0, so no line is lost.
+The API's streams use ``afollow``, its asyncio twin: a follower waiting there holds no thread, so
+a hundred quiet followers cost a hundred idle coroutines, not the server's worker threads.
 
 The JSON form of an ``Event`` (``event_to_json``/``event_from_json``) is what the API streams as
 NDJSON, one event per line.
@@ -11,13 +13,17 @@ NDJSON, one event per line.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
+
+import anyio
 
 from backend.recording import Event, Sink
 from backend.schemas import Status
@@ -53,11 +59,33 @@ def event_from_json(data: dict[str, Any]) -> Event:
     )
 
 
+def _dropped(run: str, skipped: int) -> Event:
+    text = f"{skipped} earlier events are no longer kept; `cicd logs {run}` has them"
+    return Event("warning", run, text=text)
+
+
 @dataclass
 class _RunEvents:
     events: list[Event] = field(default_factory=list)
     base: int = 0  # index (in the run's whole stream) of events[0]; earlier ones were dropped
     finished: bool = False
+    finished_jobs: set[str] = field(default_factory=set)  # their log files are complete
+    # asyncio followers waiting for news: (their loop, their wake-up event)
+    waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=set)
+
+    def read(self, index: int) -> tuple[int, int, list[Event], bool, int]:
+        """(skipped, index, events from index on, finished, end index); call under the lock."""
+        skipped = 0
+        if index < self.base:  # a slow or late follower: what was dropped is in the logs
+            skipped, index = self.base - index, self.base
+        end = self.base + len(self.events)
+        return skipped, index, self.events[index - self.base :], self.finished, end
+
+    def wake(self) -> None:
+        """Wake every asyncio follower (from any thread)."""
+        for loop, event in self.waiters:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits there
+                loop.call_soon_threadsafe(event.set)
 
     def keep_last(self, count: int) -> None:
         dropped = max(0, len(self.events) - count)
@@ -95,6 +123,8 @@ class EventHub:
             if entry.finished:
                 return  # nothing follows run_finished
             entry.events.append(event)
+            if event.kind == "job_finished" and event.job is not None:
+                entry.finished_jobs.add(event.job)
             if len(entry.events) > WINDOW + WINDOW // 10:
                 entry.keep_last(WINDOW)  # in chunks, so appending stays cheap
             if event.kind == "run_finished":
@@ -102,6 +132,7 @@ class EventHub:
                 entry.keep_last(KEEP_AFTER_FINISH)
                 self._forget_old()
             self._cond.notify_all()
+            entry.wake()
 
     def close(self, run: str, status: Status, text: str | None = None) -> None:
         """End ``run``'s events with a ``run_finished`` unless one came (a run that crashed)."""
@@ -111,6 +142,50 @@ class EventHub:
         """Whether ``run``'s events are kept here."""
         with self._cond:
             return run in self._runs
+
+    def job_over(self, run: str, job: str) -> bool | None:
+        """Whether ``job`` of ``run`` has finished (or the run has); None when not kept here."""
+        with self._cond:
+            entry = self._runs.get(run)
+            if entry is None:
+                return None
+            return entry.finished or job in entry.finished_jobs
+
+    async def afollow(
+        self, run: str, after: int = 0, wait: float = 1.0
+    ) -> AsyncIterator[Event | None]:
+        """``follow`` for asyncio code: the same events, awaited without holding a thread.
+
+        Yields None after each ``wait`` seconds without news. KeyError when the run is not kept.
+        """
+        loop = asyncio.get_running_loop()
+        news = asyncio.Event()
+        with self._cond:
+            entry = self._runs[run]
+            entry.waiters.add((loop, news))
+        try:
+            index = max(0, after)
+            while True:
+                # cleared before reading: news published after the read sets it again
+                news.clear()
+                with self._cond:
+                    skipped, index, batch, done, end = entry.read(index)
+                if skipped:
+                    yield _dropped(run, skipped)
+                if not batch and not done:
+                    with anyio.move_on_after(wait):
+                        await news.wait()
+                    if not news.is_set():
+                        yield None
+                    continue
+                for event in batch:
+                    yield event
+                index += len(batch)
+                if done and index >= end:
+                    return
+        finally:
+            with self._cond:
+                entry.waiters.discard((loop, news))
 
     def follow(self, run: str, after: int = 0, wait: float = 1.0) -> Iterator[Event | None]:
         """``run``'s events from index ``after`` until ``run_finished``.
@@ -123,18 +198,12 @@ class EventHub:
             entry = self._runs[run]
         index = max(0, after)
         while True:
-            skipped = 0
             with self._cond:
                 if index >= entry.base + len(entry.events) and not entry.finished:
                     self._cond.wait(timeout=wait)
-                if index < entry.base:  # a slow or late follower: what was dropped is in the logs
-                    skipped, index = entry.base - index, entry.base
-                batch = entry.events[index - entry.base :]
-                done = entry.finished
-                end = entry.base + len(entry.events)
+                skipped, index, batch, done, end = entry.read(index)
             if skipped:
-                text = f"{skipped} earlier events are no longer kept; `cicd logs {run}` has them"
-                yield Event("warning", run, text=text)
+                yield _dropped(run, skipped)
             if not batch and not done:
                 yield None
                 continue

@@ -147,13 +147,14 @@ class RemoteBackend:
 
     def job(self, pipeline: str, number: int, job: str) -> JobRunPublic:
         """One job of a run."""
-        path = f"{self._run_path(pipeline, number)}/jobs/{_segment(job)}"
-        return JobRunPublic.model_validate(self._get(path))
+        # the name goes in the query: a `/` in it (deploy/staging) cannot be a path segment
+        path = f"{self._run_path(pipeline, number)}/job"
+        return JobRunPublic.model_validate(self._get(path, job=job))
 
     def log(self, pipeline: str, number: int, job: str, follow: bool = False) -> Iterator[str]:
         """The job's log lines (timestamped); with ``follow``, until the job ends."""
-        path = f"{self._run_path(pipeline, number)}/jobs/{_segment(job)}/log"
-        return self._stream(path, {"follow": "true" if follow else "false"})
+        path = f"{self._run_path(pipeline, number)}/job/log"
+        return self._stream(path, {"job": job, "follow": "true" if follow else "false"})
 
     def cancel(self, pipeline: str, number: int) -> Status:
         """Ask to cancel a run; its status as it stands after the request."""
@@ -169,11 +170,14 @@ class RemoteBackend:
         self, pipeline: str, number: int, job: str, path: str, dest: Path
     ) -> None:
         """Write one artifact's bytes to ``dest``."""
-        url = f"{self._run_path(pipeline, number)}/artifacts/{_segment(job)}/{quote(path)}"
+        url = f"{self._run_path(pipeline, number)}/artifact"
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".part")
         try:
-            with self._client.stream("GET", url, timeout=STREAM_TIMEOUT) as reply:
+            params = {"job": job, "path": path}
+            with self._client.stream(
+                "GET", url, params=params, timeout=STREAM_TIMEOUT
+            ) as reply:
                 if not reply.is_success:
                     reply.read()
                     self._fail(reply)

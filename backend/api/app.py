@@ -1,4 +1,4 @@
-"""The FastAPI application: routers under ``/api/v1``, the token check, errors as one line."""
+"""The FastAPI application: routers under ``/api/v1``, Host and token checks, one-line errors."""
 
 from __future__ import annotations
 
@@ -14,14 +14,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.api.deps import require_token
+from backend.api.guards import HostGuard, allowed_hosts
 from backend.api.launcher import RunLauncher
 from backend.api.routes import artifacts, health, logs, pipelines, runs
+from backend.api.streams import Followers
 from backend.errors import (
     CicdError,
     NotFound,
     PipelineError,
     RepoError,
     RunnerError,
+    ServerBusy,
     ServerError,
     StoreError,
     UsageError,
@@ -36,6 +39,7 @@ log = logging.getLogger("cicd.server")
 # The error tree as HTTP statuses; the first class that matches wins.
 STATUS_OF: list[tuple[type[CicdError], int]] = [
     (NotFound, 404),
+    (ServerBusy, 429),
     (UsageError, 400),
     (PipelineError, 422),
     (RepoError, 422),
@@ -66,13 +70,18 @@ def create_app(
     *,
     hub: EventHub | None = None,
     prefect_url: str | None = None,
+    host: str | None = None,
+    local_paths: bool = False,
 ) -> FastAPI:
     """The API over ``service``: history, runs, logs, artifacts, health.
 
     ``prefect_url`` is the Prefect API the health check pings (default: ``PREFECT_API_URL``).
-    Runs still executing when the app shuts down are canceled and awaited.
+    ``host`` is the address the server is bound to: requests naming another ``Host`` (DNS
+    rebinding) are refused unless ``settings.allowed_hosts`` lists it; None counts as loopback.
+    Runs still executing or queued when the app shuts down are canceled and awaited.
+    ``local_paths`` (the local daemon only) lets a submission name a repository by its path.
     """
-    launcher = RunLauncher(service, hub or EventHub(), settings)
+    launcher = RunLauncher(service, hub or EventHub(), settings, local_paths=local_paths)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,12 +115,15 @@ def create_app(
     app.state.launcher = launcher
     app.state.hub = launcher.hub
     app.state.prefect_url = prefect_url or os.environ.get("PREFECT_API_URL")
+    app.state.followers = Followers(settings.max_followers)
 
     app.include_router(health.router, prefix=API_PREFIX)
     protected = [Depends(require_token)]
-    for module in (pipelines, runs, logs, artifacts):
+    # logs before runs: `/jobs/{job:path}/log` must be tried before `/jobs/{job:path}`
+    for module in (pipelines, logs, runs, artifacts):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=protected)
     _add_error_handlers(app)
+    app.add_middleware(HostGuard, allowed=allowed_hosts(host, settings.allowed_hosts))
     return app
 
 
@@ -119,7 +131,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CicdError)
     async def cicd_error(request: Request, exc: CicdError) -> JSONResponse:
         code = next((code for cls, code in STATUS_OF if isinstance(exc, cls)), 500)
-        return JSONResponse({"detail": one_line(str(exc)) or type(exc).__name__}, status_code=code)
+        headers = {"Retry-After": "5"} if code == 429 else None
+        return JSONResponse(
+            {"detail": one_line(str(exc)) or type(exc).__name__}, status_code=code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,6 +5,11 @@ bundle sent along (unpacked under ``CICD_HOME/repos``), or else in ``request.rep
 path or URL the server itself can reach. The pipeline file is read back from that commit and
 validated and planned again here, so the server runs exactly what is committed, whatever a client
 sent as its parsed form.
+
+At most ``max_runs`` runs execute at once (CICD_MAX_RUNS), each in its own thread; later ones
+wait in a queue, PENDING, with a ``warning`` event that says they are queued, and start in turn
+as runs end. Beyond ``max_queue`` waiting runs (CICD_MAX_QUEUE) a submission is refused with
+``ServerBusy`` before anything is recorded.
 """
 
 from __future__ import annotations
@@ -12,13 +17,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from backend.errors import RepoError
+from backend.api.repos import BUNDLE_HINT, check_allowed
+from backend.errors import RepoError, ServerBusy
 from backend.events import EventHub
+from backend.masking import Masker
+from backend.recording import Event
 from backend.runner.bundles import source_from_bundle
-from backend.runner.workspace import Source, request_key, resolve_source
+from backend.runner.workspace import Source, redact_url, request_key, resolve_source
 from backend.schemas import Status
 from backend.service import RunRequest, Service, Submission
 from backend.settings import Settings
@@ -26,14 +36,32 @@ from backend.settings import Settings
 log = logging.getLogger("cicd.server")
 
 
-class RunLauncher:
-    """Submits runs through the ``Service`` and executes each one in its own thread."""
+@dataclass
+class _Entry:
+    """A run this launcher queued or executes."""
 
-    def __init__(self, service: Service, hub: EventHub, settings: Settings) -> None:
+    submission: Submission
+    request: RunRequest
+    git_dir: Path
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class RunLauncher:
+    """Submits runs through the ``Service`` and executes up to ``max_runs`` at once, in threads."""
+
+    def __init__(
+        self, service: Service, hub: EventHub, settings: Settings, *, local_paths: bool = False
+    ) -> None:
         self.service = service
         self.hub = hub
         self.settings = settings
-        self._threads: dict[str, tuple[Submission, threading.Thread]] = {}
+        # only the local daemon (the user's own `cicd run`) may name a repository by its path
+        self.local_paths = local_paths
+        self._entries: dict[str, _Entry] = {}  # queued and executing, by run name
+        self._queue: deque[_Entry] = deque()
+        self._executing = 0
+        self._reserved = 0  # submissions being prepared: they count against the limits
+        self._closing = False
         self._lock = threading.Lock()
 
     @property
@@ -41,71 +69,136 @@ class RunLauncher:
         """Where bundles and clones of submitted repositories are kept."""
         return self.settings.home / "repos"
 
-    def submit(self, request: RunRequest, bundle: bytes | None = None) -> Submission:
-        """Record the run (or find its running duplicate) and start executing it.
+    def submit(self, request: RunRequest, bundle: bytes | Path | None = None) -> Submission:
+        """Record the run (or find its running duplicate) and execute it, or queue it.
 
-        RepoError when the commit cannot be found; PipelineInvalid when the committed file
-        does not validate.
+        ServerBusy when the queue is full; RepoError when the commit cannot be found;
+        PipelineInvalid when the committed file does not validate.
         """
-        source = self._source(request, bundle)
-        request = self._as_committed(request, source.git_dir, source.commit)
-        content = request.file_content + "\0" + "\n".join(request.overrides)
-        key = request_key(source, request.pipeline.name, content)
-        submission = self.service.submit(request, key)
-        if submission.duplicate:
-            return submission
-        self.hub.open(submission.name)
-        thread = threading.Thread(
-            target=self._execute, args=(submission, request, source.git_dir),
-            name=f"cicd-run-{submission.name}", daemon=True,
-        )
+        self._reserve()
+        try:
+            source = self._source(request, bundle)
+            request = self._as_committed(request, source.git_dir, source.commit)
+            content = request.file_content + "\0" + "\n".join(request.overrides)
+            key = request_key(source, request.pipeline.name, content)
+            submission = self.service.submit(request, key)
+        except BaseException:
+            with self._lock:
+                self._reserved -= 1
+            raise
+        entry = _Entry(submission, request, source.git_dir)
+        if not submission.duplicate:
+            self.hub.open(submission.name)
         with self._lock:
-            self._threads[submission.name] = (submission, thread)
-        thread.start()
+            self._reserved -= 1
+            if submission.duplicate:
+                return submission
+            self._entries[submission.name] = entry
+            start = self._executing < self.settings.max_runs
+            if start:
+                self._executing += 1
+            else:
+                self._queue.append(entry)
+                ahead = len(self._queue) - 1
+        if start:
+            self._start(entry)
+        else:
+            text = (
+                f"queued: {self.settings.max_runs} runs are executing (CICD_MAX_RUNS) and "
+                f"{ahead} wait before this one; it starts when a slot frees"
+            )
+            self.hub.publish(submission.name, Event("warning", submission.name, text=text))
         return submission
 
-    def running(self) -> list[Submission]:
-        """The runs executing in this process."""
+    def _reserve(self) -> None:
+        """Count a submission against the limits, or refuse it (ServerBusy)."""
+        limit = self.settings.max_runs + self.settings.max_queue
         with self._lock:
-            return [submission for submission, _ in self._threads.values()]
+            if self._closing:
+                raise ServerBusy("the server is shutting down: submit the run again later")
+            if self._executing + len(self._queue) + self._reserved >= limit:
+                raise ServerBusy(
+                    f"the server is busy: {self._executing} runs executing, {len(self._queue)} "
+                    f"queued (CICD_MAX_RUNS={self.settings.max_runs}, CICD_MAX_QUEUE="
+                    f"{self.settings.max_queue}); submit again when some have ended"
+                )
+            self._reserved += 1
+
+    def _start(self, entry: _Entry) -> None:
+        thread = threading.Thread(
+            target=self._execute, args=(entry,), name=f"cicd-run-{entry.submission.name}",
+            daemon=True,
+        )
+        thread.start()
+
+    def running(self) -> list[Submission]:
+        """The runs executing or queued in this process."""
+        with self._lock:
+            return [entry.submission for entry in self._entries.values()]
+
+    def queued(self) -> list[Submission]:
+        """The runs waiting for a slot, first to start first."""
+        with self._lock:
+            return [entry.submission for entry in self._queue]
 
     def wait(self, name: str, timeout: float | None = None) -> bool:
         """Wait until run ``name`` has finished executing here; False on timeout."""
         with self._lock:
-            entry = self._threads.get(name)
-        if entry is not None:
-            entry[1].join(timeout)
-            return not entry[1].is_alive()
-        return True
+            entry = self._entries.get(name)
+        return entry.done.wait(timeout) if entry is not None else True
+
+    def cancel(self, pipeline: str, number: int) -> Status:
+        """Cancel a run: a queued one leaves the queue at once, CANCELED; else as Service does."""
+        name = f"{pipeline}#{number}"
+        with self._lock:
+            entry = next((e for e in self._queue if e.submission.name == name), None)
+            if entry is not None:
+                self._queue.remove(entry)
+                self._entries.pop(name, None)
+        if entry is None:
+            return self.service.cancel(pipeline, number)
+        try:
+            return self.service.cancel(pipeline, number)
+        finally:
+            self.hub.close(name, Status.CANCELED)
+            entry.done.set()
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Cancel every run still executing here and wait for them to settle."""
-        running = self.running()
-        for submission in running:
+        """Cancel every run queued or executing here and wait for them to settle."""
+        with self._lock:
+            self._closing = True
+            queued = [entry.submission for entry in self._queue]
+        for submission in queued + self.running():
             try:
-                self.service.cancel(submission.pipeline, submission.number)
+                self.cancel(submission.pipeline, submission.number)
             except Exception as exc:
                 log.warning("cannot cancel %s at shutdown: %s", submission.name, exc)
         deadline = time.monotonic() + timeout
-        for submission in running:
+        for submission in self.running():
             self.wait(submission.name, max(0.0, deadline - time.monotonic()))
 
     # -- parts -----------------------------------------------------------------------------------
 
-    def _source(self, request: RunRequest, bundle: bytes | None) -> Source:
+    def _source(self, request: RunRequest, bundle: bytes | Path | None) -> Source:
+        """Where the commit is: a bundle sent along; else ``request.repo``, which for a team
+        server must be a URL of its allow-list (backend/api/repos.py), and may be a path of
+        this machine for the local daemon only."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        label = redact_url(request.repo)
         if bundle:
-            return source_from_bundle(
-                bundle, request.commit, request.branch, request.repo, self.cache_dir
-            )
+            return source_from_bundle(bundle, request.commit, request.branch, label, self.cache_dir)
+        if not self.local_paths:
+            check_allowed(request.repo, self.settings.allowed_repos)
         try:
             return resolve_source(
-                request.repo, None, request.commit, cwd=self.settings.home, cache_dir=self.cache_dir
+                request.repo, None, request.commit, cwd=self.settings.home,
+                cache_dir=self.cache_dir, local_paths=self.local_paths,
             )
         except RepoError as exc:
+            # never show where this server keeps things
+            reason = str(exc).replace(str(self.settings.home), "CICD_HOME")
             raise RepoError(
-                f"{exc} (the server cannot see this commit: send a bundle of it, "
-                "as cicd run --server does)"
+                f"{reason} (the server cannot see this commit: {BUNDLE_HINT})"
             ) from None
 
     def _as_committed(self, request: RunRequest, git_dir: Path, commit: str) -> RunRequest:
@@ -118,22 +211,37 @@ class RunLauncher:
             "pipeline": pipeline,
             "file_content": text,
             "commit": commit,
+            # the local daemon is sent a URL with its credentials: the run keeps them hidden
+            "repo": redact_url(request.repo),
         })
 
-    def _execute(self, submission: Submission, request: RunRequest, git_dir: Path) -> None:
+    def _execute(self, entry: _Entry) -> None:
+        submission, request = entry.submission, entry.request
         status, error = Status.FAILED, None
         try:
-            status = self.service.execute(
-                submission, request, git_dir, sinks=[self.hub.sink_for(submission.name)]
-            )
+            record = self.service.run(submission.pipeline, submission.number)
+            if record.status.finished:  # canceled while it waited for its turn
+                status = record.status
+            else:
+                status = self.service.execute(
+                    submission, request, entry.git_dir, sinks=[self.hub.sink_for(submission.name)]
+                )
         except BaseException as exc:  # a thread must never die silently: settle and say why
-            error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            # a crash message may quote what the run was given: never store or show its secrets
+            masker = Masker(request.secrets.values())
+            error = masker.mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             log.error("run %s failed to execute: %s", submission.name, error)
             self._settle(submission, error)
         finally:
             self.hub.close(submission.name, status, error)
+            entry.done.set()
             with self._lock:
-                self._threads.pop(submission.name, None)
+                self._entries.pop(submission.name, None)
+                following = self._queue.popleft() if self._queue and not self._closing else None
+                if following is None:
+                    self._executing -= 1
+            if following is not None:
+                self._start(following)
 
     def _settle(self, submission: Submission, error: str) -> None:
         """A run whose execution broke before the service could record its end."""

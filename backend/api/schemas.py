@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Path, Query
 from pydantic import BaseModel, Field, ValidationError
 
 from backend.schemas import Status
 from backend.service import RunRequest, Submission
+
+# Names come from pipeline files, where they are one printable line of at most 255 characters:
+# anything else cannot name a thing, and a NUL would not even reach PostgreSQL.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+NAME_MAX = 1000
+PipelineName = Annotated[
+    str, Path(description="the pipeline's name", max_length=NAME_MAX, pattern=NAME_PATTERN)
+]
+StageName = Annotated[
+    str, Path(description="the stage's name", max_length=NAME_MAX, pattern=NAME_PATTERN)
+]
+JobName = Annotated[
+    str, Path(description="the job's name", max_length=NAME_MAX, pattern=NAME_PATTERN)
+]
+JobQuery = Annotated[
+    str,
+    Query(
+        description="the job's name (any name, `/` included)",
+        max_length=NAME_MAX,
+        pattern=NAME_PATTERN,
+    ),
+]
+# the store's columns are 32-bit: a bigger number is no run, and must not reach the database
+RunNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="the run's number (N of NAME#N)")]
 
 
 class SubmissionPublic(BaseModel):
@@ -68,7 +95,7 @@ def parse_run_request(text: str) -> RunRequest:
 
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorPublic, "description": "A usage error"},
-    401: {"model": ErrorPublic, "description": "Missing or wrong API token"},
+    400: {"model": ErrorPublic, "description": "Bad request, or a Host this server does not serve"},
+    401: {"model": ErrorPublic, "description": "Missing or wrong API token, or sent by a web page"},
     404: {"model": ErrorPublic, "description": "No such pipeline, run, stage, job or artifact"},
 }

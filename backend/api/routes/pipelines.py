@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from backend.api.deps import get_service
-from backend.api.schemas import ERRORS
+from backend.api.schemas import ERRORS, PipelineName
 from backend.schemas import PipelinesPublic, RunsPublic
 from backend.service import Service
 
@@ -19,6 +19,6 @@ def list_pipelines(service: Service = Depends(get_service)) -> PipelinesPublic:
 
 
 @router.get("/pipelines/{pipeline}/runs", response_model=RunsPublic)
-def list_runs(pipeline: str, service: Service = Depends(get_service)) -> RunsPublic:
+def list_runs(pipeline: PipelineName, service: Service = Depends(get_service)) -> RunsPublic:
     """Every run of a pipeline, newest first, without stages (`cicd report -p NAME`)."""
     return service.runs(pipeline)

@@ -2,59 +2,111 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 
-from backend.api.deps import get_launcher, get_service
+from backend.api.deps import get_launcher, get_service, get_settings
 from backend.api.launcher import RunLauncher
 from backend.api.schemas import (
     ERRORS,
     CancelPublic,
     ErrorPublic,
+    JobName,
+    JobQuery,
+    PipelineName,
+    RunNumber,
+    StageName,
     SubmissionPublic,
     parse_run_request,
 )
+from backend.api.uploads import MAX_REQUEST_FIELD, read_submission
 from backend.schemas import JobRunPublic, RunPublic, RunsPublic, StageRunPublic
 from backend.service import Service
+from backend.settings import Settings
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=ERRORS)
 
 REQUEST_HELP = (
     "The run request as JSON (RunRequest: pipeline, plan, file, file_content, repo, branch, "
-    "commit, overrides, env, secrets, jobs, pull, force)."
+    f"commit, overrides, env, secrets, jobs, pull, force); at most {MAX_REQUEST_FIELD} bytes."
 )
 BUNDLE_HELP = (
-    "A git bundle holding the commit (`git bundle create`); without it the server looks for the "
-    "commit in `repo`, which must then be a path or URL the server can reach."
+    "A git bundle holding the commit (`git bundle create`), at most CICD_MAX_UPLOAD_BYTES; "
+    "without it the server looks for the commit in `repo`, which must then be a path or URL "
+    "the server can reach."
 )
+# The body is read by hand (streamed to disk, limits enforced while reading), so its shape is
+# documented here rather than derived from parameters.
+SUBMIT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["request"],
+                    "properties": {
+                        "request": {"type": "string", "description": REQUEST_HELP},
+                        "bundle": {
+                            "type": "string", "format": "binary", "description": BUNDLE_HELP
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _submit(launcher: RunLauncher, text: str | None, bundle: Path | None) -> SubmissionPublic:
+    if text is None:
+        raise RequestValidationError(
+            [{"loc": ("body", "request"), "msg": "Field required", "type": "missing"}]
+        )
+    run_request = parse_run_request(text)
+    if bundle is not None and bundle.stat().st_size == 0:
+        bundle = None  # an empty file part: no bundle
+    return SubmissionPublic.of(launcher.submit(run_request, bundle))
 
 
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionPublic,
-    responses={422: {"model": ErrorPublic, "description": "Unknown commit or invalid file"}},
+    responses={
+        413: {"model": ErrorPublic, "description": "A bundle or request over the limits"},
+        422: {"model": ErrorPublic, "description": "Unknown commit or invalid file"},
+        429: {"model": ErrorPublic, "description": "The run queue is full (CICD_MAX_QUEUE)"},
+    },
+    openapi_extra=SUBMIT_BODY,
 )
-def submit_run(
-    request: Annotated[str, Form(description=REQUEST_HELP)],
-    bundle: Annotated[UploadFile | None, File(description=BUNDLE_HELP)] = None,
+async def submit_run(
+    request: Request,
     launcher: RunLauncher = Depends(get_launcher),
+    settings: Settings = Depends(get_settings),
 ) -> SubmissionPublic:
-    """Submit a run; it is executed in the background (follow it with `/events`).
+    """Submit a run: multipart form with the field `request` and, optionally, the file `bundle`.
 
     The pipeline file is read from the commit and validated again. A request identical to a
     run still PENDING or RUNNING (same repo, commit, pipeline and file) returns that run with
-    `duplicate: true`, unless `force` is set.
+    `duplicate: true`, unless `force` is set. The run executes in the background (follow it
+    with `/events`); beyond CICD_MAX_RUNS runs at once it waits, PENDING, in a queue.
     """
-    run_request = parse_run_request(request)
-    data = bundle.file.read() if bundle is not None else None
-    return SubmissionPublic.of(launcher.submit(run_request, data))
+    form = await read_submission(request, settings.home / "uploads", settings.max_upload_bytes)
+    try:
+        # git and the store are blocking: off the event loop, like any sync route
+        return await anyio.to_thread.run_sync(_submit, launcher, form.request, form.bundle)
+    finally:
+        form.discard()
 
 
 @router.get("", response_model=RunsPublic)
 def list_runs(
-    pipeline: Annotated[str, Query(description="the pipeline's name")],
+    pipeline: Annotated[str, Query(description="the pipeline's name", max_length=1000)],
     service: Service = Depends(get_service),
 ) -> RunsPublic:
     """Every run of a pipeline, newest first (the same as `/pipelines/{pipeline}/runs`)."""
@@ -62,34 +114,48 @@ def list_runs(
 
 
 @router.get("/{pipeline}/{number}", response_model=RunPublic)
-def get_run(pipeline: str, number: int, service: Service = Depends(get_service)) -> RunPublic:
+def get_run(
+    pipeline: PipelineName, number: RunNumber, service: Service = Depends(get_service)
+) -> RunPublic:
     """One run with its stages and jobs (`cicd report -p NAME --run N --format json`)."""
     return service.run(pipeline, number)
 
 
-@router.get("/{pipeline}/{number}/stages/{stage}", response_model=StageRunPublic)
+@router.get("/{pipeline}/{number}/stages/{stage:path}", response_model=StageRunPublic)
 def get_stage(
-    pipeline: str, number: int, stage: str, service: Service = Depends(get_service)
+    pipeline: PipelineName, number: RunNumber, stage: StageName,
+    service: Service = Depends(get_service),
 ) -> StageRunPublic:
     """One stage of a run with its jobs (`cicd report ... --stage S`)."""
     return service.stage(pipeline, number, stage)
 
 
-@router.get("/{pipeline}/{number}/jobs/{job}", response_model=JobRunPublic)
-def get_job(
-    pipeline: str, number: int, job: str, service: Service = Depends(get_service)
+@router.get("/{pipeline}/{number}/job", response_model=JobRunPublic)
+def get_job_by_name(
+    pipeline: PipelineName, number: RunNumber, job: JobQuery,
+    service: Service = Depends(get_service),
 ) -> JobRunPublic:
-    """One job of a run (`cicd report ... --job J`)."""
+    """One job of a run, named by `?job=` (any name: `deploy/staging`, `build: [a, b]`, ...)."""
+    return service.job(pipeline, number, job)
+
+
+@router.get("/{pipeline}/{number}/jobs/{job:path}", response_model=JobRunPublic)
+def get_job(
+    pipeline: PipelineName, number: RunNumber, job: JobName,
+    service: Service = Depends(get_service),
+) -> JobRunPublic:
+    """One job of a run (`cicd report ... --job J`); `/` in its name may stay as it is."""
     return service.job(pipeline, number, job)
 
 
 @router.post("/{pipeline}/{number}/cancel", response_model=CancelPublic)
 def cancel_run(
-    pipeline: str, number: int, service: Service = Depends(get_service)
+    pipeline: PipelineName, number: RunNumber, launcher: RunLauncher = Depends(get_launcher)
 ) -> CancelPublic:
     """Cancel a PENDING or RUNNING run: its containers are killed, what did not run is CANCELED.
 
     Returns the status right after the request: RUNNING while the run is being stopped (follow
-    `/events` to its end), or the final status of a run that was already over.
+    `/events` to its end), or the final status of a run that was already over. A run still
+    queued leaves the queue at once, CANCELED.
     """
-    return CancelPublic(pipeline=pipeline, run=number, status=service.cancel(pipeline, number))
+    return CancelPublic(pipeline=pipeline, run=number, status=launcher.cancel(pipeline, number))
