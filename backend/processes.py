@@ -35,8 +35,9 @@ def pid_running(pid: int) -> bool:
 # from the command that happened to start it. That command's environment may hold secrets
 # (`cicd run --secret TOKEN` reads TOKEN from it; CI systems export DOCKER_PASSWORD and the like)
 # which would then sit in the long-lived process's /proc/<pid>/environ for hours; secrets travel
-# in the run request instead. Only what configures cicd, Prefect, Docker, Python, the locale,
-# proxies and certificates is passed on, by name: a prefix like DOCKER_ would let secrets by.
+# in the run request instead. Only what configures cicd, Prefect, Docker, git, Python, the
+# locale, proxies and certificates is passed on, by name: a prefix like DOCKER_ would let secrets
+# by (values, not paths to them: an agent socket or a CA file is named, never its content).
 INHERITED_NAMES = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
     "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
@@ -46,6 +47,8 @@ INHERITED_NAMES = frozenset({
     "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG", "DOCKER_CONTEXT",
     "PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONWARNINGS",
     "PYTHONUTF8", "PYTHONIOENCODING", "PYTHONPYCACHEPREFIX", "PYTHONSAFEPATH", "PYTHONNOUSERSITE",
+    # git, when the daemon fetches a repository: where the ssh agent and certificates are
+    "SSH_AUTH_SOCK", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
     # cicd's own settings outside ``Settings``
     "CICD_DAEMON", "CICD_DAEMON_IDLE_TIMEOUT", "CICD_HEAD_TIMEOUT", "CICD_KEEP_ALIVE",
     "CICD_MAX_CONNECTIONS",

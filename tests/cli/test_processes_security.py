@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.processes import background_env
 from cicd_cli.daemon import read_state, state_path, stop_daemon
 from flows.prefect_api import auth_header, auth_path, read_local_server, stop_local_server
 
@@ -90,7 +91,7 @@ def _processes_of(home: Path, sessions: set[int]) -> dict[int, bytes]:
 def test_background_processes_environ_holds_no_caller_secret(secret_run: SecretRun) -> None:
     out = secret_run.out
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.job_lines("show")[0] == "it is ****", out.stdout  # it did reach the job
+    assert "it is ****" in out.job_lines("show"), out.stdout  # it did reach the job
     found = _processes_of(secret_run.project.home, {secret_run.daemon, secret_run.prefect})
     assert {secret_run.daemon, secret_run.prefect} <= set(found), found.keys()
     leaking = [pid for pid, environ in found.items() if secret_run.secret.encode() in environ]
@@ -136,3 +137,19 @@ def test_local_prefect_server_requires_auth_and_refuses_foreign_origins(
         own = url.removesuffix("/api")  # the UI's own origin still may
         same = client.get(f"{url}/health", headers={"Origin": own})
         assert same.headers.get("access-control-allow-origin") == own
+
+
+def test_background_env_keeps_configuration_and_drops_the_rest() -> None:
+    caller = {
+        "PATH": "/bin", "HOME": "/home/me", "LC_ALL": "C.UTF-8", "CICD_HOME": "/data",
+        "CICD_MAX_RUNS": "3", "CICD_HEAD_TIMEOUT": "2", "PREFECT_API_URL": "http://p/api",
+        "DOCKER_HOST": "unix:///run/docker.sock", "XDG_CACHE_HOME": "/cache",
+        "CICD_API_TOKEN": "callers-token", "CICD_SERVER": "http://elsewhere",
+        "MYSECRET": "s", "DOCKER_PASSWORD": "p", "AWS_SECRET_ACCESS_KEY": "k", "GIT_DIR": "/x",
+    }
+    assert background_env(caller, CICD_API_TOKEN="own") == {
+        "PATH": "/bin", "HOME": "/home/me", "LC_ALL": "C.UTF-8", "CICD_HOME": "/data",
+        "CICD_MAX_RUNS": "3", "CICD_HEAD_TIMEOUT": "2", "PREFECT_API_URL": "http://p/api",
+        "DOCKER_HOST": "unix:///run/docker.sock", "XDG_CACHE_HOME": "/cache",
+        "CICD_API_TOKEN": "own",
+    }
