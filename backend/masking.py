@@ -39,6 +39,15 @@ class Masker:
         self._pattern = (
             re.compile("(?=(" + "|".join(map(re.escape, ordered)) + "))") if ordered else None
         )
+        # The same search over raw bytes, for the output reader, which cuts long lines before
+        # they are decoded. A value's UTF-8 bytes start on a character boundary, so an occurrence
+        # in the bytes is an occurrence in the decoded text, and the other way round.
+        encoded = sorted({v.encode("utf-8") for v in values}, key=lambda v: (-len(v), v))
+        self._byte_pattern = (
+            re.compile(b"(?=(" + b"|".join(map(re.escape, encoded)) + b"))") if encoded else None
+        )
+        self.longest_bytes = max(map(len, encoded), default=0)
+        """Length in UTF-8 bytes of the longest value masked (0 when there is none)."""
 
     def __bool__(self) -> bool:
         """True when there is anything to mask."""
@@ -48,13 +57,7 @@ class Masker:
         """``text`` with every occurrence of every secret replaced by ``****``."""
         if self._pattern is None:
             return text
-        spans: list[list[int]] = []
-        for match in self._pattern.finditer(text):
-            start, end = match.start(), match.end(1)
-            if spans and start <= spans[-1][1]:
-                spans[-1][1] = max(spans[-1][1], end)
-            else:
-                spans.append([start, end])
+        spans = merge_spans((m.start(), m.end(1)) for m in self._pattern.finditer(text))
         if not spans:
             return text
         out: list[str] = []
@@ -65,6 +68,15 @@ class Masker:
         out.append(text[pos:])
         return "".join(out)
 
+    def byte_spans(self, data: bytes) -> list[tuple[int, int]]:
+        """The ``(start, end)`` stretches of ``data`` that ``mask`` would hide, in order.
+
+        Occurrences that overlap or touch make one stretch, as in ``mask``.
+        """
+        if self._byte_pattern is None:
+            return []
+        return merge_spans((m.start(), m.end(1)) for m in self._byte_pattern.finditer(data))
+
     def mask_lines(self, lines: Iterable[str]) -> Iterator[str]:
         """Each line of ``lines``, masked."""
         if self._pattern is None:
@@ -72,3 +84,25 @@ class Masker:
             return
         for line in lines:
             yield self.mask(line)
+
+
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` sorted, with those that overlap or touch merged into one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def hide_spans(data: bytes, spans: Iterable[tuple[int, int]]) -> bytes:
+    """``data`` with each of the (sorted, disjoint) ``spans`` replaced by ``****``."""
+    out: list[bytes] = []
+    pos = 0
+    for start, end in spans:
+        out += (data[pos:start], MASK.encode())
+        pos = end
+    out.append(data[pos:])
+    return b"".join(out)
