@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backend.errors import NotFound, PipelineInvalid, Problem
-from backend.pipeline.loader import Map, Scalar, parse_yaml, read_text
+from backend.pipeline.loader import Map, Scalar, check_size, parse_yaml, read_text
 from backend.pipeline.model import Pipeline
 from backend.pipeline.overrides import apply_overrides
 from backend.pipeline.validate import validate_tree
@@ -21,6 +21,7 @@ def parse_pipeline(text: str, filename: str, overrides: Sequence[str] = ()) -> P
     ``Pipeline.overrides``. Raises ``PipelineInvalid`` with every problem, sorted by position.
     """
     try:
+        check_size(text, filename)  # text from git or an API caller never passed read_text
         root, problems = parse_yaml(text, filename)
         applied, override_problems = apply_overrides(root, overrides, filename)
         pipeline = validate_tree(root, filename, [*problems, *override_problems])

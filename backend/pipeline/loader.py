@@ -36,6 +36,19 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 Scalar_T = str | int | float | bool | None
 
+MiB = 1024 * 1024
+# A pipeline file's size. GitLab refuses a config whose *loaded* size passes 2 MB
+# (max_yaml_size_bytes); real files are a few KB, so 1 MiB of text is room enough.
+MAX_FILE_BYTES = 1 * MiB
+# What a file may expand to once every alias is replaced by its anchor: each node weighs 1, plus
+# its text for a scalar. Aliases share nodes, so loading stays small, but whatever later walks
+# or copies the values (validation, the plan, JSON to a server, the dry-run) pays the expanded
+# size: without a bound a 300 KB file of aliases becomes gigabytes of script. 16 MiB lets a
+# 1 MiB file reuse its anchors many times over and still bounds every consumer.
+MAX_EXPANDED = 16 * MiB
+# Keys ``<<`` merges may copy in one file: a template of 10 keys merged into 10,000 jobs.
+MAX_MERGED_KEYS = 100_000
+
 _YAML_TAG = "tag:yaml.org,2002:"
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
@@ -171,6 +184,9 @@ class _Builder:
         self.problems: list[Problem] = []
         self.anchors: dict[str, Node] = {}
         self.open_anchors: set[str] = set()
+        self.weights: dict[str, int] = {}  # anchor -> its expanded weight (see MAX_EXPANDED)
+        self.expanded = 0  # the document's expanded weight so far
+        self.merged = 0  # keys copied by '<<' merges so far
 
     def problem(self, line: int, col: int, message: str) -> None:
         self.problems.append(Problem(self.filename, line, col, message))
@@ -203,8 +219,11 @@ class _Builder:
             line, col = mark.line + 1, mark.column + 1
             if name == "ScalarEvent":
                 node = self._scalar(event, line, col)
+                weight = len(event.value) + 1
+                self._grow(weight, line, col, None)
                 if event.anchor:
                     self.anchors[event.anchor] = node
+                    self.weights[event.anchor] = weight
                 attach(node)
             elif name in ("MappingStartEvent", "SequenceStartEvent"):
                 self._check_collection_tag(event.tag, name, line, col)
@@ -212,15 +231,18 @@ class _Builder:
                 if event.anchor:
                     self.anchors[event.anchor] = coll
                     self.open_anchors.add(event.anchor)
-                stack.append([coll, event.anchor, None])
+                stack.append([coll, event.anchor, None, self.expanded])
+                self._grow(1, line, col, None)
             elif name in ("MappingEndEvent", "SequenceEndEvent"):
-                coll, anchor, _ = stack.pop()
+                coll, anchor, _, start = stack.pop()
                 if isinstance(coll, Map):
                     self._finish_map(coll)
                 if anchor:
                     self.open_anchors.discard(anchor)
+                    self.weights[anchor] = self.expanded - start  # aliases inside included
                 attach(coll)
             elif name == "AliasEvent":
+                self._grow(self.weights.get(event.anchor, 1), line, col, event.anchor)
                 attach(self._alias(event.anchor, line, col))
             elif name == "DocumentStartEvent":
                 documents += 1
@@ -230,6 +252,24 @@ class _Builder:
                     )
                     break
         return root
+
+    def _grow(self, weight: int, line: int, col: int, alias: str | None) -> None:
+        """Add ``weight`` to the expanded size; past ``MAX_EXPANDED`` the file is refused.
+
+        Refused at once, with this one problem: whatever else is wrong in such a file, the
+        size is what the author has to fix first.
+        """
+        self.expanded += weight
+        if self.expanded <= MAX_EXPANDED:
+            return
+        limit = f"the {MAX_EXPANDED // MiB} MiB limit"
+        message = (
+            f"alias '*{alias}' expands the file beyond {limit} (every use of an anchor "
+            "counts its whole size)"
+            if alias is not None
+            else f"the file expands beyond {limit}"
+        )
+        raise PipelineInvalid([Problem(self.filename, line, col, message)])
 
     def _scalar(self, event: Any, line: int, col: int) -> Scalar:
         text: str = event.value
@@ -275,7 +315,9 @@ class _Builder:
         seen: dict[tuple[type, Any], Scalar] = {}
         for key, value in mapping.entries:
             if key.value == "<<" and key.text == "<<":
-                merges.extend(self._merge_sources(value))
+                for source in self._merge_sources(value):
+                    self._copying(len(source.entries), key)
+                    merges.append(source)
                 continue
             ident = (type(key.value), key.value)
             first = seen.get(ident)
@@ -296,6 +338,17 @@ class _Builder:
                     own.append((key, value))
         mapping.entries = own
         mapping.reindex()
+
+    def _copying(self, count: int, key: Scalar) -> None:
+        """Count ``count`` keys a ``<<`` merge copies; past ``MAX_MERGED_KEYS`` refuse the file.
+
+        Unlike an alias, a merge copies: ``&m2 {<<: *m1}`` a few thousand times over a big
+        ``m1`` would fill memory while loading, before anything could weigh the result.
+        """
+        self.merged += count
+        if self.merged > MAX_MERGED_KEYS:
+            message = f"merge keys '<<' copy more than {MAX_MERGED_KEYS} keys in all, the limit"
+            raise PipelineInvalid([Problem(self.filename, key.line, key.col, message)])
 
     def _merge_sources(self, value: Node) -> list[Map]:
         if isinstance(value, Map):
@@ -372,10 +425,26 @@ def parse_yaml(text: str, filename: str) -> tuple[Node | None, list[Problem]]:
     return root, sorted(builder.problems)
 
 
+def too_large(filename: str) -> Problem:
+    """The problem of a pipeline file over ``MAX_FILE_BYTES``."""
+    return Problem(filename, 1, 1, f"file is larger than {MAX_FILE_BYTES // MiB} MiB, the limit")
+
+
+def check_size(text: str, filename: str) -> None:
+    """Raise ``PipelineInvalid`` when ``text`` is over ``MAX_FILE_BYTES`` in UTF-8."""
+    # a character is 1 to 4 bytes: count the bytes only when the characters cannot decide
+    if len(text) > MAX_FILE_BYTES or (
+        len(text) * 4 > MAX_FILE_BYTES
+        and len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES
+    ):
+        raise PipelineInvalid([too_large(filename)])
+
+
 def read_text(path: Path, filename: str) -> str:
     """The file's text; a missing, unreadable or non-UTF-8 file raises ``PipelineInvalid``."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:  # never more than the limit: -f /dev/zero must end
+            data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise PipelineInvalid([Problem(filename, 1, 1, "file not found")]) from None
     except IsADirectoryError:
@@ -383,6 +452,8 @@ def read_text(path: Path, filename: str) -> str:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise PipelineInvalid([Problem(filename, 1, 1, f"cannot read file: {reason}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise PipelineInvalid([too_large(filename)])
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

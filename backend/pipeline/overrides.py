@@ -41,8 +41,25 @@ class Override:
 
     @property
     def raw(self) -> str:
-        """``KEY=VALUE``, as it appears in messages."""
+        """``KEY=VALUE`` as given."""
         return f"{self.key}={self.value}"
+
+    @property
+    def shown(self) -> str:
+        """``KEY=VALUE`` as it appears in messages: cut short, so a message stays one line."""
+        return shorten(self.raw)
+
+
+SHOWN_LENGTH = 60
+
+
+def shorten(text: str) -> str:
+    """``text``, or its first ``SHOWN_LENGTH`` characters and ``...`` when it is longer."""
+    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 3] + "..."
+
+
+class _TooDeep(Exception):
+    """An override's value nests deeper than the YAML parser allows."""
 
 
 def parse_override(text: str) -> Override | None:
@@ -54,7 +71,10 @@ def parse_override(text: str) -> Override | None:
 
 
 def value_node(text: str, raw: str, line: int, col: int) -> Node:
-    """The node an override's VALUE stands for, placed at ``line:col`` and marked as ``raw``."""
+    """The node an override's VALUE stands for, placed at ``line:col`` and marked as ``raw``.
+
+    Raises ``_TooDeep`` for a value nested deeper than YAML allows (``[[[[...``).
+    """
     node: Node = Scalar(line, col, value=text, text=text)
     stripped = text.strip()
     if stripped == "" or stripped[0] in "[\"'":
@@ -72,7 +92,10 @@ def _parsed(text: str, line: int, col: int) -> Node | None:
         return Scalar(line, col, value=None, text="")
     try:
         root, problems = parse_yaml(text, "<override>")
-    except PipelineInvalid:
+    except PipelineInvalid as exc:
+        # too deep is no typo to keep verbatim: it is refused, in one line
+        if any("nesting depth" in problem.message for problem in exc.problems):
+            raise _TooDeep from None
         return None
     if problems or root is None or isinstance(root, Map):
         return None
@@ -80,10 +103,13 @@ def _parsed(text: str, line: int, col: int) -> Node | None:
 
 
 def _mark(node: Node, raw: str, line: int, col: int) -> None:
-    node.line, node.col, node.override = line, col, raw
-    if isinstance(node, Seq):
-        for item in node.items:
-            _mark(item, raw, line, col)
+    # a loop, not recursion: a value may nest as deep as the parser allows (1000 levels)
+    todo = [node]
+    while todo:
+        current = todo.pop()
+        current.line, current.col, current.override = line, col, raw
+        if isinstance(current, Seq):
+            todo.extend(current.items)
 
 
 def apply_overrides(
@@ -99,14 +125,16 @@ def apply_overrides(
     for text in overrides:
         override = parse_override(text)
         if override is None:
-            message = f"override '{text}': expected KEY=VALUE, e.g. pipeline.image=alpine:3.20"
+            message = (
+                f"override '{shorten(text)}': expected KEY=VALUE, e.g. pipeline.image=alpine:3.20"
+            )
             problems.append(Problem(filename, 1, 1, message))
             continue
         error = _apply(root, override)
         if error is None:
             applied[override.key] = override.value
         elif error:
-            problems.append(Problem(filename, 1, 1, f"override '{override.raw}': {error}"))
+            problems.append(Problem(filename, 1, 1, f"override '{override.shown}': {error}"))
     return applied, problems
 
 
@@ -178,7 +206,7 @@ def _set(mapping: Map, field: str, override: Override) -> str | None:
     if field.startswith("variables."):
         variables = mapping.get("variables")
         if variables is None:
-            variables = Map(mapping.line, mapping.col, override=override.raw)
+            variables = Map(mapping.line, mapping.col, override=override.shown)
             mapping.set(
                 Scalar(mapping.line, mapping.col, value="variables", text="variables"), variables
             )
@@ -188,9 +216,13 @@ def _set(mapping: Map, field: str, override: Override) -> str | None:
     old = mapping.get(field)
     where = old if old is not None else mapping
     key = mapping.key_node(field) or Scalar(
-        where.line, where.col, value=field, text=field, override=override.raw
+        where.line, where.col, value=field, text=field, override=override.shown
     )
-    mapping.set(key, value_node(override.value, override.raw, where.line, where.col))
+    try:
+        value = value_node(override.value, override.shown, where.line, where.col)
+    except _TooDeep:
+        return "its value nests deeper than YAML allows (1000 levels)"
+    mapping.set(key, value)
     return None
 
 
