@@ -18,6 +18,7 @@ from backend.service import parse_run_name
 from backend.settings import Settings
 from cicd_cli.errors import err_console
 from cicd_cli.render import job_prefixes
+from cicd_cli.terminal import has_colour, safe_text
 
 # Each stored line starts with its UTC time (backend.recording.stamp) and one space.
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z ")
@@ -43,7 +44,8 @@ def logs(
 ) -> None:
     """Print the log of a job of a run, or of every job, each line prefixed with the job's name.
 
-    Lines are printed as stored: a UTC timestamp, then what the job wrote. Without --job the jobs
+    Lines are printed as stored: a UTC timestamp, then what the job wrote, less any control
+    sequence but colours (and colours too when the output has none). Without --job the jobs
     come one after the other in plan order (jobs that never started have no log). --follow keeps
     going until the job ends; without --job, while the run is going, the jobs' lines are printed
     as they come, like the live output of `cicd run`.
@@ -51,17 +53,18 @@ def logs(
     pipeline, number = parse_run_name(run_name)
     backend = open_backend(Settings(), server)
     console = Console(highlight=False)
+    colour = has_colour(console)
     try:
         if job is not None:
             for line in backend.log(pipeline, number, job, follow=follow):
-                _write(line, timestamps, follow)
+                _write(line, timestamps, follow, colour)
             return
         the_run = backend.run(pipeline, number)
         jobs = [j.name for stage in the_run.stages for j in stage.jobs]
         prefixes = job_prefixes(console, jobs)
 
         def emit(name: str, line: str) -> None:
-            _write(line, timestamps, follow, prefixes[name])
+            _write(line, timestamps, follow, colour, prefixes[name])
 
         if follow and not the_run.status.finished:
             shown = _follow_all(backend, pipeline, number, jobs, emit)
@@ -75,10 +78,11 @@ def logs(
         raise typer.Exit(0) from None
 
 
-def _write(line: str, timestamps: bool, flush: bool, prefix: str = "") -> None:
+def _write(line: str, timestamps: bool, flush: bool, colour: bool, prefix: str = "") -> None:
     if not timestamps:
         line = _STAMP.sub("", line, count=1)
-    sys.stdout.write(f"{prefix}{line}\n")
+    # the log keeps what the job wrote; the terminal gets nothing that can drive it
+    sys.stdout.write(f"{prefix}{safe_text(line, colour)}\n")
     if flush:
         sys.stdout.flush()
 

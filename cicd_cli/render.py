@@ -23,6 +23,7 @@ from backend.schemas import (
     StageRunPublic,
     Status,
 )
+from cicd_cli.terminal import job_text, safe_text
 
 if TYPE_CHECKING:
     from backend.service import RunRequest
@@ -82,10 +83,10 @@ class LivePrinter:
         return Text(f"{job:<{self.width}} | ", style=self.colours.get(job, "white"))
 
     def __call__(self, event: Event) -> None:
-        """Print one event."""
+        """Print one event; what a job wrote keeps its colours and loses every other control."""
         text: Text | None = None
         if event.kind == "line" and event.job:
-            text = self._prefix(event.job) + Text(event.text or "")
+            text = self._prefix(event.job) + job_text(event.text or "")
         elif event.kind == "job_started" and event.job:
             text = self._prefix(event.job) + Text(f"started ({event.stage})", style="dim")
         elif event.kind == "job_finished" and event.job:
@@ -93,11 +94,11 @@ class LivePrinter:
             if event.exit_code is not None:
                 text += Text(f" (exit code {event.exit_code})", style="dim")
             if event.text:
-                text += Text(f": {event.text}", style="dim")
+                text += Text(f": {safe_text(event.text)}", style="dim")
         elif event.kind == "stage_started":
             text = Text(f"── stage {event.stage}", style="bold")
         elif event.kind == "warning":
-            text = Text(f"warning: {event.text}", style="yellow")
+            text = Text(f"warning: {safe_text(event.text or '')}", style="yellow")
         if text is not None:
             with self._lock:
                 self.console.print(text, soft_wrap=True, highlight=False)
@@ -301,7 +302,10 @@ def artifacts_table(artifacts: list[ArtifactPublic]) -> Table:
     table = _table("job", "path", "size", "sha256")
     table.columns[2].justify = "right"
     for artifact in artifacts:
-        table.add_row(artifact.job, artifact.path, size_text(artifact.size), artifact.sha256[:12])
+        # a path is a file name the job chose: no control sequence reaches the terminal
+        table.add_row(
+            artifact.job, safe_text(artifact.path), size_text(artifact.size), artifact.sha256[:12]
+        )
     return table
 
 
