@@ -92,6 +92,10 @@ class Api:
         """A ``RemoteBackend`` on this server."""
         return RemoteBackend(self.url, token=token)
 
+    def app_state(self, name: str) -> Any:
+        """An attribute of the served app's ``state`` (launcher, followers, ...)."""
+        return getattr(self.server.config.app.state, name)
+
     def stop(self) -> None:
         """Shut the server down (lifespan shutdown included) and wait for its thread."""
         self.server.should_exit = True

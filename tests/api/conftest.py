@@ -29,11 +29,16 @@ def start_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
     started: list[Api] = []
 
     def start(
-        token: str | None = None, runner: Runner | None = None, prefect_url: str | None = None
+        token: str | None = None,
+        runner: Runner | None = None,
+        prefect_url: str | None = None,
+        service_class: type[Service] = Service,
+        **options: Any,
     ) -> Api:
-        settings = Settings(home=tmp_path / "home", api_token=token)
+        """``options`` are further ``Settings`` fields (max_runs, max_followers, ...)."""
+        settings = Settings(home=tmp_path / "home", api_token=token, **options)
         runner = runner if runner is not None else FakeRunner()
-        service = Service(settings, runner=runner, mode="server")
+        service = service_class(settings, runner=runner, mode="server")
         hub = EventHub()
         app = create_app(service, settings, hub=hub, prefect_url=prefect_url)
         url, server, thread = serve(app)
