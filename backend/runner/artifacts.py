@@ -13,6 +13,9 @@ A pattern that is absolute or has a ``..`` segment raises ``ArtifactPatternError
 that matches nothing is a warning. Symlinks are never followed out of the workspace (a warning
 names each one skipped); a symlinked directory is never descended into; a symlink to a file
 inside the workspace is collected as that file's content. Only regular files are collected.
+A copy keeps the content and whether it is executable, nothing else: it is ours, mode 0755 or
+0644, never setuid, setgid, sticky or writable by others, whatever the job (root in its
+container) made of the original.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,7 +236,11 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 def _copy_hashing(source: Path, target: Path) -> tuple[int, str]:
-    """Copy in chunks, returning (size, sha256 hex) of what was copied."""
+    """Copy in chunks, returning (size, sha256 hex) of what was copied.
+
+    Only the content and the exec bit are kept (``_stored_mode``): the copy belongs to us,
+    whoever owned the original in the container.
+    """
     digest = hashlib.sha256()
     size = 0
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -243,5 +249,15 @@ def _copy_hashing(source: Path, target: Path) -> tuple[int, str]:
             digest.update(chunk)
             dst.write(chunk)
             size += len(chunk)
-    shutil.copymode(source, target)
+        # fchmod on the open file: the path cannot be swapped for something else in between
+        os.fchmod(dst.fileno(), _stored_mode(os.fstat(src.fileno()).st_mode))
     return size, digest.hexdigest()
+
+
+def _stored_mode(source_mode: int) -> int:
+    """0755 for an executable, else 0644.
+
+    A job runs as root in its container: copying its mode bits would plant setuid or setgid
+    executables (or world-writable files) on the host, owned by whoever runs the server.
+    """
+    return 0o755 if source_mode & 0o111 else 0o644

@@ -8,6 +8,7 @@ failing when a deferred reader tries to upgrade its lock.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,11 +37,26 @@ def make_engine(url: str) -> Engine:
         return create_engine(parsed, pool_pre_ping=True)
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(database).expanduser())
     engine = create_engine(parsed, connect_args={"timeout": _BUSY_TIMEOUT_S})
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _create_private(database: Path) -> None:
+    """Create the SQLite file (and its folder) readable by its owner only, if it is missing.
+
+    The store holds what jobs printed in their errors, the runs' repositories and overrides:
+    SQLite would create it 0644. Its -wal and -shm files take the database file's mode. An
+    existing file keeps its mode: whoever made it may share it on purpose.
+    """
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        # an empty file is an empty database; O_EXCL leaves an existing one alone
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

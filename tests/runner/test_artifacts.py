@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,16 @@ def test_safe_join_refuses_symlink_out_of_root(ws: Path, tmp_path: Path) -> None
     (ws / "link").symlink_to(tmp_path / "secret")
     with pytest.raises(NotFound):
         safe_join(ws, "link")
+
+
+def test_collect_artifacts_copies_drop_setuid_setgid_sticky_and_others_write(
+    ws: Path, tmp_path: Path
+) -> None:
+    modes = {"suid": 0o4755, "sgid": 0o2711, "open": 0o1666, "private": 0o600}
+    for name, mode in modes.items():
+        (ws / name).write_bytes(b"#!/bin/sh\n")
+        (ws / name).chmod(mode)
+    dest = tmp_path / "store"
+    result = collect_artifacts(ws, list(modes), dest)
+    stored = {f.path: oct(stat.S_IMODE(f.stored_path.stat().st_mode)) for f in result.files}
+    assert stored == {"suid": "0o755", "sgid": "0o755", "open": "0o644", "private": "0o644"}
