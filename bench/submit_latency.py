@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -83,14 +84,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cicd-bench-submit-"))
     port = free_port()
     env = {**os.environ, "CICD_HOME": str(work / "home")}
-    env.pop("CICD_API_TOKEN", None)
+    env["CICD_API_TOKEN"] = token = secrets.token_urlsafe(32)  # every server requires one
     log = (work / "server.log").open("wb")
     started = time.monotonic()
     proc = subprocess.Popen(
         [str(CICD), "server", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    backend = RemoteBackend(f"http://127.0.0.1:{port}")
+    backend = RemoteBackend(f"http://127.0.0.1:{port}", token=token)
     try:
         wait_healthy(backend, proc, 120)
         print(f"server healthy after {time.monotonic() - started:.2f}s (incl. its Prefect API)")
