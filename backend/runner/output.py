@@ -80,7 +80,9 @@ class LineSplitter:
         # Bytes from here on may begin a secret whose end has not arrived yet.
         settled = len(data) - max(self._masker.longest_bytes - 1, 0)
         cut = _char_start(data, min(self._limit, settled))
-        spans = self._spans(data)
+        # An occurrence that matters here starts before the cut, so it ends within this window:
+        # no need to search the rest of a long pending line on every cut.
+        spans = self._spans(data[: self._limit + self._masker.longest_bytes])
         carry = 0
         for start, end in spans:
             if start < cut < end:
