@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from apikit import IMAGE, Api, follow, make_repo, submit
+from imagekit import image_with_user
 
+from backend.errors import UsageError
 from backend.requests import PreparedRun
 from backend.runner.docker import DockerRunner
 
@@ -68,3 +70,46 @@ def test_secret_printed_by_a_job_is_masked_everywhere(
         ["grep", "-rl", SECRET, "/var/lib/docker/containers"], capture_output=True, text=True
     )
     assert leftovers.stdout == ""
+
+
+@pytest.mark.docker
+def test_secret_in_image_with_non_root_user_reaches_job_and_is_masked(
+    start_api: Callable[..., Api],
+    prefect_api: str,
+    tmp_path: Path,
+    prepare: Callable[..., PreparedRun],
+) -> None:
+    api = start_api(runner=DockerRunner())
+    with image_with_user(IMAGE, "1000:1000") as image:
+        pipeline = f"""\
+pipeline: {{name: nonroot, image: "{image}"}}
+jobs:
+  - {{name: whoami, stage: build, script: ["id -u", 'echo "the token is $TOKEN"']}}
+"""
+        submit(api, prepare(make_repo(tmp_path / "repo", pipeline), secrets={"TOKEN": SECRET}))
+        events = follow(api, "nonroot", 1)
+
+    lines = [e["text"] for e in events if e["kind"] == "line"]
+    assert "1000" in lines and "the token is ****" in lines, lines
+    assert events[-1]["status"] == "SUCCESS", events[-3:]
+    assert SECRET not in str(events)
+
+
+def test_secret_name_not_a_shell_name_is_refused_at_submit(
+    start_api: Callable[..., Api],
+    prefect_api: str,
+    tmp_path: Path,
+    prepare: Callable[..., PreparedRun],
+) -> None:
+    api = start_api()
+    prepared = prepare(make_repo(tmp_path / "repo", PIPELINE), secrets={"MY-TOKEN": SECRET})
+
+    with pytest.raises(UsageError) as refused:  # HTTP 400
+        submit(api, prepared)
+
+    assert str(refused.value) == (
+        "secret name 'MY-TOKEN' is not a shell variable name "
+        "(letters, digits and _, not starting with a digit)"
+    )
+    with api.client() as client:
+        assert client.get("/runs/secretive/1").status_code == 404  # nothing was recorded

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from imagekit import image_with_user
 
 import backend.runner.docker as docker_module
 from backend.runner.base import LABEL_RUN, JobResult, JobSpec, Outcome
@@ -73,20 +75,8 @@ def look_at_config(line: str, spec: JobSpec, configs: list[str]) -> None:
 @pytest.fixture(scope="module")
 def nonroot_image(busybox_image: str) -> Iterator[str]:
     """busybox with ``USER 1000:1000``, as many published images run."""
-    name = f"cicd-test-nonroot:{uuid.uuid4().hex[:8]}"
-    made = subprocess.run(
-        ["docker", "create", busybox_image, "true"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    try:
-        subprocess.run(
-            ["docker", "commit", "--change", "USER 1000:1000", made, name],
-            capture_output=True,
-            check=True,
-        )
-    finally:
-        subprocess.run(["docker", "rm", "-f", made], capture_output=True, check=False)
-    yield name
-    subprocess.run(["docker", "rmi", "-f", name], capture_output=True, check=False)
+    with image_with_user(busybox_image, "1000:1000") as name:
+        yield name
 
 
 @docker
@@ -216,3 +206,37 @@ def test_run_job_secrets_leave_no_file_in_dev_shm(
     assert result.outcome is Outcome.SUCCESS
     assert found == []  # a file there outlives a process killed with kill -9
 
+
+
+@docker
+def test_run_job_twelve_concurrent_cancels_with_secrets_leave_no_container(
+    docker_runner: DockerRunner, make_spec: MakeSpec
+) -> None:
+    # cancel lands while some jobs are still being created, attached, or handed their secrets
+    cancel = threading.Event()
+    specs = [
+        make_spec(["sleep 30"], job=f"j{i}", secrets={"TOKEN": SECRET}) for i in range(12)
+    ]
+    results: list[JobResult] = []
+    threads = [
+        threading.Thread(target=lambda s=spec: results.append(
+            docker_runner.run_job(s, lambda line: None, cancel)
+        ))
+        for spec in specs
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    cancel.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(results) == 12
+    assert {result.outcome for result in results} == {Outcome.CANCELED}
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL_RUN}={specs[0].run_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert left.stdout == ""
