@@ -6,6 +6,7 @@ decision lives here so it can be tested with a ``FakeRunner`` and no Prefect at 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,22 @@ from backend.pipeline.model import Job, Pipeline
 from backend.recording import Recorder
 from backend.runner.base import JobSpec, Outcome, PullPolicy, Runner
 from backend.schemas import Status
+
+# Without --jobs a run starts at most this many containers at once per CPU, and never more than
+# MAX_DEFAULT_JOBS: a stage of 1,000 jobs must not start 1,000 containers. CI jobs mostly wait
+# (network, disk, sleeps), so more than one per CPU pays; act defaults to one per CPU, GitLab
+# runner's `concurrent` to 1, both for whole machines shared by many pipelines.
+JOBS_PER_CPU = 4
+MAX_DEFAULT_JOBS = 32
+
+
+def default_max_jobs() -> int:
+    """Jobs a run executes at once when ``--jobs`` is not given: 4 per usable CPU, at most 32."""
+    try:
+        cpus = len(os.sched_getaffinity(0))  # the CPUs this process may use (cgroups, taskset)
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_JOBS, JOBS_PER_CPU * cpus))
 
 
 @dataclass
@@ -33,7 +50,7 @@ class RunContext:
     branch: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # --env values
     secrets: dict[str, str] = field(default_factory=dict)  # --secret values: masked, never on disk
-    max_jobs: int | None = None
+    max_jobs: int | None = None  # --jobs; None: default_max_jobs()
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     artifacts_dir: Path | None = None
     store: Any = None
@@ -46,8 +63,11 @@ class RunContext:
     _slots: threading.Semaphore | None = None
 
     def __post_init__(self) -> None:
-        if self.max_jobs:
-            self._slots = threading.BoundedSemaphore(self.max_jobs)
+        if self.max_jobs is None:
+            self.max_jobs = default_max_jobs()
+        if self.max_jobs < 1:  # a semaphore of 0 would wait forever
+            raise ValueError(f"max_jobs must be at least 1, not {self.max_jobs}")
+        self._slots = threading.BoundedSemaphore(self.max_jobs)
 
     @property
     def name(self) -> str:
