@@ -13,6 +13,10 @@ after its idle timeout (so it never leaves between a client's check and its requ
 ``daemon.log``, the daemon's output. A daemon started from other code or another environment
 (its ``fingerprint``) is replaced.
 
+The daemon outlives the ``cicd run`` that started it, so it does not inherit that command's
+environment: only the allow-listed configuration (``backend.processes.background_env``), never
+the values a ``--secret`` read from it, which travel in each run's request instead.
+
 This module is imported by every ``cicd run``: it must stay light (no Prefect, SQLAlchemy,
 docker, FastAPI or ``backend.service`` at module level).
 """
