@@ -52,7 +52,10 @@ class RunRequest(BaseModel):
     commit: str
     overrides: list[str] = []
     env: dict[str, str] = {}
-    secrets: dict[str, str] = Field(default={}, description="passed to jobs, masked, never stored")
+    secrets: dict[str, str] = Field(
+        default={},
+        description="passed to jobs, masked, never stored; names must be shell variable names",
+    )
     jobs: int | None = Field(default=None, ge=1)
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     force: bool = False
