@@ -51,7 +51,7 @@ INHERITED_NAMES = frozenset({
     "SSH_AUTH_SOCK", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
     # cicd's own settings outside ``Settings``
     "CICD_DAEMON", "CICD_DAEMON_IDLE_TIMEOUT", "CICD_HEAD_TIMEOUT", "CICD_KEEP_ALIVE",
-    "CICD_MAX_CONNECTIONS",
+    "CICD_MAX_CONNECTIONS", "CICD_GIT_TIMEOUT",
 })
 # Prefect's settings (PREFECT_API_KEY included: the daemon needs it to reach a given Prefect API)
 INHERITED_PREFIXES = ("LC_", "PREFECT_", "XDG_")
