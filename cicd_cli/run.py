@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,11 @@ def run_daemon(settings: Settings, prepared: Any, console: Console) -> int:
     from cicd_cli.remote import run_remote
 
     url, token = ensure_daemon(settings)
+    # The daemon fetches a --repo URL itself, so it gets the URL as typed, credentials included,
+    # over its token-authenticated loopback connection; it records the run with them hidden.
+    prepared = replace(
+        prepared, request=prepared.request.model_copy(update={"repo": prepared.source.repo})
+    )
     try:
         return run_remote(
             url, settings.model_copy(update={"api_token": token}), prepared, console, bundle=False

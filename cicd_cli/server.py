@@ -153,7 +153,12 @@ def server(
         console.print("token       required (CICD_API_TOKEN)")
     console.print(f"data        {settings.home}")
 
-    app = create_app(service, settings, prefect_url=prefect_url)
+    # the local daemon (started with --state-file, on loopback) acts for its user: it may read
+    # repositories by path; any other server takes bundles or allowed URLs only
+    local_paths = state_file is not None and is_loopback(host)
+    app = create_app(
+        service, settings, prefect_url=prefect_url, host=host, local_paths=local_paths
+    )
     from cicd_cli.daemon import DaemonWatch
 
     watch = DaemonWatch(

@@ -33,14 +33,18 @@ def start_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
         runner: Runner | None = None,
         prefect_url: str | None = None,
         service_class: type[Service] = Service,
+        local_paths: bool = False,
         **options: Any,
     ) -> Api:
-        """``options`` are further ``Settings`` fields (max_runs, max_followers, ...)."""
+        """``options`` are further ``Settings`` fields (max_runs, max_followers, ...);
+        ``local_paths`` serves as the local daemon does (repositories named by path)."""
         settings = Settings(home=tmp_path / "home", api_token=token, **options)
         runner = runner if runner is not None else FakeRunner()
         service = service_class(settings, runner=runner, mode="server")
         hub = EventHub()
-        app = create_app(service, settings, hub=hub, prefect_url=prefect_url)
+        app = create_app(
+            service, settings, hub=hub, prefect_url=prefect_url, local_paths=local_paths
+        )
         url, server, thread = serve(app)
         api = Api(url, service, settings, runner, hub, server, thread)
         started.append(api)

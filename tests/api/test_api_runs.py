@@ -183,16 +183,20 @@ def test_duplicate_submission_returns_the_running_run_and_force_starts_another(
 
 
 def test_submit_without_bundle_finds_a_local_repo_the_server_can_read(
-    api: Api, repo: Path, prepare: Callable[..., PreparedRun]
+    start_api: Callable[..., Api], prefect_api: str, repo: Path,
+    prepare: Callable[..., PreparedRun],
 ) -> None:
+    api = start_api(local_paths=True)  # only the local daemon reads repositories by path
     reply = submit(api, prepare(repo), bundle=False)
     assert reply["name"] == "demo#1"
     assert follow(api, "demo", 1)[-1]["status"] == "SUCCESS"
 
 
 def test_submit_of_an_unknown_commit_is_422_with_one_line(
-    api: Api, repo: Path, tmp_path: Path, prepare: Callable[..., PreparedRun]
+    start_api: Callable[..., Api], prefect_api: str, repo: Path, tmp_path: Path,
+    prepare: Callable[..., PreparedRun],
 ) -> None:
+    api = start_api(local_paths=True)  # only the local daemon reads repositories by path
     prepared = prepare(repo)
     request = prepared.request.model_copy(update={"repo": str(tmp_path / "elsewhere")})
     with api.client() as client:
@@ -234,7 +238,10 @@ def test_submit_runs_the_committed_file_not_the_one_sent(
     only_build = sent.model_copy(update={"stages": sent.stages[:1]})  # not what is committed
     tampered = prepared.request.model_copy(update={"pipeline": only_build})
     with api.client() as client:
-        reply = client.post("/runs", data={"request": tampered.model_dump_json()})
+        reply = client.post(
+            "/runs", data={"request": tampered.model_dump_json()},
+            files={"bundle": ("b", make_bundle(prepared.source))},
+        )
     assert reply.status_code == 202
     follow(api, "demo", 1)
     assert [s.name for s in api.service.run("demo", 1).stages] == ["build", "test"]
