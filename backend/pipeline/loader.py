@@ -58,9 +58,10 @@ _INT16 = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+_NON_STRING_STARTS = frozenset("~nNtTfF0123456789+-.")  # first characters of the patterns above
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: a 1 MiB file can hold half a million nodes
 class Node:
     """A YAML node and where it starts (1-based); ``override`` names the override that set it."""
 
@@ -69,7 +70,7 @@ class Node:
     override: str | None = field(default=None, kw_only=True)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Scalar(Node):
     """A scalar: ``value`` resolved with the YAML 1.2 core schema, ``text`` as written."""
 
@@ -77,14 +78,14 @@ class Scalar(Node):
     text: str = ""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Seq(Node):
     """A sequence of nodes."""
 
     items: list[Node] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Map(Node):
     """A mapping. ``entries`` keeps every key in file order; ``get`` sees the first of each."""
 
@@ -141,6 +142,8 @@ def describe(node: Node | None) -> str:
 
 def resolve_plain(text: str) -> Scalar_T:
     """Resolve an untagged plain scalar with the YAML 1.2 core schema."""
+    if text and text[0] not in _NON_STRING_STARTS:  # most scalars: no pattern can match
+        return text
     if _NULL.match(text):
         return None
     if _BOOL.match(text):
@@ -379,9 +382,10 @@ def _guarded(events: Iterator[Any]) -> Iterator[Any]:
         raise _SyntaxFailure(exc) from None
 
 
-def _events_libyaml(text: str) -> list[Any]:
+def _events_libyaml(text: str) -> Iterator[Any]:
     assert _pyyaml is not None
-    return list(_pyyaml.parse(text, Loader=_LIBYAML_LOADER))
+    # streamed, never listed: a list of a big file's events weighs hundreds of MB
+    return _pyyaml.parse(text, Loader=_LIBYAML_LOADER)  # type: ignore[no-any-return]
 
 
 def _syntax_problem(filename: str, exc: Exception) -> Problem:
@@ -407,19 +411,19 @@ def parse_yaml(text: str, filename: str) -> tuple[Node | None, list[Problem]]:
     """
     if text.startswith("\ufeff"):
         text = text[1:]
-    events: Iterable[Any] | None = None
     if _LIBYAML_LOADER is not None:
+        builder = _Builder(filename)
         try:
-            events = _events_libyaml(text)
-        except Exception as exc:  # any libyaml complaint: let ruamel parse it and word the error
-            if "nesting depth" in str(exc):  # ruamel is quadratic in depth: do not ask it
-                raise PipelineInvalid([_syntax_problem(filename, exc)]) from None
-            events = None
+            root = builder.build(_guarded(_events_libyaml(text)))
+            return root, sorted(builder.problems)
+        except _SyntaxFailure as failure:  # any libyaml complaint: ruamel parses it and words it
+            if "nesting depth" in str(failure.cause):  # ruamel is quadratic in depth: not it
+                raise PipelineInvalid([_syntax_problem(filename, failure.cause)]) from None
     builder = _Builder(filename)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            root = builder.build(events if events is not None else _guarded(_events_ruamel(text)))
+            root = builder.build(_guarded(_events_ruamel(text)))
     except _SyntaxFailure as failure:
         raise PipelineInvalid([_syntax_problem(filename, failure.cause)]) from None
     return root, sorted(builder.problems)

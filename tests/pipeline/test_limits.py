@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from backend.errors import PipelineInvalid
 from backend.pipeline import load_pipeline, parse_pipeline
@@ -130,3 +134,26 @@ def test_parse_pipeline_nested_override_up_to_the_limit_reported_at_the_script()
         "ci.yaml:2:40: override 'jobs.x.script=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[...': "
         "job 'x': 'script' lines must be non-empty strings, not a list"
     ]
+
+
+@given(st.text(max_size=12))
+def test_resolve_plain_fast_path_skips_only_texts_no_pattern_matches(text: str) -> None:
+    from backend.pipeline import loader
+
+    patterns = [loader._NULL, loader._BOOL, loader._INT10, loader._INT8, loader._INT16]
+    patterns += [loader._FLOAT, loader._INF, loader._NAN]
+    if text and text[0] not in loader._NON_STRING_STARTS:
+        assert not any(pattern.match(text) for pattern in patterns)
+        assert loader.resolve_plain(text) == text
+
+
+def test_parse_yaml_big_flat_file_stays_under_150_mb() -> None:
+    # a 1 MiB file of half a million one-letter scalars: the most nodes the size limit lets in
+    code = (
+        "import resource; from backend.pipeline.loader import parse_yaml\n"
+        "text = '[' + ','.join(['a'] * 524_000) + ']'\n"
+        "parse_yaml(text, 'f')\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(done.stdout) / 1024 < 150
