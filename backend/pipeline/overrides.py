@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backend.errors import PipelineInvalid, Problem
-from backend.pipeline.loader import Map, Node, Scalar, Seq, parse_yaml
+from backend.pipeline.loader import MAX_FILE_BYTES, Map, MiB, Node, Scalar, Seq, parse_yaml
 
 JOB_FIELDS = ("image", "script", "stage", "allow_failure", "timeout", "retry")
 OVERRIDABLE = (
@@ -122,6 +122,10 @@ def apply_overrides(
     """
     applied: dict[str, str] = {}
     problems: list[Problem] = []
+    # what a file may hold, overrides may: a server takes them from any API caller
+    if sum(len(text) for text in overrides) > MAX_FILE_BYTES:
+        message = f"overrides add up to more than {MAX_FILE_BYTES // MiB} MiB, the limit"
+        return applied, [Problem(filename, 1, 1, message)]
     for text in overrides:
         override = parse_override(text)
         if override is None:

@@ -157,3 +157,10 @@ def test_parse_yaml_big_flat_file_stays_under_150_mb() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(done.stdout) / 1024 < 150
+
+
+def test_parse_pipeline_overrides_over_the_size_limit_refused() -> None:
+    overrides = [f"pipeline.variables.V{i}={'v' * 1000}" for i in range(1100)]
+    assert problems_of(VALID, overrides) == [
+        "ci.yaml:1:1: overrides add up to more than 1 MiB, the limit"
+    ]
