@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import shutil
 import socket
@@ -22,8 +21,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from backend.errors import CicdError, NotFound, UsageError
+from backend.leftovers import DEAD_OWNER, clean_leftovers, crash_flow_run, owner_alive
 from backend.pipeline.model import Job, Pipeline
-from backend.processes import pid_running
 from backend.recording import Event, Recorder, Sink, log_path
 from backend.runner.base import PullPolicy, Runner, secret_problem
 from backend.schemas import (
@@ -36,9 +35,6 @@ from backend.schemas import (
     Status,
 )
 from backend.settings import Settings
-
-log = logging.getLogger(__name__)
-DEAD_OWNER = "the process running it ended before it finished"
 
 
 class RunRequest(BaseModel):
@@ -288,7 +284,7 @@ class Service:
             ctx.cancel_run()
             return Status.RUNNING
         flow_run_id = next((f for r, _, _, f in self.store.open_runs() if r == run_id), None)
-        if flow_run_id is None or not self._owner_alive(run.worker):
+        if flow_run_id is None or not owner_alive(run.worker):
             # nothing is executing it any more (or it never started): settle it here
             from datetime import UTC, datetime
 
@@ -303,20 +299,6 @@ class Service:
         request_cancel(flow_run_id)
         return Status.RUNNING
 
-    def _owner_alive(self, worker: str | None) -> bool:
-        """Whether the process named by a run's ``worker`` may still run it."""
-        if not worker:
-            return False
-        host, _, rest = worker.partition("/")
-        if host != socket.gethostname():
-            return True  # another machine: trust Prefect
-        pid = rest.rpartition("-")[2]
-        if not pid.isdigit():
-            return True
-        if not pid_running(int(pid)):
-            return False
-        return int(pid) != os.getpid()  # this process: callers checked its active runs
-
     def run_key(self, run_id: int) -> str:
         """The label of a run's containers and the name of its workspace.
 
@@ -326,21 +308,12 @@ class Service:
         home = hashlib.sha256(str(self.settings.home.resolve()).encode()).hexdigest()[:12]
         return f"{home}-{run_id}"
 
-    def _clean_leftovers(self, run_id: int) -> None:
-        """Remove the containers and the workspace a dead process left for ``run_id``."""
-        from backend.runner.workspace import remove_tree
-
-        key = self.run_key(run_id)
-        workspace = self.settings.workspaces_dir / key
-        with contextlib.suppress(Exception):  # no engine: nothing of ours runs on it
-            self.runner.remove_run_containers(key)
-        if workspace.exists():
-            remove_tree(workspace)
-
     def reconcile(self) -> list[str]:
         """Settle runs the store says are open but that nothing executes any more.
 
-        Called at start-up of the server and of embedded commands; returns the names settled.
+        Each is FAILED in the store, its containers and workspace go, and its Prefect flow run
+        is marked Crashed (``backend.leftovers``). Called at start-up of the server, the
+        daemon, workers and embedded commands; returns the names settled.
         """
         settled = []
         with self._lock:
@@ -349,35 +322,19 @@ class Service:
             if run_id in active:
                 continue
             run = self.store.get_run(pipeline, number)
-            if self._owner_alive(run.worker):
+            if owner_alive(run.worker):
                 continue
             from datetime import UTC, datetime
 
             now = datetime.now(UTC)
             self.store.set_run(run_id, status=Status.FAILED, finished_at=now, error=DEAD_OWNER)
             self.store.finish_open(run_id, Status.CANCELED, now)
-            self._clean_leftovers(run_id)
+            key = self.run_key(run_id)
+            clean_leftovers(self.runner, self.settings.workspaces_dir / key, key)
             if flow_run_id:
-                self._crash_flow_run(f"{pipeline}#{number}", flow_run_id)
+                crash_flow_run(self.settings.home, f"{pipeline}#{number}", flow_run_id)
             settled.append(f"{pipeline}#{number}")
         return settled
-
-    def _crash_flow_run(self, name: str, flow_run_id: str) -> None:
-        """Mark a dead run's flow run Crashed in Prefect, where it would stay RUNNING for ever.
-
-        Best effort: the store is settled already, and a Prefect API that cannot be reached
-        must not stop the command that reconciles.
-        """
-        try:
-            from flows.prefect_api import configure_prefect, wait_for_prefect
-
-            configure_prefect(self.settings.home)  # no-op when this process already did
-            wait_for_prefect()  # a local server this process is still starting
-            from flows.pipeline import mark_crashed
-
-            mark_crashed(flow_run_id, DEAD_OWNER)
-        except Exception as exc:
-            log.warning("cannot mark the flow run of %s crashed in Prefect: %s", name, exc)
 
     # -- history ------------------------------------------------------------------------------
 
