@@ -171,6 +171,28 @@ def test_server_without_token_generates_one_and_local_cli_uses_it(
         stop_group(again, signal.SIGINT)
 
 
+def test_server_all_interfaces_with_a_token_answers_by_machine_name(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "CICD_SERVER"}
+    env.update(CICD_HOME=str(home), CICD_API_TOKEN="team-token-1234567890")
+    port = free_port()
+    proc = start_server(env, port, "--host", "0.0.0.0")
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1/pipelines"
+        named = {"Host": f"{socket.gethostname()}:{port}"}  # how another machine reaches it
+        anonymous = httpx.get(url, headers=named, timeout=10)
+        allowed = httpx.get(
+            url, headers={**named, "Authorization": "Bearer team-token-1234567890"}, timeout=10
+        )
+        assert (anonymous.status_code, allowed.status_code) == (401, 200), allowed.text
+        assert not (home / "server" / "token").exists()  # the operator's token, none generated
+    finally:
+        output = stop_group(proc, signal.SIGINT)
+    assert b"token       required (CICD_API_TOKEN)" in output
+
+
 def test_cicd_run_server_prints_like_embedded_and_exits_with_the_run(
     api: Api, repo: Path
 ) -> None:
