@@ -385,7 +385,7 @@ def _guarded(events: Iterator[Any]) -> Iterator[Any]:
 def _events_libyaml(text: str) -> Iterator[Any]:
     assert _pyyaml is not None
     # streamed, never listed: a list of a big file's events weighs hundreds of MB
-    return _pyyaml.parse(text, Loader=_LIBYAML_LOADER)  # type: ignore[no-any-return]
+    return _pyyaml.parse(text, Loader=_LIBYAML_LOADER)
 
 
 def _syntax_problem(filename: str, exc: Exception) -> Problem:
