@@ -7,6 +7,7 @@ Store writes go through one writer thread in order, so a job never waits on the 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -192,9 +193,10 @@ class Recorder:
         """A job is RUNNING: its log file is opened."""
         now = datetime.now(UTC)
         path = log_path(self.logs_dir, self.pipeline, self.number, job)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # what jobs printed
         with self._lock:
-            self._files[job] = path.open("a", encoding="utf-8", buffering=1)
+            self._files[job] = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
         self._writer.call(
             self.store.set_job,
             self.run_id,

@@ -168,7 +168,9 @@ def pipeline_flow(key: str) -> State[Any]:
                 if ctx.cancel.is_set():
                     skip_stage(ctx, stage)
                     continue
-                width = max(1, len(jobs))
+                # no more threads than jobs may run at once: every job is submitted in plan
+                # order, so a waiting task's needs are running, done or ahead in the queue
+                width = max(1, min(len(jobs), ctx.max_jobs or len(jobs)))
                 stage_flow.with_options(
                     flow_run_name=f"{ctx.name}/{stage}",
                     task_runner=ThreadPoolTaskRunner(max_workers=width),

@@ -134,7 +134,8 @@ def read_local_server(home: Path) -> dict[str, object] | None:
 def start_local_server(home: Path, host: str = "127.0.0.1", port: int | None = None) -> str:
     """Return the URL of ``home``'s Prefect server, starting it when none is running."""
     prefect_home = home / "prefect"
-    prefect_home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as Settings.ensure_home makes it
+    prefect_home.mkdir(mode=0o700, exist_ok=True)
     with open(prefect_home / "server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two commands at once start one server
         info = read_local_server(home)
@@ -167,7 +168,8 @@ def spawn_local_server(home: Path) -> None:
     if os.environ.get("PREFECT_API_URL"):
         return
     prefect_home = home / "prefect"
-    prefect_home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as Settings.ensure_home makes it
+    prefect_home.mkdir(mode=0o700, exist_ok=True)
     with open(prefect_home / "server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         info = read_local_server(home)

@@ -202,3 +202,6 @@ def test_run_artifacts_lose_setuid_setgid_and_home_is_private(project: Project) 
     assert owners == {os.getuid()}
     assert oct(stat.S_IMODE(home.stat().st_mode)) == "0o700"
     assert oct(stat.S_IMODE((home / "cicd.db").stat().st_mode)) == "0o600"
+    logs = [p for p in home.glob("logs/**/*") if p.is_file()]
+    assert logs, "the run wrote no job log"
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in logs} == {"0o600"}
