@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from apikit import PIPELINE, Api, follow, git, make_repo
-from gitkit import auth_git_server, fired, hostile_repo
+from gitkit import auth_git_server, fired, hostile_home, hostile_repo
 
 from backend.requests import PreparedRun
+from backend.runner.bundles import make_bundle
 
 
 @pytest.fixture
@@ -139,3 +140,21 @@ def test_submit_url_with_credentials_to_the_local_daemon_stores_none(
     assert [str(p) for p in files if b"s3cret" in p.read_bytes()] == []
     recorded = server.url.replace("http://", "http://bob:***@").encode()
     assert any(recorded in p.read_bytes() for p in files)  # the store has the redacted URL
+
+
+def test_submit_bundle_with_committed_filters_runs_none_of_the_servers_git_config(
+    api: Api, tmp_path: Path, prepare: Callable[..., PreparedRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = make_repo(tmp_path / "attrs")
+    (repo / ".gitattributes").write_text("* filter=evil diff=evil\n")
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-q", "-m", "route every file through the server's filter")
+    prepared = prepare(repo)
+    # the server's user has filters, hooks and an fsmonitor in its own git config
+    monkeypatch.setenv("HOME", str(hostile_home(tmp_path / "server-user", tmp_path / "fired")))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    reply = api.backend().submit(prepared, make_bundle(prepared.source))
+    assert reply["name"] == "demo#1"
+    assert follow(api, "demo", 1)[-1]["status"] == "SUCCESS"
+    assert fired(tmp_path / "fired") == []

@@ -38,7 +38,8 @@ def test_git_hostile_global_config_runs_nothing_on_any_path(
     repo = tmp_path / "proj"
     repo.mkdir()
     run_git(repo, "init", "-q", "-b", "main")
-    for name, text in FILES.items():
+    files = {**FILES, ".gitattributes": "* filter=evil diff=evil\n"}  # the server's filter
+    for name, text in files.items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_text(text)
     run_git(repo, "add", "-A")
@@ -60,7 +61,7 @@ def test_git_hostile_global_config_runs_nothing_on_any_path(
     assert local.dirty == ["README"]
     assert text == FILES[".pipelines/pipeline.yaml"]
     for ws in ("ws-local", "ws-bundle", "ws-url"):
-        assert tree_of(tmp_path / ws) == {k: v.encode() for k, v in FILES.items()}
+        assert tree_of(tmp_path / ws) == {k: v.encode() for k, v in files.items()}
 
 
 def test_git_hostile_repository_config_runs_nothing_when_served(tmp_path: Path) -> None:
