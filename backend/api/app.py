@@ -99,7 +99,8 @@ def create_app(
             "The cicd backend: submit runs, follow their events and job logs, read the history "
             "at the same levels as `cicd report` (pipelines, runs, stages, jobs), cancel runs, "
             "fetch artifacts. When the server has a token (CICD_API_TOKEN), every route but "
-            "/health needs `Authorization: Bearer <token>`. "
+            "/health needs `Authorization: Bearer <token>`. Web pages of other origins are "
+            "refused (401), and so are Host names the server does not answer to (400). "
             "Errors are `{\"detail\": \"<one line>\"}`."
         ),
         openapi_url="/openapi.json",

@@ -199,7 +199,7 @@ async def _log(
         except NotFound:
             if not follow or await over():
                 return  # it never started, and never will: an empty log
-            await anyio.sleep(LOG_POLL_SECONDS)
+            await anyio.sleep(POLL_SECONDS)  # a store query each time: not too often
             if await disconnected():
                 return
     handle = await anyio.to_thread.run_sync(path.open, "rb")
