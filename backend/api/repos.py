@@ -4,8 +4,8 @@ A ``cicd server`` runs git on what it is given, as its own user. A path of its d
 repository a job prepared in its workspace, and a URL could be anything the server's network
 reaches; so a run arrives as a git bundle, or names a URL the operator allowed with
 ``CICD_ALLOWED_REPOS`` (globs, comma- or space-separated, matched with ``fnmatch`` against the
-URL without user and password). Local paths are for the local daemon only, which acts for the
-user who started it.
+URL without its password, and for http(s) without its user: ``workspace.without_credentials``).
+Local paths are for the local daemon only, which acts for the user who started it.
 """
 
 from __future__ import annotations

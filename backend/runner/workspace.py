@@ -372,15 +372,13 @@ def is_url(repo: str) -> bool:
 
 
 def without_credentials(url: str) -> str:
-    """``url`` without user or password (``https://u:p@host/x`` -> ``https://host/x``).
+    """``url`` as git is given it: without a password, and for http(s) without a user either
+    (``https://u:p@host/x`` -> ``https://host/x``; ``ssh://git@host/x`` stays as it is).
 
     What a server's allow-list (``CICD_ALLOWED_REPOS``) is matched against.
     """
-    m = _AUTHORITY.match(url)
-    if m is not None:
-        return f"{m.group('scheme')}://{m.group('host')}{m.group('rest')}"
-    user, at, rest = url.partition("@")  # scp-like user@host:path
-    return rest if at and "/" not in user and ":" not in user else url
+    clean, _auth = _split_credentials(url)
+    return clean
 
 
 def _is_full_sha(revision: str) -> bool:

@@ -12,6 +12,8 @@ import pytest
 from apikit import PIPELINE, Api, follow, git, make_repo
 from gitkit import auth_git_server, fired, hostile_home, hostile_repo
 
+from backend.api.repos import check_allowed
+from backend.errors import RepoError
 from backend.requests import PreparedRun
 from backend.runner.bundles import make_bundle
 
@@ -158,3 +160,21 @@ def test_submit_bundle_with_committed_filters_runs_none_of_the_servers_git_confi
     assert reply["name"] == "demo#1"
     assert follow(api, "demo", 1)[-1]["status"] == "SUCCESS"
     assert fired(tmp_path / "fired") == []
+
+
+@pytest.mark.parametrize(("repo", "allowed"), [
+    ("https://bob:s3cret@git.example.com/team/x.git", True),
+    ("https://ghp_token@git.example.com/team/x.git", True),
+    ("https://git.example.com/other/x.git", False),
+    ("https://git.example.com.evil.test/team/x.git", False),
+    ("git@git.example.com:team/x.git", True),
+    ("ssh://git@git.example.com/team/x.git", False),
+    ("file:///srv/git/x.git", False),
+])
+def test_check_allowed_matches_the_url_without_credentials(repo: str, allowed: bool) -> None:
+    setting = "https://git.example.com/team/*,  git@git.example.com:team/*"
+    if allowed:
+        check_allowed(repo, setting)
+    else:
+        with pytest.raises(RepoError, match="not among the repositories this server may fetch"):
+            check_allowed(repo, setting)
