@@ -63,11 +63,18 @@ _NON_STRING_STARTS = frozenset("~nNtTfF0123456789+-.")  # first characters of th
 
 @dataclass(eq=False, slots=True)  # slots: a 1 MiB file can hold half a million nodes
 class Node:
-    """A YAML node and where it starts (1-based); ``override`` names the override that set it."""
+    """A YAML node and where it starts (1-based); ``override`` names the override that set it.
+
+    ``file`` is the file the node was read from (the name given to ``parse_yaml``): once several
+    files are merged into one tree, as GitLab's ``include:`` does, a problem still points into
+    the right file. ``tag`` is a custom tag ``parse_yaml`` was asked to keep (``!reference``).
+    """
 
     line: int
     col: int
     override: str | None = field(default=None, kw_only=True)
+    file: str | None = field(default=None, kw_only=True)
+    tag: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(eq=False, slots=True)
@@ -182,8 +189,9 @@ def _resolve_tagged(tag: str, text: str) -> Scalar_T:
 class _Builder:
     """Turn a YAML event stream into a ``Node`` tree, iteratively, collecting problems."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, keep_tags: frozenset[str] = frozenset()) -> None:
         self.filename = filename
+        self.keep_tags = keep_tags
         self.problems: list[Problem] = []
         self.anchors: dict[str, Node] = {}
         self.open_anchors: set[str] = set()
@@ -229,8 +237,12 @@ class _Builder:
                     self.weights[event.anchor] = weight
                 attach(node)
             elif name in ("MappingStartEvent", "SequenceStartEvent"):
-                self._check_collection_tag(event.tag, name, line, col)
-                coll: Node = Map(line, col) if name == "MappingStartEvent" else Seq(line, col)
+                kept = self._check_collection_tag(event.tag, name, line, col)
+                coll: Node = (
+                    Map(line, col, file=self.filename, tag=kept)
+                    if name == "MappingStartEvent"
+                    else Seq(line, col, file=self.filename, tag=kept)
+                )
                 if event.anchor:
                     self.anchors[event.anchor] = coll
                     self.open_anchors.add(event.anchor)
@@ -277,6 +289,7 @@ class _Builder:
     def _scalar(self, event: Any, line: int, col: int) -> Scalar:
         text: str = event.value
         tag: str | None = event.tag
+        kept = None
         if tag in (None, "!"):
             value: Scalar_T = resolve_plain(text) if not event.style and tag is None else text
         elif tag.startswith(_YAML_TAG):
@@ -285,24 +298,30 @@ class _Builder:
             except ValueError:
                 self.problem(line, col, f"cannot read {text!r} as YAML tag '{tag}'")
                 value = text
+        elif tag in self.keep_tags:
+            value, kept = text, tag
         else:
             self.problem(line, col, f"unsupported YAML tag '{tag}'")
             value = text
-        return Scalar(line, col, value=value, text=text)
+        return Scalar(line, col, value=value, text=text, file=self.filename, tag=kept)
 
-    def _check_collection_tag(self, tag: str | None, name: str, line: int, col: int) -> None:
+    def _check_collection_tag(self, tag: str | None, name: str, line: int, col: int) -> str | None:
+        """Report a tag the collection cannot carry; return it when it is one to keep."""
         expected = _YAML_TAG + ("map" if name == "MappingStartEvent" else "seq")
+        if tag in self.keep_tags:
+            return tag
         if tag not in (None, "!", expected):
             self.problem(line, col, f"unsupported YAML tag '{tag}'")
+        return None
 
     def _alias(self, anchor: str, line: int, col: int) -> Node:
         if anchor in self.open_anchors:
             self.problem(line, col, f"recursive alias '*{anchor}' refers to its own anchor")
-            return Scalar(line, col, value=None, text="")
+            return Scalar(line, col, value=None, text="", file=self.filename)
         node = self.anchors.get(anchor)
         if node is None:
             self.problem(line, col, f"alias '*{anchor}' refers to no anchor '&{anchor}' before it")
-            return Scalar(line, col, value=None, text="")
+            return Scalar(line, col, value=None, text="", file=self.filename)
         return node
 
     def _add_entry(self, mapping: Map, key: Node, value: Node) -> None:
@@ -402,24 +421,27 @@ def _syntax_problem(filename: str, exc: Exception) -> Problem:
     return Problem(filename, 1, 1, f"invalid YAML: {detail}")
 
 
-def parse_yaml(text: str, filename: str) -> tuple[Node | None, list[Problem]]:
+def parse_yaml(
+    text: str, filename: str, *, keep_tags: frozenset[str] = frozenset()
+) -> tuple[Node | None, list[Problem]]:
     """Parse ``text`` into a node tree; syntax errors raise, softer problems are returned.
 
     Returns the root node (None for an empty document) and the problems found while building the
     tree (duplicate keys, bad aliases, unsupported tags). Raises ``PipelineInvalid`` when the text
-    is not YAML at all.
+    is not YAML at all. Tags in ``keep_tags`` (GitLab's ``!reference``) are not problems: they
+    stay on their node's ``tag`` for the caller to interpret; the native format keeps none.
     """
     if text.startswith("\ufeff"):
         text = text[1:]
     if _LIBYAML_LOADER is not None:
-        builder = _Builder(filename)
+        builder = _Builder(filename, keep_tags)
         try:
             root = builder.build(_guarded(_events_libyaml(text)))
             return root, sorted(builder.problems)
         except _SyntaxFailure as failure:  # any libyaml complaint: ruamel parses it and words it
             if "nesting depth" in str(failure.cause):  # ruamel is quadratic in depth: not it
                 raise PipelineInvalid([_syntax_problem(filename, failure.cause)]) from None
-    builder = _Builder(filename)
+    builder = _Builder(filename, keep_tags)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
