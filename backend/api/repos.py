@@ -4,7 +4,7 @@ A ``cicd server`` runs git on what it is given, as its own user. A path of its d
 repository a job prepared in its workspace, and a URL could be anything the server's network
 reaches; so a run arrives as a git bundle, or names a URL the operator allowed with
 ``CICD_ALLOWED_REPOS`` (globs, comma- or space-separated, matched with ``fnmatch`` against the
-URL without its password, and for http(s) without its user: ``workspace.without_credentials``).
+URL without its password, and for http(s) without its user: ``urls.without_credentials``).
 Local paths are for the local daemon only, which acts for the user who started it.
 """
 
@@ -14,7 +14,7 @@ import re
 from fnmatch import fnmatchcase
 
 from backend.errors import RepoError
-from backend.runner.workspace import is_url, redact_url, without_credentials
+from backend.runner.urls import is_url, redact_url, without_credentials
 
 BUNDLE_HINT = "send a bundle of the commit, as cicd run --server does"
 

@@ -15,7 +15,8 @@ Everything goes through the ``git`` CLI (no libgit binding), run non-interactive
   workspace. Submodules are ignored (their directories stay empty). ``git archive`` is not used:
   it drops ``export-ignore`` files.
 - bundles that carry a local commit to a remote server are in ``backend.runner.bundles``;
-  running git itself is ``backend.runner.git``.
+  running git itself is ``backend.runner.git``; URLs and their credentials are
+  ``backend.runner.urls``.
 - ``remove_tree`` removes a workspace that containers running as root wrote into.
 """
 
@@ -33,10 +34,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote
 
 from backend.errors import CicdError, RepoError
 from backend.runner.git import git, last_line, locked, rev, slug
+from backend.runner.urls import Auth, is_url, redact_url, split_credentials
 
 # Checkout must give the committed bytes whatever any configuration says.
 _CHECKOUT_CONFIG = "-c core.autocrlf=false -c core.sparseCheckout=false".split()
@@ -80,7 +81,7 @@ def resolve_source(
     # an existing relative path with a colon (``a:b``) is a path where paths are allowed
     scp_path = local_paths and repo is not None and "://" not in repo and (cwd / repo).exists()
     if repo is not None and is_url(repo) and not scp_path:
-        clean, auth = _split_credentials(repo)
+        clean, auth = split_credentials(repo)
         label = redact_url(repo)
         git_dir = _fetch_mirror(
             clean, auth, label, cache_dir, want_head=branch is None and commit is None
@@ -118,8 +119,11 @@ def checkout(source: Source, dest: Path) -> None:
     if dest.exists() and any(dest.iterdir()):
         raise RepoError(f"cannot check out {source.commit[:12]}: the workspace is not empty")
     dest.mkdir(parents=True, exist_ok=True)
+    objects = objects_dir(source.git_dir)
     with tempfile.TemporaryDirectory(prefix="cicd-checkout-") as tmp:
         scratch = Path(tmp) / "scratch.git"
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"),
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}
         for args in (
             ["init", "-q", "--bare", *_object_format(source.git_dir), str(scratch)],
             *(
@@ -128,13 +132,7 @@ def checkout(source: Source, dest: Path) -> None:
             ),
         ):
             proc = git(
-                *args,
-                git_dir=None if args[0] == "init" else scratch,
-                env={
-                    "GIT_INDEX_FILE": str(Path(tmp) / "index"),
-                    "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects_dir(source.git_dir)),
-                },
-                check=False,
+                *args, git_dir=None if args[0] == "init" else scratch, env=env, check=False
             )
             if proc.returncode != 0:
                 err = last_line(proc.stderr.replace(str(dest), "workspace").replace(tmp, ""))
@@ -273,48 +271,8 @@ def _dirty_paths(top: Path) -> list[str]:
 # --- remote repositories --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Auth:
-    """Credentials of a URL, handed to one git process: config arguments and its environment."""
-
-    config: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-
-
-def _split_credentials(url: str) -> tuple[str, _Auth]:
-    """``url`` without user and password, and what gives them to git for that host only.
-
-    Only http(s) can use them: git asks its credential helpers, and ours (set for this call,
-    scoped to the URL's scheme and host) prints them from the environment of that git process.
-    For other schemes the password is dropped and the user (ssh's login) kept.
-    """
-    m = _AUTHORITY.match(url)
-    if m is None or not m.group("userinfo"):
-        return url, _Auth()
-    scheme, userinfo, host = m.group("scheme"), m.group("userinfo"), m.group("host")
-    user, _, password = userinfo.partition(":")
-    if scheme.lower() not in ("http", "https"):
-        return f"{scheme}://{user + '@' if user else ''}{host}{m.group('rest')}", _Auth()
-    clean = f"{scheme}://{host}{m.group('rest')}"
-    helper = (
-        '!f() { test "$1" = get || return 0; '
-        'printf "username=%s\\npassword=%s\\n" "$CICD_GIT_USERNAME" "$CICD_GIT_PASSWORD"; }; f'
-    )
-    return clean, _Auth(
-        config=("-c", f"credential.{scheme.lower()}://{host}.helper={helper}"),
-        env={"CICD_GIT_USERNAME": unquote(user), "CICD_GIT_PASSWORD": unquote(password)},
-    )
-
-
-# scheme://[userinfo@]host[:port]rest; the userinfo ends at the authority's last "@"
-_AUTHORITY = re.compile(
-    r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?:(?P<userinfo>[^/?#]*)@)?(?P<host>[^/?#@]*)(?P<rest>.*)$",
-    re.I | re.S,
-)
-
-
 def _fetch_mirror(
-    url: str, auth: _Auth, label: str, cache_dir: Path, *, want_head: bool
+    url: str, auth: Auth, label: str, cache_dir: Path, *, want_head: bool
 ) -> Path:
     """A bare clone of ``url`` (credential-free) under ``cache_dir``, cloned or brought up to date.
 
@@ -358,47 +316,8 @@ def _fetch_mirror(
     return git_dir
 
 
-def is_url(repo: str) -> bool:
-    """Whether git would take ``repo`` for a URL (``scheme://``, or scp-like ``[user@]host:path``).
-
-    A relative path with a colon before any slash reads as a URL too; where local paths are
-    allowed, ``resolve_source`` takes an existing such path as a path.
-    """
-    if "://" in repo:
-        return True
-    # git's scp-like syntax, ``[user@]host:path``: a colon before any slash.
-    colon, slash = repo.find(":"), repo.find("/")
-    return colon > 0 and (slash < 0 or colon < slash)
-
-
-def without_credentials(url: str) -> str:
-    """``url`` as git is given it: without a password, and for http(s) without a user either
-    (``https://u:p@host/x`` -> ``https://host/x``; ``ssh://git@host/x`` stays as it is).
-
-    What a server's allow-list (``CICD_ALLOWED_REPOS``) is matched against.
-    """
-    clean, _auth = _split_credentials(url)
-    return clean
-
-
 def _is_full_sha(revision: str) -> bool:
     return re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", revision) is not None
-
-
-def redact_url(url: str) -> str:
-    """The URL without a password or token (``https://user:token@host`` -> ``https://user:***@host``).
-
-    An http(s) URL with a user and no password may carry a token as its user: that is hidden too
-    (``https://token@host`` -> ``https://***@host``).
-    """
-    m = _AUTHORITY.match(url)
-    if m is None or not m.group("userinfo"):
-        return url
-    user, colon, _ = m.group("userinfo").partition(":")
-    if not colon and m.group("scheme").lower() not in ("http", "https"):
-        return url
-    shown = f"{user}:***" if colon else "***"
-    return f"{m.group('scheme')}://{shown}@{m.group('host')}{m.group('rest')}"
 
 
 # --- removal --------------------------------------------------------------------------------
