@@ -94,12 +94,16 @@ def prepare_run(
     jobs: int | None = None,
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT,
     force: bool = False,
+    dirty: bool = False,
 ) -> PreparedRun:
-    """Resolve the source, read and validate the committed file."""
+    """Resolve the source, read and validate the committed file.
+
+    ``dirty`` (the CLI only, on the user's own working tree) lists its uncommitted changes in
+    ``source.dirty``: that runs ``git status``, which nothing else (a worker, a server) may run.
+    """
     if file and name:
         raise UsageError("-f/--file and -p/--pipeline cannot be used together")
-    # the user's own working tree: uncommitted changes are listed in a warning
-    source = resolve_source(repo, branch, commit, cwd=cwd, cache_dir=cache_dir, dirty=True)
+    source = resolve_source(repo, branch, commit, cwd=cwd, cache_dir=cache_dir, dirty=dirty)
     if name:
         path = find_file_by_name(source, name)
     else:

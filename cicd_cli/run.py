@@ -103,6 +103,7 @@ def run(
         jobs=jobs,
         pull=pull,
         force=force,
+        dirty=True,  # the user's own working tree: uncommitted changes get a warning
     )
     if prepared.source.dirty:
         names = ", ".join(prepared.source.dirty[:10])

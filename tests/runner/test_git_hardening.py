@@ -19,11 +19,13 @@ from gitkit import (
 )
 
 from backend.errors import RepoError, UsageError
+from backend.requests import prepare_run
 from backend.runner.bundles import make_bundle, source_from_bundle
 from backend.runner.gitfiles import read_committed
 from backend.runner.workspace import checkout, redact_url, resolve_source
 
-FILES = {".pipelines/pipeline.yaml": "pipeline: {name: p}\n", "README": "hello\n"}
+PIPELINE = "pipeline: {name: p}\njobs:\n  - {name: j, stage: build, script: x}\n"
+FILES = {".pipelines/pipeline.yaml": PIPELINE, "README": "hello\n"}
 
 
 def tree_of(root: Path) -> dict[str, bytes]:
@@ -202,4 +204,12 @@ def test_resolve_source_without_local_paths_refuses_a_path(tmp_path: Path) -> No
         f"{hostile.path}: this server takes a git bundle or a repository URL, "
         "never a path on its disk"
     )
+    assert fired(tmp_path / "fired") == []
+
+
+def test_prepare_run_of_a_worker_asks_no_git_status(tmp_path: Path) -> None:
+    # a Prefect worker's deployment flow prepares runs of the repository its parameters name
+    hostile = hostile_repo(tmp_path / "evil", tmp_path / "fired", FILES)
+    prepared = prepare_run(cwd=tmp_path, cache_dir=tmp_path / "c", repo=str(hostile.path))
+    assert (prepared.request.commit, prepared.source.dirty) == (hostile.commit, [])
     assert fired(tmp_path / "fired") == []
