@@ -182,24 +182,26 @@ class RunLauncher:
     def _source(self, request: RunRequest, bundle: bytes | Path | None) -> Source:
         """Where the commit is: a bundle sent along; else ``request.repo``, which for a team
         server must be a URL of its allow-list (backend/api/repos.py), and may be a path of
-        this machine for the local daemon only."""
+        this machine for the local daemon only. Errors never show where this server keeps
+        things (CICD_HOME)."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        label = redact_url(request.repo)
-        if bundle:
-            return source_from_bundle(bundle, request.commit, request.branch, label, self.cache_dir)
-        if not self.local_paths:
-            check_allowed(request.repo, self.settings.allowed_repos)
+        hint = ""
         try:
+            if bundle:
+                return source_from_bundle(
+                    bundle, request.commit, request.branch, redact_url(request.repo),
+                    self.cache_dir,
+                )
+            if not self.local_paths:
+                check_allowed(request.repo, self.settings.allowed_repos)
+            hint = f" (the server cannot see this commit: {BUNDLE_HINT})"
             return resolve_source(
                 request.repo, None, request.commit, cwd=self.settings.home,
                 cache_dir=self.cache_dir, local_paths=self.local_paths,
             )
         except RepoError as exc:
-            # never show where this server keeps things
             reason = str(exc).replace(str(self.settings.home), "CICD_HOME")
-            raise RepoError(
-                f"{reason} (the server cannot see this commit: {BUNDLE_HINT})"
-            ) from None
+            raise RepoError(reason + hint) from None
 
     def _as_committed(self, request: RunRequest, git_dir: Path, commit: str) -> RunRequest:
         from backend.pipeline import parse_pipeline
