@@ -101,6 +101,8 @@ def hostile_repo(path: Path, markers: Path, files: dict[str, str]) -> HostileRep
     run_git(path, "commit", "-q", "-m", "hostile")
     for key, value in trap_config(path.parent / f"{path.name}-traps", markers):
         run_git(path, "config", key, value)
+    for hook in HOOKS:  # in the default hooks folder too, should core.hooksPath be ignored
+        trap(path / ".git" / "hooks" / hook, markers, f"hook-{hook}")
     (path / "README").write_text("changed, so a status would have to look\n")
     return HostileRepo(path, run_git(path, "rev-parse", "HEAD"))
 
