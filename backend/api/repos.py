@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatchcase
+from urllib.parse import unquote
 
 from backend.errors import RepoError
 from backend.runner.urls import is_url, redact_url, without_credentials
@@ -39,6 +40,9 @@ def check_allowed(repo: str, setting: str | None) -> None:
             f"empty); {BUNDLE_HINT}"
         )
     bare = without_credentials(repo)
+    # a glob's * also matches "..": file:///srv/git/* must not reach /srv/git/../../home/x
+    if ".." in re.split(r"[/:\\]", unquote(bare)):
+        raise RepoError(f"{label}: a repository URL may not name a parent folder ('..')")
     if not any(fnmatchcase(bare, pattern) for pattern in patterns):
         raise RepoError(
             f"{label}: not among the repositories this server may fetch (CICD_ALLOWED_REPOS); "

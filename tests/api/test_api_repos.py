@@ -170,11 +170,21 @@ def test_submit_bundle_with_committed_filters_runs_none_of_the_servers_git_confi
     ("git@git.example.com:team/x.git", True),
     ("ssh://git@git.example.com/team/x.git", False),
     ("file:///srv/git/x.git", False),
+    ("https://git.example.com/team/../other/x.git", False),
 ])
 def test_check_allowed_matches_the_url_without_credentials(repo: str, allowed: bool) -> None:
     setting = "https://git.example.com/team/*,  git@git.example.com:team/*"
     if allowed:
         check_allowed(repo, setting)
     else:
-        with pytest.raises(RepoError, match="not among the repositories this server may fetch"):
+        with pytest.raises(RepoError, match=r"not among the repositories|may not name a parent"):
             check_allowed(repo, setting)
+
+
+@pytest.mark.parametrize("repo", [
+    "file:///srv/git/../../home/u/evil", "file:///srv/git/%2e%2e/x", "git.example.com:team/../x",
+])
+def test_check_allowed_parent_folder_is_refused(repo: str) -> None:
+    with pytest.raises(RepoError) as err:
+        check_allowed(repo, "file:///srv/git/* git.example.com:team/*")
+    assert str(err.value) == f"{repo}: a repository URL may not name a parent folder ('..')"
