@@ -148,8 +148,8 @@ def _matrix_node(node: Map, problems: _Problems, what: str) -> Seq | None:
 def _value_text(node: Node) -> str | None:
     """A matrix value as its variable holds it; None when it is not a string or a number.
 
-    GitLab accepts strings and integers (``AlphanumericValidator``) and stringifies them;
-    a float is taken as written (GitLab's Ruby would print ``3.10`` as ``3.1``).
+    GitLab accepts strings and integers (``AlphanumericValidator``) and stringifies them with
+    Ruby's ``to_s``; a float, which GitLab refuses, is taken as written; a boolean is refused.
     """
     if not isinstance(node, Scalar) or isinstance(node.value, bool) or node.value is None:
         return None

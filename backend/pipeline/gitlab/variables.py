@@ -13,7 +13,9 @@ Followed, from gitlab-org/gitlab and gitlab-org/gitlab-runner:
 * Definitions (``lib/gitlab/ci/config/entry/variable.rb``): ``KEY: value`` or
   ``KEY: {value, description, expand, options}``; ``description`` and ``options`` only at
   top level (in a job, GitLab reports "uses invalid data keys"); ``value`` must be one of
-  ``options``; ``expand: false`` makes the value raw (never expanded).
+  ``options``; ``expand: false`` makes the value raw (never expanded). GitLab takes only
+  strings and integers as values (``AlphanumericValidator``); floats and booleans, which it
+  refuses, are taken here as written (``1.10`` stays ``1.10``), and so are integers (``0x1F``).
 * Expansion (``gitlab-runner common/variables.go``, ``lib/gitlab/ci/variables/collection.rb``):
   ``$NAME`` and ``${NAME}`` with NAME ``[A-Za-z_][A-Za-z0-9_]*``; ``$$`` is one dollar; an
   undefined variable is empty. ``%NAME%`` is left alone: GitLab's server also matches it for
@@ -23,7 +25,8 @@ Followed, from gitlab-org/gitlab and gitlab-org/gitlab-runner:
   resolve. GitLab refuses a file with a reference cycle ("circular variable reference
   detected"); here ``resolve`` never loops: a variable in a cycle, or referring to one, keeps
   its value as written, and ``reference_cycles`` names the cycles for a validator to report.
-  A self-reference (``PATH: "/x:$PATH"``) is such a cycle.
+  A self-reference (``PATH: "/x:$PATH"``) is kept as written too; GitLab lets it through
+  (its sort ignores one-variable cycles) and the runner expands it once, to ``/x:/x:$PATH``.
 * Precedence (``lib/gitlab/ci/variables/builder.rb``, ``seed/build.rb``): predefined <
   top-level ``variables`` < job ``variables`` < ``parallel:matrix`` values < ``rules:variables``
   < variables given for the run (``--env`` here, pipeline variables on GitLab). Rules override
@@ -201,7 +204,8 @@ def expand(text: str, values: Mapping[str, str], *, keep_undefined: bool = False
 
     Inserted values are not scanned again (``values`` are final, see ``resolve``). An undefined
     variable becomes empty, as on GitLab's runner; ``keep_undefined`` leaves it as written, as
-    GitLab's ``expand_existing`` does for ``rules:exists`` paths.
+    GitLab's ``expand_existing`` does for ``rules:exists`` paths (``clause/exists.rb``). There
+    ``$$`` still makes one dollar, where GitLab's server has no escape at all.
     """
     if "$" not in text:
         return text
@@ -276,8 +280,9 @@ def _bounded_expand(text: str, values: Mapping[str, str]) -> str | None:
 def reference_cycles(definitions: Mapping[str, Variable]) -> list[list[str]]:
     """The cycles of references among expandable variables, each in definition order.
 
-    GitLab refuses such a file ("circular variable reference detected"); a self-reference
-    counts here, since no order can expand it. Iterative (Tarjan), so any depth is safe.
+    GitLab refuses such a file ("circular variable reference detected"); like GitLab's
+    ``Collection::Sort``, a variable referring to itself alone is no cycle. Iterative
+    (Tarjan), so any depth is safe.
     """
     graph = _graph(definitions)
     order = {name: i for i, name in enumerate(definitions)}
@@ -316,7 +321,7 @@ def reference_cycles(definitions: Mapping[str, Variable]) -> list[list[str]]:
                     component.append(member)
                     if member == name:
                         break
-                if len(component) > 1 or name in graph[name]:
+                if len(component) > 1:
                     cycles.append(sorted(component, key=order.__getitem__))
     return sorted(cycles, key=lambda c: order[c[0]])
 
