@@ -1,0 +1,1 @@
+"""GitLab CI compatibility: the pure pieces that read teams' .gitlab-ci.yml files."""
