@@ -150,8 +150,13 @@ class _Expander:
         if not text.strip():
             self.problems.append(problem_at(entry, f"local file '{path}' is empty"))
             return None
+        before = len(self.problems)
         root = self.parse(path, text)
-        return None if root is None else self.expand(root, (*chain, path))
+        if root is None:
+            if len(self.problems) == before:  # comments only
+                self.problems.append(problem_at(entry, f"local file '{path}' is empty"))
+            return None
+        return self.expand(root, (*chain, path))
 
     def locations(self, include: Node) -> list[tuple[str, Node]]:
         """Each local path ``include`` names, with the node to point at for its problems."""

@@ -30,7 +30,7 @@ class _Resolver:
     def __init__(self, top: Map) -> None:
         self.top = top
         self.problems: list[Problem] = []
-        self.memo: dict[int, Node] = {}
+        self.memo: dict[int, Node] = {}  # id of a reference or collection -> its result
         self.active: list[int] = []
 
     def resolve(self, node: Node, depth: int) -> Node:
@@ -41,17 +41,25 @@ class _Resolver:
             message = f"nested more than {MAX_DEPTH} levels deep once references are resolved"
             self.problems.append(problem_at(node, message))
             return Scalar(node.line, node.col, value=None, file=node.file)
+        if not isinstance(node, Map | Seq):
+            return node
+        # a subtree shared by aliases, or the target of many references, is walked once
+        done = self.memo.get(id(node))
+        if done is not None:
+            return done
+        result: Node = node
         if isinstance(node, Map):
             entries = [(key, self.resolve(value, depth + 1)) for key, value in node.entries]
-            if all(new is old for (_, new), (_, old) in zip(entries, node.entries, strict=True)):
-                return node
-            return new_map(node, entries)
-        if isinstance(node, Seq):
+            if any(
+                new is not old for (_, new), (_, old) in zip(entries, node.entries, strict=True)
+            ):
+                result = new_map(node, entries)
+        else:
             items = [self.resolve(item, depth + 1) for item in node.items]
-            if all(new is old for new, old in zip(items, node.items, strict=True)):
-                return node
-            return new_seq(node, items)
-        return node
+            if any(new is not old for new, old in zip(items, node.items, strict=True)):
+                result = new_seq(node, items)
+        self.memo[id(node)] = result
+        return result
 
     def reference(self, node: Node, depth: int) -> Node:
         """The resolved value of reference ``node``; a null scalar after a problem."""

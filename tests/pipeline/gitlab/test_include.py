@@ -200,6 +200,11 @@ def test_load_config_bad_entries():
     ]
 
 
+def test_load_config_included_file_of_comments_is_empty():
+    _, problems = load({MAIN: "include: a.yml\n", "a.yml": "# nothing yet\n"})
+    assert problems == [".gitlab-ci.yml:1:10: local file 'a.yml' is empty"]
+
+
 def test_load_config_problem_inside_included_file_is_positioned_there():
     _, problems = load(
         {

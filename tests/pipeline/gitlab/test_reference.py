@@ -111,6 +111,18 @@ def test_resolve_references_unknown_targets():
     assert top["a"] == {"script": None}  # type: ignore[index]
 
 
+def test_resolve_references_target_resolved_once_and_shared():
+    # 1,000 references to one big list cost the list once, not 1,000 times
+    lines = [".big: {v: [" + ", ".join(f"s{i}" for i in range(1000)) + "]}"]
+    lines += [f"j{i}: {{v: !reference [.big, v]}}" for i in range(1000)]
+    root, _ = parse_yaml("\n".join(lines) + "\n", "ci.yml", keep_tags=KEEP_TAGS)
+    assert isinstance(root, Map)
+    top, problems = resolve_references(root)
+    values = [job.get("v") for key, job in top.entries if isinstance(job, Map)]
+    assert problems == [] and len(values) == 1001
+    assert all(value is values[0] for value in values)
+
+
 def test_resolve_references_bad_shapes():
     _, problems = resolve(
         """
