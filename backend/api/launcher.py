@@ -166,9 +166,8 @@ class RunLauncher:
     def shutdown(self, timeout: float = 30.0) -> None:
         """Cancel every run queued or executing here and wait for them to settle."""
         with self._lock:
-            self._closing = True
-            queued = [entry.submission for entry in self._queue]
-        for submission in queued + self.running():
+            self._closing = True  # nothing queued starts any more
+        for submission in self.running():  # queued ones leave the queue, the others stop
             try:
                 self.cancel(submission.pipeline, submission.number)
             except Exception as exc:
