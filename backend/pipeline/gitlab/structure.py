@@ -14,9 +14,10 @@ only then are jobs told from global keys and given their defaults (``Entry::Root
 * ``inherit: default: false | [keys]`` and ``inherit: variables: false | [names]`` choose what
   a job takes from ``default:`` and from the top-level ``variables:``; a job's own variables
   win over the top-level ones of the same name.
-* Script lists are flattened (an anchor or ``!reference`` of a list inside the list), as
-  ``Entry::Commands`` does; ``rules`` lists are flattened one level, so ``!reference`` can
-  splice rules in.
+* Lists of lists (an anchor or ``!reference`` of a list inside a list) are flattened in
+  ``script``, ``before_script``, ``after_script`` and ``stages``, which may nest 10 levels
+  (``Entry::Commands``, ``Entry::Stages``: MAX_NESTING_LEVEL), and in ``rules`` (``Entry::Rules``
+  flattens its value), so ``!reference`` can splice scripts, stages and rules in.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ DEFAULT_KEYS = (
     "timeout",
 )
 SCRIPT_KEYS = ("before_script", "script", "after_script")
+MAX_LIST_NESTING = 10  # Entry::Commands and Entry::Stages MAX_NESTING_LEVEL
 JOB_MARKERS = ("script", "run", "trigger")  # what makes a mapping a job (Entry::Jobs)
 
 
@@ -74,19 +76,23 @@ class GitlabStructure:
     problems: list[Problem] = field(default_factory=list)
 
 
-def flatten(node: Node, levels: int | None = None) -> Node:
-    """``node`` with lists inside the list spliced in (all levels, or ``levels`` of them)."""
+def flatten(node: Node) -> tuple[Node, Node | None]:
+    """``node`` with the lists inside the list spliced in, and the first list found nested
+    more than ``MAX_LIST_NESTING`` levels (the outer list is level 1), if any."""
     if not isinstance(node, Seq) or not any(isinstance(i, Seq) for i in node.items):
-        return node
+        return node, None
     items: list[Node] = []
-    stack: list[tuple[Node, int]] = [(i, 0) for i in reversed(node.items)]
+    too_deep: Node | None = None
+    stack: list[tuple[Node, int]] = [(i, 2) for i in reversed(node.items)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, Seq) and (levels is None or level < levels):
-            stack.extend((i, level + 1) for i in reversed(item.items))
-        else:
+        if not isinstance(item, Seq):
             items.append(item)
-    return new_seq(node, items)
+            continue
+        if level > MAX_LIST_NESTING and too_deep is None:
+            too_deep = item
+        stack.extend((i, level + 1) for i in reversed(item.items))
+    return new_seq(node, items), too_deep
 
 
 def _inherit(
@@ -176,16 +182,19 @@ class _Builder:
         for dkey, dvalue in self.defaults:
             if dkey.value not in own and (take_default is None or dkey.value in take_default):
                 entries.append((dkey, dvalue))
-        entries = [(k, self.shaped(k, v)) for k, v in entries]
+        entries = [(k, self.shaped(name, k, v)) for k, v in entries]
         job = new_map(value, entries)
         return self.with_variables(job, take_variables)
 
-    def shaped(self, key: Scalar, value: Node) -> Node:
-        if key.value in SCRIPT_KEYS:
-            return flatten(value)
-        if key.value == "rules":
-            return flatten(value, 1)
-        return value
+    def shaped(self, job: str, key: Scalar, value: Node) -> Node:
+        """``value`` of job key ``key`` with its lists of lists flattened where GitLab does."""
+        if key.value not in (*SCRIPT_KEYS, "rules"):
+            return value
+        flat, too_deep = flatten(value)
+        if too_deep is not None and key.value in SCRIPT_KEYS:
+            message = f"job '{job}': {key.value} nests lists more than {MAX_LIST_NESTING} levels"
+            self.problems.append(problem_at(too_deep, message))
+        return flat
 
     def with_variables(self, job: Map, take: set[str] | None) -> Map:
         """``job`` with the top-level variables it inherits under its own."""
@@ -227,10 +236,16 @@ def resolve_structure(path: str, source: Source) -> GitlabStructure:
     problems += found
     builder = _Builder(top, problems)
     result = GitlabStructure(variables=top.get("variables"), problems=problems)
-    result.stages = top.get("stages") if top.get("stages") is not None else top.get("types")
+    stages = top.get("stages") if top.get("stages") is not None else top.get("types")
+    if stages is not None:
+        stages, too_deep = flatten(stages)
+        if too_deep is not None:
+            message = f"stages nest lists more than {MAX_LIST_NESTING} levels"
+            problems.append(problem_at(too_deep, message))
+    result.stages = stages
     workflow = top.get("workflow")
     if isinstance(workflow, Map) and workflow.get("rules") is not None:
-        rules = flatten(workflow.get("rules"), 1)  # type: ignore[arg-type]
+        rules, _ = flatten(workflow.get("rules"))  # type: ignore[arg-type]
         workflow = new_map(
             workflow, [(k, rules if k.value == "rules" else v) for k, v in workflow.entries]
         )

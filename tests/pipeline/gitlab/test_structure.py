@@ -151,7 +151,7 @@ def test_resolve_structure_bad_inherit():
     ]
 
 
-def test_resolve_structure_scripts_flattened_rules_one_level():
+def test_resolve_structure_scripts_and_rules_flattened():
     result = structure(
         """
         .setup:
@@ -172,6 +172,27 @@ def test_resolve_structure_scripts_flattened_rules_one_level():
         "script": ["a", "b", "c"],
         "rules": [{"if": "$A"}, {"if": "$B"}, {"when": "never"}],
     }
+
+
+def test_resolve_structure_script_nested_more_than_ten_levels_refused():
+    # GitLab's own example (spec/lib/gitlab/ci/config/entry/commands_spec.rb): 11 levels
+    script = "[l0, " * 10 + "[l10]" + "]" * 10
+    result = structure(f"job: {{script: {script}}}\n")
+    assert problems(result) == [
+        ".gitlab-ci.yml:1:65: job 'job': script nests lists more than 10 levels"
+    ]
+
+
+def test_resolve_structure_stages_flattened():
+    result = structure(
+        """
+        .s: {stages: [build, test]}
+        stages: [!reference [.s, stages], deploy]
+        job: {script: x}
+        """
+    )
+    assert problems(result) == []
+    assert plain(result.stages) == ["build", "test", "deploy"]
 
 
 def test_resolve_structure_workflow_rules_flattened():
