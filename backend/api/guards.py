@@ -5,7 +5,7 @@ A server on loopback is still reachable from every web page the user opens. Two 
 * DNS rebinding: a page on ``evil.example`` whose name later resolves to 127.0.0.1 reads the API
   as "its own" origin; its requests carry ``Host: evil.example``. ``allowed_hosts`` lists the names
   the server answers to (the bound address, loopback names on loopback, ``CICD_ALLOWED_HOSTS``);
-  ``HostGuard`` answers 400 to any other ``Host``.
+  ``HostGuard`` answers 400 to any other ``Host`` but the address the connection came in on.
 * Cross-site requests: a page may POST a multipart form to any address without a preflight (a
   "simple" request). Browsers mark such requests with ``Origin`` (and ``Sec-Fetch-Site``); the
   cicd CLI never sends them. ``from_web_page`` tells the token check to refuse them, token or not.
@@ -100,7 +100,11 @@ class HostGuard:
             return
         raw = Headers(scope=scope).get("host")
         host = host_of(raw)
-        if host is not None and self._allows(host.lower()):
+        # the address the connection came in on, as a literal, is always this server: a client
+        # that names it cannot be a rebinding page (those name a domain), whatever interface
+        # of a 0.0.0.0 server it reached
+        local = (scope.get("server") or ("",))[0]
+        if host is not None and (self._allows(host.lower()) or host == local):
             await self.app(scope, receive, send)
             return
         shown = (raw or "")[:100].encode("ascii", "backslashreplace").decode()

@@ -11,14 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from apikit import TOKEN, Api, follow, submit
 
+from backend.api import create_app
 from backend.requests import PreparedRun
 from backend.runner.base import FakeOutcome
 from backend.runner.bundles import make_bundle
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
 from backend.service import Service
+from backend.settings import Settings
 
 EVIL = "http://evil.example"
 
@@ -115,6 +118,36 @@ def test_allowed_hosts_setting_adds_names(start_api: Callable[..., Api]) -> None
             for host in ("ci.example.com", "build.corp.example:8765", "ci.example.org")
         ]
     assert codes == [200, 200, 400]
+
+
+def test_host_guard_of_a_non_loopback_bind_takes_its_address_and_the_connections(
+    tmp_path: Path,
+) -> None:
+    # bound (as far as the app knows) to 192.0.2.1; the connection arrives on 127.0.0.2
+    settings = Settings(home=tmp_path / "home", api_token=TOKEN)
+    app = create_app(Service(settings, runner=FakeRunner(), mode="server"), settings,
+                     host="192.0.2.1")
+    sock = socket.socket()
+    sock.bind(("127.0.0.2", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, what="the server")
+        with httpx.Client(base_url=f"http://127.0.0.2:{port}/api/v1", timeout=10,
+                          headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+            codes = {
+                host: client.get("/pipelines", headers={"Host": host}).status_code
+                for host in (f"192.0.2.1:{port}", f"127.0.0.2:{port}", "localhost", "evil.example")
+            }
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+    assert codes == {
+        f"192.0.2.1:{port}": 200, f"127.0.0.2:{port}": 200, "localhost": 400, "evil.example": 400
+    }
 
 
 # -- followers ---------------------------------------------------------------------------------
