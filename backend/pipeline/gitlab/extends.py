@@ -28,6 +28,8 @@ class _Extender:
 
     def parents(self, name: str, node: Node) -> list[tuple[str, Scalar]] | None:
         """The parent names of ``extends`` value ``node``, or None after a problem."""
+        if isinstance(node, Scalar) and node.value is None:
+            return []  # GitLab's Array(nil): no parent
         items = node.items if isinstance(node, Seq) else [node]
         found: list[tuple[str, Scalar]] = []
         for item in items:

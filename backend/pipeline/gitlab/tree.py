@@ -51,13 +51,13 @@ def deep_merge(base: Map, over: Map) -> Map:
     for key, value in over.entries:
         i = where.get(key.value) if isinstance(key.value, str) else None
         if i is None:
-            where[key.value] = len(entries)  # type: ignore[index]
+            if isinstance(key.value, str):
+                where[key.value] = len(entries)
             entries.append((key, value))
             continue
         old = entries[i][1]
-        both_maps = isinstance(old, Map) and isinstance(value, Map)
-        if both_maps and old.tag is None and value.tag is None:  # type: ignore[union-attr]
-            entries[i] = (key, deep_merge(old, value))  # type: ignore[arg-type]
+        if isinstance(old, Map) and isinstance(value, Map):
+            entries[i] = (key, deep_merge(old, value))
         else:
             entries[i] = (key, value)
     return new_map(over, entries)

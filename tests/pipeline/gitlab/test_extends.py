@@ -127,6 +127,11 @@ def test_apply_extends_unknown_parent_suggests():
     assert top["job"] == {"script": "x"}  # type: ignore[index]
 
 
+def test_apply_extends_null_or_empty_is_no_parent():
+    top, problems = extend("a: {extends: null, script: x}\nb: {extends: [], script: y}\n")
+    assert (top, problems) == ({"a": {"script": "x"}, "b": {"script": "y"}}, [])
+
+
 def test_apply_extends_bad_values():
     _, problems = extend(
         """
