@@ -71,7 +71,9 @@ class Followers:
 
 
 class _HeldResponse(StreamingResponse):
-    def __init__(self, content: AsyncIterator[str], *, release: Callable[[], None], **kw: Any):
+    def __init__(
+        self, content: AsyncIterator[str], *, release: Callable[[], None], **kw: Any
+    ) -> None:
         super().__init__(content, **kw)
         self._release = release
 
@@ -160,7 +162,9 @@ class _JobOver:
     """Whether a followed job has finished: from the hub when the run executes here (free),
     else from the store, asked at most once per ``POLL_SECONDS``."""
 
-    def __init__(self, service: Service, hub: EventHub, pipeline: str, number: int, job: str):
+    def __init__(
+        self, service: Service, hub: EventHub, pipeline: str, number: int, job: str
+    ) -> None:
         self.service, self.hub = service, hub
         self.pipeline, self.number, self.job = pipeline, number, job
         self._asked = 0.0
