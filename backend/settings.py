@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     api_token: str | None = Field(default=None, description="bearer token the API requires")
     allowed_repos: str | None = Field(
         default=None,
-        description="repository URLs a server may clone for a run: globs, comma- or space-separated "
-        "(CICD_ALLOWED_REPOS); none: runs arrive as git bundles only",
+        description="repository URLs a server may clone for a run: globs, comma- or "
+        "space-separated (CICD_ALLOWED_REPOS); none: runs arrive as git bundles only",
     )
     max_runs: int = Field(
         default_factory=lambda: max(2, os.cpu_count() or 2),

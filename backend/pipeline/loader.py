@@ -148,24 +148,24 @@ def describe(node: Node | None) -> str:
 
 
 def resolve_plain(text: str) -> Scalar_T:
-    """Resolve an untagged plain scalar with the YAML 1.2 core schema."""
+    """Resolve an untagged plain scalar with the YAML 1.2 core schema (the whole text)."""
     if text and text[0] not in _NON_STRING_STARTS:  # most scalars: no pattern can match
         return text
-    if _NULL.match(text):
+    if _NULL.fullmatch(text):
         return None
-    if _BOOL.match(text):
+    if _BOOL.fullmatch(text):
         return text.lower() == "true"
-    if _INT10.match(text):
+    if _INT10.fullmatch(text):
         return int(text)
-    if _INT8.match(text):
+    if _INT8.fullmatch(text):
         return int(text[2:], 8)
-    if _INT16.match(text):
+    if _INT16.fullmatch(text):
         return int(text[2:], 16)
-    if _FLOAT.match(text):
+    if _FLOAT.fullmatch(text):
         return float(text)
-    if _INF.match(text):
+    if _INF.fullmatch(text):
         return -math.inf if text.startswith("-") else math.inf
-    if _NAN.match(text):
+    if _NAN.fullmatch(text):
         return math.nan
     return text
 

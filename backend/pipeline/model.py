@@ -2,10 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_IMAGE = "docker.io/library/ubuntu:latest"
 DEFAULT_STAGES = ("build", "test", "doc", "deploy")
+# GitLab's default stages (``.pre`` first and ``.post`` last are implicit in every GitLab file).
+GITLAB_DEFAULT_STAGES = (".pre", "build", "test", "deploy", ".post")
+
+When = Literal["on_success", "on_failure", "always", "manual", "delayed", "never"]
+Format = Literal["native", "gitlab"]
+
+
+class Service(BaseModel):
+    """A container started beside a job (``services:``), reachable by its alias."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="the image")
+    alias: str | None = None
+    entrypoint: list[str] | None = None
+    command: list[str] | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+class Cache(BaseModel):
+    """One ``cache:`` entry: paths kept between runs under a key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = "default"
+    key_files: list[str] = Field(default_factory=list, description="key: files: (hashed)")
+    key_prefix: str | None = None
+    paths: list[str] = Field(default_factory=list)
+    policy: Literal["pull", "push", "pull-push"] = "pull-push"
+    when: Literal["on_success", "on_failure", "always"] = "on_success"
+    untracked: bool = False
+    fallback_keys: list[str] = Field(default_factory=list)
+
+
+class Artifacts(BaseModel):
+    """What a job keeps after it ends besides ``paths`` (``Job.artifacts``): GitLab's details."""
+
+    model_config = ConfigDict(frozen=True)
+
+    exclude: list[str] = Field(default_factory=list)
+    when: Literal["on_success", "on_failure", "always"] = "on_success"
+    expire_in: str | None = None
+    untracked: bool = False
+    name: str | None = None
+    reports: dict[str, list[str]] = Field(
+        default_factory=dict, description="report kind (junit, dotenv, ...) -> paths"
+    )
 
 
 class Job(BaseModel):
@@ -23,6 +72,37 @@ class Job(BaseModel):
     variables: dict[str, str] = Field(default_factory=dict, description="job variables only")
     timeout: float | None = Field(default=None, description="seconds")
     retry: int = 0
+    # GitLab job keywords (both front ends; the defaults are the native format's behaviour)
+    before_script: list[str] = Field(
+        default_factory=list, description="run before script, in the same shell"
+    )
+    after_script: list[str] = Field(default_factory=list, description="run after, in a new shell")
+    when: When = "on_success"
+    start_in: float | None = Field(default=None, description="when: delayed: seconds to wait")
+    dag: bool = Field(
+        default=False,
+        description="GitLab: the job has `needs:` (even empty), so it starts when they are done, "
+        "whatever its stage; without it, a GitLab job waits for every job of earlier stages",
+    )
+    dependencies: list[str] | None = Field(
+        default=None, description="jobs whose artifacts it gets; None: GitLab's default"
+    )
+    allow_failure_exit_codes: list[int] = Field(
+        default_factory=list, description="only these exit codes are allowed to fail"
+    )
+    retry_when: list[str] = Field(default_factory=list, description="retry only for these reasons")
+    image_entrypoint: list[str] | None = None
+    services: list[Service] = Field(default_factory=list)
+    cache: list[Cache] = Field(default_factory=list)
+    artifacts_options: Artifacts = Field(default_factory=Artifacts)
+    interruptible: bool = False
+    environment: str | None = None
+    node_index: int | None = Field(default=None, description="parallel: its instance, from 1")
+    node_total: int | None = Field(default=None, description="parallel: how many instances")
+    run: bool = Field(default=True, description="False: planned but not run (see skip_reason)")
+    skip_reason: str | None = Field(
+        default=None, description="why it does not run: rules, only/except, not selected"
+    )
 
 
 class Stage(BaseModel):
@@ -46,6 +126,11 @@ class Pipeline(BaseModel):
     source: str = Field(default="", description="the file it was loaded from, as given")
     overrides: dict[str, str] = Field(
         default_factory=dict, description="--override KEY=VALUE applied when loading, in order"
+    )
+    format: Format = Field(default="native", description="the front end that read the file")
+    ignored: list[str] = Field(
+        default_factory=list,
+        description="keywords accepted without a local meaning, each once with why",
     )
 
     def job(self, name: str) -> Job:

@@ -143,7 +143,7 @@ def test_resolve_plain_fast_path_skips_only_texts_no_pattern_matches(text: str) 
     patterns = [loader._NULL, loader._BOOL, loader._INT10, loader._INT8, loader._INT16]
     patterns += [loader._FLOAT, loader._INF, loader._NAN]
     if text and text[0] not in loader._NON_STRING_STARTS:
-        assert not any(pattern.match(text) for pattern in patterns)
+        assert not any(pattern.fullmatch(text) for pattern in patterns)
         assert loader.resolve_plain(text) == text
 
 

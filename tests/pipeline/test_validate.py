@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.pipeline import DEFAULT_IMAGE, load_pipeline
+from backend.pipeline import DEFAULT_IMAGE, Job, load_pipeline
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -43,7 +43,10 @@ def test_validate_valid_file_builds_the_model(parse):
     assert [s.name for s in pipeline.stages] == ["build", "test"]
     assert pipeline.variables == {"A": "1", "B": "yes", "C": "3.10", "D": "true", "E": ""}
     compile_, unit, lint = pipeline.jobs
+    # every keyword the file does not set keeps the model's default (the GitLab keywords too)
+    bare = Job(name="x", stage="x", image="x", script=["x"]).model_dump()
     assert compile_.model_dump() == {
+        **bare,
         "name": "compile",
         "stage": "build",
         "image": "cicd-busybox:latest",
@@ -55,6 +58,9 @@ def test_validate_valid_file_builds_the_model(parse):
         "timeout": 5400.0,
         "retry": 2,
     }
+    assert (bare["when"], bare["dag"], bare["run"], bare["before_script"]) == (
+        "on_success", False, True, []
+    )
     assert (unit.image, unit.script, unit.needs, unit.allow_failure) == (
         "cicd-python:bookworm",
         ["pytest -q", "echo done"],
