@@ -1,0 +1,781 @@
+"""Load: N runs of a small pipeline submitted at once to one ``cicd server``, against the floor.
+
+    .venv/bin/python bench/load.py [--runs 20] [--mode cli|api] [--max-runs N] [--json]
+
+The pipeline (one stage, so the third job waits through ``needs``, not a stage boundary):
+``a`` and ``b`` run ``sleep 1`` in parallel, then ``c`` runs ``echo`` once both have ended.
+
+1. **floor**: one warm-up pipeline, then the N pipelines' containers (3 N) started by hand with the
+   docker CLI (``docker run --rm``, as ``bench/floor.py`` does), all N pipelines at once, each in
+   its best schedule. Wall: until the last container ended.
+2. **cicd**: a real ``cicd server`` (Docker runner, temporary CICD_HOME, its own local Prefect
+   server) with ``CICD_MAX_RUNS=N`` (``--max-runs``: runs beyond it are queued, which changes what
+   is measured); one warm-up run; 5 s idle (the servers' background CPU); then N runs at once:
+   ``--mode cli`` starts N ``cicd run --server URL --force`` processes (``--force``: the same
+   commit N times is not a duplicate), ``--mode api`` submits from N threads of this process
+   (prepare, bundle, POST /runs, then follow ``/events``, as ``cicd run --server`` does). Wall:
+   from the first submit until the last client exited (cli) / the last run_finished arrived (api).
+
+Per run: submit -> ``run_started`` / first ``job_started`` / ``run_finished`` (the events' own
+timestamps, against the moment the client process was started or the thread began to submit);
+p50/p95/max. CPU-s from /proc/PID/stat (utime + stime + cutime + cstime of the process and its
+live descendants) before and after each burst: the cicd server, the Prefect server (pid from
+CICD_HOME/prefect/server.json; not counted twice though it is the cicd server's child), dockerd,
+containerd; the containerd shims (with the runc they reap) are reparented to init, so they are
+sampled every 0.2 s (a lower bound); the clients: each ``cicd run`` with its children (wait4),
+the docker CLI processes of the floor (RUSAGE_CHILDREN), or in api mode this process's own CPU.
+Per job is the total divided by 3 N. Lock stalls: "database is locked" lines (and the 503s
+Prefect's client retries after 2 s) added to CICD_HOME/prefect/server.log during the burst.
+Nothing lost: every run must end SUCCESS and the run numbers must be 1..N+1 with no gap (exit 1
+otherwise). Targets (MET/MISSED): wall <= 1.5x the floor, orchestration (cicd server + Prefect
+server) <= 60 ms CPU per job, p95 submit -> first job < 2 s.
+
+Everything it starts (server, Prefect server, clients, containers, temporary homes) is removed at
+the end, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import tools
+from bench.pipelines import Job, Pipeline
+from bench.submit_latency import free_port, wait_healthy
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+IDLE_SECONDS = 5.0
+TARGET_RATIO = 1.5
+TARGET_ORCH_MS = 60.0
+TARGET_P95_FIRST = 2.0
+PIPELINE = Pipeline(
+    "load",
+    "two `sleep 1` jobs in parallel, then an `echo` job that needs both (one stage)",
+    ("build",),
+    (
+        Job("a", "build", ("sleep 1",)),
+        Job("b", "build", ("sleep 1",)),
+        Job("c", "build", ("echo done",), ("a", "b")),
+    ),
+)
+NAME = "bench-" + PIPELINE.name  # the pipeline's name in cicd (pipelines.cicd_yaml)
+
+
+# -- CPU from /proc -----------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU-s of the process and its reaped children) of ``pid``; None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    ppid = int(fields[1])
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return ppid, (utime + stime + cutime + cstime) / CLK_TCK
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
+            found[int(entry)] = stat
+    return found
+
+
+def pids_named(comm: str) -> list[int]:
+    """The pids whose /proc/PID/comm is ``comm``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == comm:
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+class ShimSampler:
+    """CPU-s of the containerd shims (one per container, with the runc processes they reap).
+
+    A shim is reparented to init and its CPU vanishes when it exits, so it is sampled every
+    ``interval`` seconds while the burst runs: a lower bound (what a shim spent after its last
+    sample is missed).
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.base: dict[int, float] = {}
+        self.own_cpu = 0.0
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> dict[int, float]:
+        found = {}
+        for pid in pids_named("containerd-shim"):  # comm is cut at 15 characters
+            if (stat := _stat(pid)) is not None:
+                found[pid] = stat[1]
+        return found
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            for pid, cpu in self._sample().items():
+                self.seen[pid] = max(cpu, self.seen.get(pid, 0.0))
+        self.own_cpu = time.thread_time()  # not the clients' (api mode measures this process)
+
+    def __enter__(self) -> ShimSampler:
+        self.base = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for pid, cpu in self._sample().items():
+            self.seen[pid] = max(cpu, self.seen.get(pid, 0.0))
+
+    @property
+    def total(self) -> float:
+        return sum(cpu - self.base.get(pid, 0.0) for pid, cpu in self.seen.items())
+
+
+def tree_cpu(roots: dict[str, int | None]) -> dict[str, float]:
+    """CPU-s of each named process tree (the root, its live descendants and what they reaped).
+
+    A root inside another root's tree counts for itself only (the Prefect server, should it be a
+    child of the cicd server, is not counted twice).
+    """
+    procs = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    root_pids = {pid for pid in roots.values() if pid}
+    result = {}
+    for name, root in roots.items():
+        total, stack = 0.0, [root] if root and root in procs else []
+        while stack:
+            pid = stack.pop()
+            total += procs[pid][1]
+            stack.extend(c for c in children.get(pid, []) if c not in root_pids)
+        result[name] = total
+    return result
+
+
+# -- the floor ----------------------------------------------------------------------------------
+
+
+class Floor:
+    """The pipelines' containers started by hand with the docker CLI, as ``bench/floor.py`` does,
+    with a label of this bench's own (removing them never touches another bench's containers)."""
+
+    def __init__(self) -> None:
+        self.label = f"cicd-bench-load={secrets.token_hex(6)}"
+
+    def _docker_run(self, image: str, workspace: Path, job: Job) -> int:
+        command = [
+            "docker",
+            "run",
+            "--rm",
+            "--label",
+            self.label,
+            "-v",
+            f"{workspace}:/workspace",
+            "-w",
+            "/workspace",
+            "--entrypoint",
+            "sh",
+            image,
+            "-e",
+            "-c",
+            "\n".join(job.script),
+        ]
+        return subprocess.run(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ).returncode
+
+    def pipeline(self, p: Pipeline, began: float) -> float:
+        """Run ``p`` in its best schedule; seconds from ``began`` until its last container ended."""
+        workspace = Path(tempfile.mkdtemp(prefix="cicd-bench-load-floor-"))
+        failures: list[str] = []
+        try:
+            for stage in p.stages:
+                jobs = p.stage_jobs(stage)
+                done = {job.name: threading.Event() for job in jobs}
+
+                def work(job: Job, done: dict[str, threading.Event] = done) -> None:
+                    for need in job.needs:
+                        done[need].wait()
+                    if (code := self._docker_run(p.image, workspace, job)) != 0:
+                        failures.append(f"{job.name}: exit {code}")
+                    done[job.name].set()
+
+                threads = [threading.Thread(target=work, args=(j,), daemon=True) for j in jobs]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            ended = time.perf_counter() - began
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+        if failures:
+            raise RuntimeError(f"floor run of {p.name} failed: {', '.join(failures)}")
+        return ended
+
+    def burst(self, p: Pipeline, n: int) -> list[float]:
+        """``n`` pipelines at once; each one's seconds from the start until it ended."""
+        began = time.perf_counter()
+        with ThreadPoolExecutor(n) as pool:
+            return list(pool.map(lambda _: self.pipeline(p, began), range(n)))
+
+    def cleanup(self) -> int:
+        return tools.remove_containers(f"label={self.label}")
+
+
+# -- the cicd server ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One submitted run: when it was submitted, what the server said, its events' times."""
+
+    submitted: float  # time.time() when the client started / the thread began to submit
+    ended: float = 0.0  # time.time() when the client exited / run_finished arrived
+    number: int | None = None
+    exit_code: int | None = None
+    status: str | None = None
+    started: float | None = None  # run_started, as stamped by the server
+    first_job: float | None = None  # the first job_started
+    finished: float | None = None  # run_finished
+    output: str = ""
+    cpu: float = 0.0  # the client process and its children (cli mode)
+
+
+@dataclass
+class Server:
+    """A ``cicd server`` in a temporary CICD_HOME, as ``bench/submit_latency.py`` starts one."""
+
+    work: Path
+    max_runs: int
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.work / "home"
+
+    @property
+    def prefect_log(self) -> Path:
+        return self.home / "prefect" / "server.log"
+
+    def start(self) -> None:
+        from backend.remote import RemoteBackend
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = tools.cicd_env(self.home)
+        env["CICD_API_TOKEN"] = self.token
+        env["CICD_MAX_RUNS"] = str(self.max_runs)
+        self.log = (self.work / "server.log").open("wb")
+        self.proc = subprocess.Popen(
+            [str(tools.CICD), "server", "--port", str(self.port)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.backend = RemoteBackend(self.url, token=self.token)
+        wait_healthy(self.backend, self.proc, 180)
+
+    def prefect_pid(self) -> int | None:
+        try:
+            return int(json.loads((self.home / "prefect" / "server.json").read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def lock_lines(self) -> tuple[int, int]:
+        """("database is locked" lines, retried 503s) in the Prefect server's log so far."""
+        try:
+            text = self.prefect_log.read_text(errors="replace")
+        except OSError:
+            return 0, 0
+        return text.count("database is locked"), text.count("Encountered retryable exception")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)  # cancels runs still going, removes containers
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if hasattr(self, "backend"):
+            self.backend.close()
+        if hasattr(self, "log"):
+            self.log.close()
+        if self.home.exists():
+            from flows.prefect_api import stop_local_server
+
+            stop_local_server(self.home)
+            remove_run_containers(self.home)
+
+
+def remove_run_containers(home: Path) -> int:
+    """Remove containers the cicd of ``home`` left (their cicd.run label starts with its key)."""
+    import hashlib
+
+    key = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]  # Service.run_key
+    listed = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            "label=cicd.managed=1",
+            "--format",
+            '{{.ID}} {{.Label "cicd.run"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split("\n")
+    ids = [
+        line.split()[0]
+        for line in listed
+        if line.split()[1:2] and line.split()[1].startswith(key + "-")
+    ]
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+    return len(ids)
+
+
+class Clients:
+    """Submitting runs: ``cicd run --server`` processes (cli) or threads of this process (api)."""
+
+    def __init__(self, mode: str, server: Server, repo: Path, work: Path) -> None:
+        self.mode, self.server, self.repo, self.work = mode, server, repo, work
+        self.env = tools.cicd_env(work / "client-home")  # a client's own home, as elsewhere
+        self.env["CICD_API_TOKEN"] = server.token
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.lock = threading.Lock()
+
+    def burst(self, n: int) -> list[Run]:
+        runs = [Run(0.0) for _ in range(n)]
+        if self.mode == "cli":
+            started = []
+            for i, run in enumerate(runs):
+                with (self.work / f"client-{i}.out").open("wb") as out:
+                    run.submitted = time.time()
+                    proc = subprocess.Popen(
+                        [str(tools.CICD), "run", "--server", self.server.url, "--force"],
+                        cwd=self.repo,
+                        env=self.env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # Ctrl-C reaches this bench only; it ends them
+                    )
+                with self.lock:
+                    self.procs[proc.pid] = proc
+                started.append(proc)
+            waiters = [
+                threading.Thread(target=self._reap, args=(proc, run, i), daemon=True)
+                for i, (proc, run) in enumerate(zip(started, runs, strict=True))
+            ]
+        else:
+            waiters = [
+                threading.Thread(target=self._submit, args=(run,), daemon=True) for run in runs
+            ]
+        for waiter in waiters:
+            waiter.start()
+        for waiter in waiters:
+            waiter.join()
+        return runs
+
+    def _reap(self, proc: subprocess.Popen[bytes], run: Run, index: int) -> None:
+        _, status, usage = os.wait4(proc.pid, 0)  # usage includes its reaped children (git)
+        run.ended = time.time()
+        proc.returncode = run.exit_code = os.waitstatus_to_exitcode(status)
+        with self.lock:
+            self.procs.pop(proc.pid, None)
+        run.cpu = usage.ru_utime + usage.ru_stime
+        run.output = (self.work / f"client-{index}.out").read_text(errors="replace")
+        if match := re.match(rf"{re.escape(NAME)}#(\d+)\s", run.output):
+            run.number = int(match.group(1))
+
+    def _submit(self, run: Run) -> None:
+        from backend.requests import prepare_run
+        from backend.runner.bundles import make_bundle
+
+        run.submitted = time.time()
+        try:
+            prepared = prepare_run(
+                cwd=self.repo, repo=str(self.repo), cache_dir=self.work / "client-home", force=True
+            )
+            reply = self.server.backend.submit(prepared, make_bundle(prepared.source))
+            run.number = int(reply["run"])
+            record_events(self.server, run)
+            run.exit_code = 0 if run.status == "SUCCESS" else 1
+        except Exception as exc:  # reported as a failed run
+            run.output, run.exit_code = f"{type(exc).__name__}: {exc}", 1
+        run.ended = time.time()
+
+    def one(self) -> Run:
+        return self.burst(1)[0]
+
+    def stop(self) -> None:
+        """End the clients still running (they cancel their run), then kill what is left."""
+        with self.lock:
+            left = list(self.procs.values())
+        for proc in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in left:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def record_events(server: Server, run: Run) -> None:
+    """Follow (or replay) ``run``'s events until run_finished; note the times that matter."""
+    assert run.number is not None
+    for event in server.backend.events(NAME, run.number):
+        at = event.at.timestamp()
+        if event.kind == "run_started" and run.started is None:
+            run.started = at
+        elif event.kind == "job_started" and run.first_job is None:
+            run.first_job = at
+        elif event.kind == "run_finished":
+            run.finished = at
+            run.status = event.status.value if event.status is not None else None
+    if run.first_job is None:  # events no longer kept (a finished run's are only replayed
+        # for the server's last KEEP_FINISHED runs): the store's record says when
+        record = server.backend.run(NAME, run.number)
+        starts = [j.started_at for st in record.stages for j in st.jobs if j.started_at]
+        run.started = record.started_at.timestamp() if record.started_at else None
+        run.first_job = min(starts).timestamp() if starts else None
+        run.finished = record.finished_at.timestamp() if record.finished_at else None
+        run.status = record.status.value
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50 (median), p95 (nearest rank) and max."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": math.nan, "p95": math.nan, "max": math.nan}
+    rank = max(1, math.ceil(0.95 * len(ordered)))
+    return {"p50": statistics.median(ordered), "p95": ordered[rank - 1], "max": ordered[-1]}
+
+
+def measure_floor(pipeline: Pipeline, n: int, floor: Floor) -> dict[str, Any]:
+    floor.pipeline(pipeline, time.perf_counter())  # warm-up
+    roots = {"dockerd": _one(pids_named("dockerd")), "containerd": _one(pids_named("containerd"))}
+    before, clients_before = tree_cpu(roots), _children_cpu()
+    with ShimSampler() as shims:
+        ends = floor.burst(pipeline, n)
+    after, clients_after = tree_cpu(roots), _children_cpu()
+    cpu = {name: after[name] - before[name] for name in roots}
+    cpu["shims"] = shims.total
+    cpu["docker CLI"] = clients_after - clients_before
+    return {"wall": max(ends), "end": percentiles(ends), "cpu": cpu}
+
+
+def _one(pids: list[int]) -> int | None:
+    return pids[0] if pids else None
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _self_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_cicd(options: argparse.Namespace, work: Path, repo: Path, cleanup: list[Any]) -> dict:
+    server = Server(work, options.max_runs)
+    cleanup.append(server.stop)
+    began = time.monotonic()
+    server.start()
+    healthy = time.monotonic() - began
+    clients = Clients(options.mode, server, repo, work)
+    cleanup.append(clients.stop)  # cleaned up in reverse: clients end before the server
+    warm = clients.one()
+    if warm.exit_code != 0:
+        raise SystemExit(f"warm-up run failed (exit {warm.exit_code}):\n{warm.output[-3000:]}")
+    prefect = server.prefect_pid()
+    roots = {
+        "cicd server": server.proc.pid if server.proc else None,
+        "Prefect server": prefect,
+        "dockerd": _one(pids_named("dockerd")),
+        "containerd": _one(pids_named("containerd")),
+    }
+    idle_before = tree_cpu(roots)
+    time.sleep(IDLE_SECONDS)  # what the servers burn doing nothing, for comparison
+    idle_after = tree_cpu(roots)
+    idle = {
+        name: (idle_after[name] - idle_before[name]) / IDLE_SECONDS
+        for name in ("cicd server", "Prefect server")
+    }
+    locks_before = server.lock_lines()
+    cpu_before, self_before, children_before = tree_cpu(roots), _self_cpu(), _children_cpu()
+    with ShimSampler() as shims:
+        runs = clients.burst(options.runs)
+    cpu_after, self_after, children_after = tree_cpu(roots), _self_cpu(), _children_cpu()
+    locks_after = server.lock_lines()
+    cpu = {name: cpu_after[name] - cpu_before[name] for name in roots}
+    cpu["shims"] = shims.total
+    if options.mode == "cli":
+        cpu["clients"] = sum(run.cpu for run in runs)
+    else:  # this process's threads and the git processes they ran
+        own = self_after - self_before - shims.own_cpu
+        cpu["clients"] = own + (children_after - children_before)
+    if options.mode == "cli":
+        for run in runs:
+            if run.number is not None:
+                record_events(server, run)  # replayed: the server keeps finished runs' events
+    listed = sorted(r.run for r in server.backend.runs(NAME).runs)
+    statuses = {r.run: r.status.value for r in server.backend.runs(NAME).runs}
+    first = min(run.submitted for run in runs)
+    wall = max(run.ended for run in runs) - first
+    failed = [run for run in runs if run.exit_code != 0 or run.status != "SUCCESS"]
+    expected = list(range(1, options.runs + 2))
+    return {
+        "server_healthy_s": healthy,
+        "idle_cpu_per_s": idle,
+        "prefect_pid_found": prefect is not None,
+        "wall": wall,
+        "runs": [
+            {
+                "run": r.number,
+                "exit": r.exit_code,
+                "status": r.status,
+                "submit_to_started": _rel(r.started, r.submitted),
+                "submit_to_first_job": _rel(r.first_job, r.submitted),
+                "submit_to_end": _rel(r.finished, r.submitted),
+            }
+            for r in runs
+        ],
+        "submit_to_started": percentiles(
+            [r.started - r.submitted for r in runs if r.started is not None]
+        ),
+        "submit_to_first_job": percentiles(
+            [r.first_job - r.submitted for r in runs if r.first_job is not None]
+        ),
+        "submit_to_end": percentiles(
+            [r.finished - r.submitted for r in runs if r.finished is not None]
+        ),
+        "cpu": cpu,
+        "lock_lines": locks_after[0] - locks_before[0],
+        "lock_retries": locks_after[1] - locks_before[1],
+        "run_numbers": listed,
+        "gap_free": listed == expected,
+        "all_success": not failed and all(statuses.get(n) == "SUCCESS" for n in expected),
+        "failed": [
+            {"run": r.number, "exit": r.exit_code, "status": r.status, "tail": r.output[-1500:]}
+            for r in failed
+        ],
+    }
+
+
+def _rel(at: float | None, since: float) -> float | None:
+    return None if at is None else at - since
+
+
+def report(result: dict[str, Any]) -> None:
+    o, floor, cicd = result["options"], result["floor"], result["cicd"]
+    jobs = result["jobs"]
+    print(
+        f"load: {o['runs']} runs of a 3-job pipeline at once ({PIPELINE.description}), "
+        f"{jobs} jobs; mode {o['mode']}; CICD_MAX_RUNS={o['max_runs']}"
+        + (" (runs beyond it were queued)" if o["max_runs"] < o["runs"] else " (no run queued)")
+    )
+    print(f"cicd server healthy after {cicd['server_healthy_s']:.1f}s; one warm-up run first")
+    print()
+    print(f"{'':28}{'floor (docker CLI)':>20}{'cicd':>12}")
+    print(
+        f"{'wall':28}{floor['wall']:>19.1f}s{cicd['wall']:>11.1f}s   ratio {result['ratio']:.2f}x"
+    )
+    print()
+    print(f"{'per run, seconds':28}{'p50':>8}{'p95':>8}{'max':>8}")
+    rows = [
+        ("floor: start -> end", floor["end"]),
+        ("cicd: submit -> run started", cicd["submit_to_started"]),
+        ("cicd: submit -> first job", cicd["submit_to_first_job"]),
+        ("cicd: submit -> end", cicd["submit_to_end"]),
+    ]
+    for label, p in rows:
+        print(f"{label:28}{p['p50']:>8.2f}{p['p95']:>8.2f}{p['max']:>8.2f}")
+    print()
+    print(f"{'CPU during the burst':28}{'floor s':>9}{'ms/job':>8}{'cicd s':>9}{'ms/job':>8}")
+    names = ["cicd server", "Prefect server", "dockerd", "containerd", "shims", "clients"]
+    for name in names:
+        fc = floor["cpu"].get("docker CLI" if name == "clients" else name)
+        cc = cicd["cpu"].get(name)
+        label = {
+            "shims": "shims + runc (sampled, >=)",
+            "clients": "clients: docker | " + ("cicd run" if o["mode"] == "cli" else "threads"),
+        }.get(name, name)
+        cells = [
+            f"{v:>9.2f}{v / jobs * 1000:>8.0f}" if v is not None else f"{'-':>9}{'-':>8}"
+            for v in (fc, cc)
+        ]
+        print(f"{label:28}" + "".join(cells))
+    orch = result["orchestration_ms_per_job"]
+    print(f"{'orchestration (cicd + Prefect)':28}{'':17}{orch * jobs / 1000:>9.2f}{orch:>8.0f}")
+    idle = cicd["idle_cpu_per_s"]
+    idle_ms = sum(idle.values()) * cicd["wall"] / jobs * 1000
+    print(
+        f"  idle, before the burst: cicd server {idle['cicd server'] * 1000:.0f} ms/s, Prefect "
+        f"server {idle['Prefect server'] * 1000:.0f} ms/s: over this wall {idle_ms:.0f} ms/job"
+    )
+    print()
+    print(
+        f"Prefect SQLite lock: {cicd['lock_lines']} 'database is locked' lines, "
+        f"{cicd['lock_retries']} retried 503s (2 s each) during the burst"
+    )
+    print(
+        f"nothing lost: runs {_span(cicd['run_numbers'])} "
+        f"{'gap-free' if cicd['gap_free'] else 'WITH GAPS'}, "
+        f"{'all SUCCESS' if cicd['all_success'] else 'NOT ALL SUCCESS'}"
+    )
+    for failed in cicd["failed"][:3]:
+        print(f"  run {failed['run']}: exit {failed['exit']}, {failed['status']}\n{failed['tail']}")
+    print()
+    for target in result["targets"]:
+        print(f"{'MET' if target['met'] else 'MISSED':>6}  {target['name']}: {target['value']}")
+
+
+def _span(numbers: list[int]) -> str:
+    return f"{numbers[0]}..{numbers[-1]} ({len(numbers)})" if numbers else "none"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="runs submitted at once")
+    parser.add_argument(
+        "--mode",
+        choices=["cli", "api"],
+        default="cli",
+        help="cli: N `cicd run --server` processes; api: N threads of this one",
+    )
+    parser.add_argument(
+        "--max-runs",
+        type=int,
+        default=None,
+        help="the server's CICD_MAX_RUNS (default: --runs, nothing queued)",
+    )
+    parser.add_argument("--image", default=PIPELINE.image)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    options = parser.parse_args()
+    if options.runs < 1:
+        parser.error("--runs must be at least 1")
+    options.max_runs = options.max_runs or options.runs
+    pipeline = dataclasses.replace(PIPELINE, image=options.image)
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    work = Path(tempfile.mkdtemp(prefix="cicd-bench-load-"))
+    floor = Floor()
+    cleanup: list[Any] = [floor.cleanup]
+    try:
+        repo = tools.make_repo(pipeline, "cicd", parent=work)
+        floor_result = measure_floor(pipeline, options.runs, floor)
+        cicd_result = measure_cicd(options, work, repo, cleanup)
+    except KeyboardInterrupt:
+        print("interrupted: cleaning up", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        for step in reversed(cleanup):  # clients, then the server, then floor containers
+            try:
+                step()
+            except Exception as exc:  # keep cleaning
+                print(f"cleanup: {type(exc).__name__}: {exc}", file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+    jobs = 3 * options.runs
+    ratio = cicd_result["wall"] / floor_result["wall"]
+    orch = (cicd_result["cpu"]["cicd server"] + cicd_result["cpu"]["Prefect server"]) / jobs * 1000
+    p95 = cicd_result["submit_to_first_job"]["p95"]
+    result = {
+        "options": {
+            "runs": options.runs,
+            "mode": options.mode,
+            "max_runs": options.max_runs,
+            "image": options.image,
+        },
+        "jobs": jobs,
+        "floor": floor_result,
+        "cicd": cicd_result,
+        "ratio": ratio,
+        "orchestration_ms_per_job": orch,
+        "targets": [
+            {
+                "name": f"wall <= {TARGET_RATIO}x floor",
+                "value": f"{ratio:.2f}x",
+                "met": ratio <= TARGET_RATIO,
+            },
+            {
+                "name": f"orchestration CPU <= {TARGET_ORCH_MS:.0f} ms per job",
+                "value": f"{orch:.0f} ms",
+                "met": orch <= TARGET_ORCH_MS,
+            },
+            {
+                "name": f"p95 submit -> first job < {TARGET_P95_FIRST:.0f} s",
+                "value": f"{p95:.2f} s",
+                "met": p95 < TARGET_P95_FIRST,
+            },
+            {
+                "name": "every run SUCCESS, run numbers gap-free",
+                "value": "yes" if cicd_result["all_success"] and cicd_result["gap_free"] else "no",
+                "met": cicd_result["all_success"] and cicd_result["gap_free"],
+            },
+        ],
+    }
+    if options.json:
+        print(json.dumps(result, indent=2))
+    else:
+        report(result)
+    if not result["targets"][-1]["met"]:
+        raise SystemExit(1)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    main()
