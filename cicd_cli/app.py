@@ -55,6 +55,9 @@ def _register() -> None:
 
     _command("check", check.check)
     _command("dry-run", check.dry_run)
+    from cicd_cli import schema
+
+    _command("schema", schema.schema)
     from cicd_cli import run
 
     _command("run", run.run)

@@ -1,0 +1,232 @@
+"""The JSON Schema (draft 2020-12) of the native ``.pipelines/*.yaml`` format, for editors.
+
+Editors (yaml-language-server in VS Code, IntelliJ, Neovim...) use it to complete keys, show each
+key's documentation and underline mistakes as they are typed. ``cicd schema`` prints it, and
+``docs/pipeline-format.schema.json`` holds the same text (a test compares them).
+
+Validation (``validate.py``) stays the truth: the limits below are read from it, and a key
+added to its lists and not described here fails ``tests/pipeline/test_schema.py``. The schema checks
+what one document can show on its own (keys, types, name shapes, ranges); what needs the whole
+file — a job's stage is declared, ``needs`` name jobs of the same stage, no cycles, no stage
+without jobs — is left to ``cicd check``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from backend.pipeline.model import DEFAULT_IMAGE, DEFAULT_STAGES
+from backend.pipeline.validate import MAX_NAME, MAX_RETRY
+
+SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+
+# Patterns are written for both ECMA-262 (editors) and Python's re (tests): no lookarounds, no
+# \Z, only escapes both read the same way.
+_NON_BLANK = r"\S"  # validate.py's value.strip(): at least one character that is not space
+_ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"  # validate._NAME_TEXT
+_ROOTED = r"^/"
+_DOT_SEGMENT = r"(^|/)\.\.?(/|$)"
+_PIPELINE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # validate._PIPELINE_NAME
+_VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # validate._VARIABLE_NAME
+# validate.parse_duration: a bare number of seconds, or hours, minutes, seconds in that order
+_DURATION = r"^\s*([0-9]+|([0-9]+h)?\s*([0-9]+m)?\s*([0-9]+s)?)\s*$"
+_NOT_ALL_ZERO = r"[1-9]"  # a duration of 0 is refused, and so is an empty one
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": _NON_BLANK, "description": description}
+
+
+def _definitions() -> dict[str, Any]:
+    """Shapes used by more than one key (``$defs``)."""
+    return {
+        "name": {
+            "description": (
+                f"A job or stage name: one printable line of at most {MAX_NAME} characters, "
+                "not starting with '/' and without a '.' or '..' segment (names are labels, "
+                "never paths). 'deploy/staging', 'build: [a, b]' and 'test 1/3' are fine."
+            ),
+            "type": "string",
+            "maxLength": MAX_NAME,
+            "allOf": [
+                {"pattern": _NON_BLANK},
+                {"pattern": _ONE_LINE},
+                {"not": {"pattern": _ROOTED}},
+                {"not": {"pattern": _DOT_SEGMENT}},
+            ],
+        },
+        "stages": {
+            "description": (
+                "Stage names in run order. Default: "
+                f"[{', '.join(DEFAULT_STAGES)}], of which those no job uses are dropped; "
+                "every stage listed explicitly must have at least one job. Give it at top "
+                "level or under 'pipeline', not both."
+            ),
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"$ref": "#/$defs/name"},
+            "examples": [["build", "test", "deploy"]],
+        },
+        "variables": {
+            "description": (
+                "Environment variables: names of letters, digits and '_' (not starting with a "
+                "digit) to scalar values; numbers are passed as written, booleans as "
+                "true/false, null as an empty string."
+            ),
+            "type": "object",
+            "propertyNames": {"pattern": _VARIABLE_NAME},
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            "examples": [{"PIP_NO_CACHE_DIR": "1"}],
+        },
+        "image": _text(
+            "A container image reference (docker pull syntax). A job's image wins over the "
+            f"pipeline's; without either, {DEFAULT_IMAGE}."
+        ),
+        "duration": {
+            "description": (
+                "A duration over zero: a number of seconds (90), or hours, minutes and seconds "
+                "in that order (30s, 10m, 1h30m)."
+            ),
+            "oneOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "allOf": [{"pattern": _DURATION}, {"pattern": _NOT_ALL_ZERO}]},
+            ],
+            "examples": ["10m", "1h30m", 90],
+        },
+    }
+
+
+def _pipeline_properties() -> dict[str, Any]:
+    return {
+        "name": {
+            "description": (
+                "The pipeline's name, unique among the repository's .pipelines/ files: letters, "
+                f"digits, '.', '_' and '-', starting with a letter or digit, at most {MAX_NAME} "
+                "characters (runs are named NAME#N)."
+            ),
+            "type": "string",
+            "maxLength": MAX_NAME,
+            "pattern": _PIPELINE_NAME,
+            "examples": ["build-and-test"],
+        },
+        "stages": {"$ref": "#/$defs/stages"},
+        "image": {"$ref": "#/$defs/image"},
+        "variables": {"$ref": "#/$defs/variables"},
+    }
+
+
+def _job_properties() -> dict[str, Any]:
+    return {
+        "name": {
+            "$ref": "#/$defs/name",
+            "description": "The job's name, unique in the pipeline.",
+        },
+        "stage": _text("The stage the job runs in: one of the pipeline's stages."),
+        "image": {"$ref": "#/$defs/image"},
+        "script": {
+            "description": (
+                "Shell commands run in order with 'sh -e' in /workspace: the first failing "
+                "command fails the job."
+            ),
+            "oneOf": [
+                {"type": "string", "pattern": _NON_BLANK},
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": _NON_BLANK},
+                },
+            ],
+            "examples": ["make", ["pip install .", "pytest -q"]],
+        },
+        "needs": {
+            "description": (
+                "Jobs of the same stage that must succeed before this one starts; it starts as "
+                "soon as they have, not level by level."
+            ),
+            "type": "array",
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": _NON_BLANK},
+            "default": [],
+            "examples": [["compile"]],
+        },
+        "allow_failure": {
+            "description": "When true, the job's failure fails neither its stage nor the run.",
+            "type": "boolean",
+            "default": False,
+        },
+        "artifacts": {
+            "description": (
+                "Workspace paths copied to the artifact store when the job succeeds: a file, "
+                "'dir/', '*' within one path segment, '**' across segments. A pattern that "
+                "matches nothing is a warning."
+            ),
+            "type": "array",
+            "items": {"type": "string", "pattern": _NON_BLANK},
+            "default": [],
+            "examples": [["build/", "dist/*.whl", "reports/**/junit.xml"]],
+        },
+        "variables": {"$ref": "#/$defs/variables"},
+        "timeout": {
+            "$ref": "#/$defs/duration",
+            "description": "The job fails when it runs longer (no limit by default).",
+        },
+        "retry": {
+            "description": f"Run a failed job again up to this many times (0 to {MAX_RETRY}).",
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_RETRY,
+            "default": 0,
+        },
+    }
+
+
+def pipeline_schema() -> dict[str, Any]:
+    """The JSON Schema of a native pipeline file, as a JSON-ready dict."""
+    return {
+        "$schema": SCHEMA_URI,
+        "title": "cicd pipeline (.pipelines/*.yaml)",
+        "description": (
+            "A cicd pipeline file. 'cicd check' is the reference: it also checks what a schema "
+            "cannot (declared stages, needs within a stage, cycles) and reports every problem "
+            "as FILE:LINE:COLUMN: MESSAGE."
+        ),
+        "type": "object",
+        "required": ["pipeline", "jobs"],
+        "properties": {
+            "pipeline": {
+                "description": "The pipeline's header: its name, and what every job shares.",
+                "type": "object",
+                "required": ["name"],
+                "properties": _pipeline_properties(),
+                "additionalProperties": False,
+            },
+            "stages": {"$ref": "#/$defs/stages"},
+            "jobs": {
+                "description": "The jobs, each a mapping with at least name, stage and script.",
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "stage", "script"],
+                    "properties": _job_properties(),
+                    "additionalProperties": False,
+                },
+            },
+        },
+        # keys starting with '.' hold YAML anchors for '<<' merges and are otherwise ignored
+        "patternProperties": {r"^\.": {}},
+        "additionalProperties": False,
+        "not": {
+            "description": "'stages' both at top level and under 'pipeline'",
+            "required": ["stages", "pipeline"],
+            "properties": {"pipeline": {"required": ["stages"]}},
+        },
+        "$defs": _definitions(),
+    }
+
+
+def schema_text() -> str:
+    """The schema as ``cicd schema`` prints it and ``docs/`` keeps it: 2-space JSON, ASCII."""
+    return json.dumps(pipeline_schema(), indent=2) + "\n"
