@@ -193,7 +193,8 @@ class _Front:
     def cycles(self, definitions: Mapping[str, Variable], node: Node, where: str) -> None:
         for cycle in reference_cycles(definitions):
             chain = " -> ".join([*cycle, cycle[0]])
-            self.add(node, f"{where}circular variable reference detected: {chain}")
+            at = node.key_node(cycle[0]) if isinstance(node, Map) else None
+            self.add(at or node, f"{where}circular variable reference detected: {chain}")
 
     def stages(self) -> list[str]:
         node = self.structure.stages
@@ -348,7 +349,7 @@ class _Front:
                     draft.spec.key, f"job '{draft.name}' is defined twice (parallel names clash)"
                 )
             by_name.setdefault(draft.name, draft)
-        all_names = {s.name for s in specs} | set(by_name)
+        all_names = set(self.structure.jobs) | set(by_name)  # a job with a bad stage exists
         stage_of = {d.name: stages.index(d.spec.stage) for d in drafts}
         needs = {d.name: self.needs(d, by_name, fanned, stage_of, all_names) for d in drafts}
         dependencies = {d.name: self.dependencies(d, by_name, fanned, stage_of) for d in drafts}
