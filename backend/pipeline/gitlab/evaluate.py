@@ -10,6 +10,10 @@ tags]``), then ``when``, ``allow_failure`` and the needs in effect.
 ``allow_failure`` follows ``Entry::Job#ignored?``: a rule's value, else the job's, else true
 for a job-level ``when: manual`` only; ``rules: when: manual`` keeps false, as GitLab
 documents ("when: manual with rules defaults allow_failure to false").
+
+The default ``only: [branches, tags]`` is not applied in a file with ``workflow: rules``
+(``Entry::Processable#compose!`` deletes the only/except defaults "if workflow:rules: or
+rules: are used", gitlab-org/gitlab!21742): there every job without rules is created.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class Setting:
     file_variables: Mapping[str, Variable]
     env: Mapping[str, str]
     paths: Callable[[], Sequence[str]]
+    project_path: str | None = None  # for only/except refs written ref@group/project
+    workflow_rules: bool = False  # GitLab drops the default only: [branches, tags] then
 
 
 @dataclass
@@ -96,7 +102,9 @@ def _policy(
     spec: JobSpec, setting: Setting, values: Mapping[str, str], problems: list[Problem]
 ) -> str | None:
     """Why ``only``/``except`` leave the job out, or None when they keep it."""
-    only = spec.only or Policy(refs=list(DEFAULT_ONLY))
+    only = spec.only
+    if only is None and not setting.workflow_rules:
+        only = Policy(refs=list(DEFAULT_ONLY))
     checks = (("only", only, False), ("except", spec.except_, True))
     for key, policy, excludes in checks:
         if policy is None:
@@ -108,6 +116,7 @@ def _policy(
                 is_tag=setting.is_tag,
                 is_branch=setting.is_branch,
                 source=setting.source,
+                project_path=setting.project_path,
                 values=values,
             )
         except ExpressionError as error:
@@ -160,7 +169,9 @@ def evaluate(
             draft.run, draft.excluded, draft.skip_reason = False, True, reason
         elif when == "never":
             draft.run, draft.excluded, draft.skip_reason = False, True, "when: never"
-    draft.when = when
+    # A job the pipeline leaves out is "never" whatever it wrote: a "manual" left there would
+    # read as a job created and waiting to be started.
+    draft.when = "never" if draft.excluded else when
     if allow_failure is spec.allow_failure:  # no rule overrode it: exit_codes stand
         draft.exit_codes = list(spec.exit_codes)
     if allow_failure is None:

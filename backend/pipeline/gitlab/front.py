@@ -312,6 +312,8 @@ class _Front:
             file_variables=file_variables,
             env=dict(context.env),
             paths=self.paths,
+            project_path=context.project_path,
+            workflow_rules=_has_workflow_rules(self.structure.workflow),
         )
         rule_variables = self.workflow(setting)
         if rule_variables:  # workflow:rules:variables override the top-level ones
@@ -477,6 +479,10 @@ def _pipeline_variables(file_variables: Mapping[str, Variable], setting: Setting
         )
     )
     return {name: values[name] for name in file_variables}
+
+
+def _has_workflow_rules(workflow: Node | None) -> bool:
+    return isinstance(workflow, Map) and workflow.get("rules") is not None
 
 
 def _replace(setting: Setting, file_variables: Mapping[str, Variable]) -> Setting:

@@ -247,8 +247,8 @@ class _Reader:
                 hint = suggest(key.text, JOB_KEYS)
                 self.add(key, f"unknown key '{key.text}'{hint}")
                 continue
-            if value is None:
-                continue
+            if isinstance(value, Scalar) and value.value is None:
+                continue  # GitLab reads a keyword set to null as not set
             if name == "variables":
                 self.variables(value, inherited)
             else:
@@ -508,7 +508,7 @@ class _Reader:
         }
         for name, (read, choices) in readers.items():
             value = entry.get(name)
-            if value is None:
+            if value is None or (isinstance(value, Scalar) and value.value is None):
                 continue
             result = read(value)
             if choices is not None and result not in choices:

@@ -320,10 +320,16 @@ def policy_matches(
     is_branch: bool,
     source: str,
     values: Mapping[str, str],
+    project_path: str | None = None,
 ) -> bool:
     """Whether every key the policy sets has a matching entry (GitLab's conjoined reading)."""
     if policy.refs is not None and not matches_refs(
-        policy.refs, ref=ref, is_tag=is_tag, is_branch=is_branch, source=source
+        policy.refs,
+        ref=ref,
+        is_tag=is_tag,
+        is_branch=is_branch,
+        source=source,
+        project_path=project_path,
     ):
         return False
     if policy.variables is not None and not matches_variables(policy.variables, values):

@@ -351,3 +351,12 @@ def test_read_job_only_with_rules_refused() -> None:
     assert problems("j: {script: x, rules: [{when: always}], only: [main]}\n") == [
         ".gitlab-ci.yml:1:41: job 'j': 'only' may not be used with 'rules'"
     ]
+
+
+def test_read_job_keyword_set_to_null_is_not_set() -> None:
+    got = job("j: {script: x, dependencies: null, image: null, needs: ~}\n")
+    assert (got.dependencies, got.image, got.dag) == (
+        None,
+        "docker.io/library/ubuntu:latest",
+        False,
+    )

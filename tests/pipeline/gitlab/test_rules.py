@@ -283,3 +283,26 @@ def test_only_regex_engine_refusal_positioned() -> None:
     assert problems("j: {script: x, only: ['/\\p{Greek}/']}\n")[0].startswith(
         ".gitlab-ci.yml:1:22: job 'j': only/except pattern"
     )
+
+
+def test_only_default_dropped_when_workflow_rules_exist() -> None:
+    text = "workflow: {rules: [{when: always}]}\nj: {script: x}\n"
+    assert job(text, MR).run is True
+    assert job("j: {script: x}\n", MR).skip_reason == (
+        "only: does not match merge request from branch 'feature'"
+    )
+
+
+def test_only_refs_restricted_to_a_project() -> None:
+    text = "j: {script: x, only: [main@group/project]}\n"
+    assert job(text, GitlabContext(project_path="group/project")).run is True
+    assert job(text, GitlabContext(project_path="fork/project")).run is False
+
+
+def test_rules_job_left_out_is_never_even_if_manual() -> None:
+    got = job("j: {script: x, when: manual, only: [tags]}\n")
+    assert (got.when, got.run, got.skip_reason) == (
+        "never",
+        False,
+        "only: does not match branch 'main'",
+    )
