@@ -142,7 +142,7 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
             job=job.name,
             stage=job.stage,
             image=job.image,
-            script=list(job.script),
+            script=[*job.before_script, *job.script],  # one shell, as GitLab runs them
             env=ctx.job_env(job),
             workspace=ctx.workspace,
             timeout=job.timeout,

@@ -2,18 +2,35 @@
 
 Used by the CLI before it runs embedded or sends the request to a server, so both run the same
 thing: the pipeline file *as committed*, validated with its overrides.
+
+A GitLab file (``-f .gitlab-ci.yml``, or the repository's ``.gitlab-ci.yml`` when it has no
+``.pipelines/``) is read with its includes from the same commit, evaluated against a
+``GitlabContext`` built from git by ``gitlab_context`` (the server builds the same one from the
+request), and named after the repository's folder unless ``-p NAME`` names it.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from backend.errors import NotFound, PipelineInvalid, UsageError
-from backend.pipeline import parse_pipeline
+from backend.pipeline import (
+    GITLAB_FILE,
+    GitlabContext,
+    Pipeline,
+    is_gitlab_file,
+    parse_pipeline,
+    select_jobs,
+    selection_of,
+)
+from backend.pipeline.gitlab.front import load_gitlab
 from backend.runner.base import PullPolicy
-from backend.runner.gitfiles import list_committed, read_committed
+from backend.runner.git import git
+from backend.runner.gitfiles import CommitSource, commit_facts, list_committed, read_committed
 from backend.runner.workspace import Source, redact_url, request_key, resolve_source
 from backend.service import RunRequest
 
@@ -79,6 +96,104 @@ def find_file_by_name(source: Source, name: str) -> str:
     raise NotFound(f"no pipeline named '{name}' in {PIPELINES_DIR}/ (pipelines: {known})")
 
 
+def project_name(repo: str) -> str:
+    """The project's name for a repository path or URL: its last part, without ``.git``."""
+    tail = posixpath.basename(repo.replace("\\", "/").rstrip("/").split(":")[-1].rstrip("/"))
+    return tail.removesuffix(".git") or "project"
+
+
+def gitlab_context(
+    git_dir: Path, commit: str, branch: str | None, repo: str, env: Mapping[str, str]
+) -> GitlabContext:
+    """What a GitLab file's rules and predefined variables see for ``commit`` of ``repo``.
+
+    Built from git alone (tag at the commit, its message, ``origin/HEAD`` as default branch or
+    ``main``) and the request's own fields, so the CLI and a server that re-reads the committed
+    file evaluate the same rules.
+    """
+    facts = commit_facts(git_dir, commit)
+    name = project_name(repo)
+    return GitlabContext(
+        branch=branch,
+        tag=facts.tag,
+        commit=commit,
+        message=facts.message,
+        default_branch=facts.default_branch,
+        project_name=name,
+        project_path=f"local/{name}",
+        repository_url=redact_url(repo),
+        env=dict(env),
+    )
+
+
+def work_tree_context(root: Path, env: Mapping[str, str]) -> GitlabContext:
+    """The ``GitlabContext`` of a work tree's HEAD (``check``/``dry-run``); defaults outside git."""
+    head = git("rev-parse", "--verify", "--quiet", "HEAD", cwd=root, check=False)
+    if head.returncode != 0:  # not a repository, or one without a commit yet
+        return GitlabContext(project_name=root.name, project_path=f"local/{root.name}", env=env)
+    git_dir = Path(git("rev-parse", "--absolute-git-dir", cwd=root).stdout.strip())
+    ref = git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=root, check=False)
+    branch = ref.stdout.strip() if ref.returncode == 0 else None
+    return gitlab_context(git_dir, head.stdout.strip(), branch, str(root), env)
+
+
+def work_tree_root(cwd: Path) -> Path:
+    """The top folder of the git work tree around ``cwd`` (``cwd`` itself outside git)."""
+    top = git("rev-parse", "--show-toplevel", cwd=cwd, check=False)
+    return Path(top.stdout.strip()) if top.returncode == 0 and top.stdout.strip() else cwd
+
+
+def read_gitlab_committed(
+    git_dir: Path,
+    commit: str,
+    path: str,
+    *,
+    name: str,
+    context: GitlabContext,
+    selection: tuple[Sequence[str], Sequence[str], bool] = ((), (), False),
+) -> tuple[str, Pipeline]:
+    """The text and the pipeline of the committed GitLab file ``path``, includes from ``commit``.
+
+    ``selection`` is ``(--job names, --manual names, --with-needs)``.
+    """
+    text = read_committed(git_dir, commit, path)
+    pipeline = load_gitlab(path, CommitSource(git_dir, commit), name=name, context=context)
+    names, manual, with_needs = selection
+    return text, select_jobs(pipeline, names, with_needs=with_needs, manual=manual)
+
+
+def as_committed_gitlab(
+    sent: Pipeline,
+    path: str,
+    git_dir: Path,
+    commit: str,
+    branch: str | None,
+    repo: str,
+    env: Mapping[str, str],
+) -> tuple[str, Pipeline]:
+    """A server's reading of a submitted GitLab file: the committed file, under the name and
+    with the job selection the client sent (``sent``), in the same context the CLI built."""
+    names, manual = selection_of(sent)
+    context = gitlab_context(git_dir, commit, branch, repo, env)
+    return read_gitlab_committed(
+        git_dir, commit, path, name=sent.name, context=context, selection=(names, manual, False)
+    )
+
+
+def _committed_gitlab_default(source: Source) -> bool:
+    """Whether the commit has no ``.pipelines/`` files but a ``.gitlab-ci.yml``."""
+    if any(
+        p.endswith((".yaml", ".yml"))
+        for p in list_committed(source.git_dir, source.commit, PIPELINES_DIR)
+    ):
+        return False
+    try:
+        read_committed(source.git_dir, source.commit, GITLAB_FILE)
+    except NotFound:
+        return False
+    return True
+
+
 def prepare_run(
     *,
     cwd: Path,
@@ -95,21 +210,48 @@ def prepare_run(
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT,
     force: bool = False,
     dirty: bool = False,
+    select: Sequence[str] = (),
+    with_needs: bool = False,
+    manual: Sequence[str] = (),
 ) -> PreparedRun:
-    """Resolve the source, read and validate the committed file.
+    """Resolve the source, read and validate the committed file, select its jobs.
 
     ``dirty`` (the CLI only, on the user's own working tree) lists its uncommitted changes in
     ``source.dirty``: that runs ``git status``, which nothing else (a worker, a server) may run.
+    ``select``/``with_needs``/``manual`` are ``--job``/``--with-needs``/``--manual``. For a GitLab
+    file ``name`` (``-p``) is the pipeline's name; for a ``.pipelines/`` file it finds the file.
     """
-    if file and name:
+    gitlab = bool(file) and is_gitlab_file(file or "")
+    if file and name and not gitlab:
         raise UsageError("-f/--file and -p/--pipeline cannot be used together")
     source = resolve_source(repo, branch, commit, cwd=cwd, cache_dir=cache_dir, dirty=dirty)
-    if name:
-        path = find_file_by_name(source, name)
+    if not file and _committed_gitlab_default(source):
+        gitlab, file = True, GITLAB_FILE
+    if gitlab and overrides:
+        raise UsageError("--override sets keys of .pipelines/ files; for a GitLab file use --env")
+    if gitlab:
+        path = _file_in_repo(file or GITLAB_FILE, source, cwd, local=repo is None)
+        context = gitlab_context(
+            source.git_dir, source.commit, source.branch, source.repo, env or {}
+        )
+        text, pipeline = read_gitlab_committed(
+            source.git_dir,
+            source.commit,
+            path,
+            name=name or project_name(source.repo),
+            context=context,
+            selection=(select, manual, with_needs),
+        )
     else:
-        path = _file_in_repo(file or DEFAULT_FILE, source, cwd, local=repo is None)
-    text = read_committed(source.git_dir, source.commit, path)
-    pipeline = parse_pipeline(text, path, overrides=list(overrides or ()))
+        if name:
+            path = find_file_by_name(source, name)
+        else:
+            path = _file_in_repo(file or DEFAULT_FILE, source, cwd, local=repo is None)
+        text = read_committed(source.git_dir, source.commit, path)
+        pipeline = parse_pipeline(text, path, overrides=list(overrides or ()))
+        pipeline = select_jobs(pipeline, select, with_needs=with_needs, manual=manual)
+    if not any(job.run for job in pipeline.jobs):
+        raise UsageError(f"no job of pipeline '{pipeline.name}' runs ({_why_none(pipeline)})")
     request = RunRequest(
         pipeline=pipeline,
         file=path,
@@ -125,4 +267,12 @@ def prepare_run(
         force=force,
     )
     content = text + "\0" + "\n".join(overrides or ())
+    if any(not job.run for job in pipeline.jobs):  # another selection is another run
+        content += "\0" + "\n".join(job.name for job in pipeline.jobs if job.run)
     return PreparedRun(request, source, request_key(source, pipeline.name, content))
+
+
+def _why_none(pipeline: Pipeline) -> str:
+    """The reasons jobs do not run, each once, for the "nothing runs" message."""
+    reasons = dict.fromkeys(job.skip_reason or "not run" for job in pipeline.jobs)
+    return "; ".join(reasons) if reasons else "it has no jobs"

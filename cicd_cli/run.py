@@ -27,10 +27,15 @@ def run(
         None,
         "-f",
         "--file",
-        help="Pipeline file in the repository (default .pipelines/pipeline.yaml).",
+        help="Pipeline file in the repository: a .pipelines/ file or a .gitlab-ci.yml "
+        "(default .pipelines/pipeline.yaml; .gitlab-ci.yml when there is no .pipelines/).",
     ),
     pipeline: str | None = typer.Option(
-        None, "-p", "--pipeline", help="Run the pipeline of .pipelines/ with this name."
+        None,
+        "-p",
+        "--pipeline",
+        help="Run the pipeline of .pipelines/ with this name; for a GitLab file, the "
+        "pipeline's name (default: the repository folder's name).",
     ),
     repo: str | None = typer.Option(
         None,
@@ -49,7 +54,23 @@ def run(
         help="KEY=VALUE: set a key of the file for this run, e.g. jobs.compile.image=gcc:13.",
     ),
     env: list[str] = typer.Option(
-        [], "--env", help="KEY=VALUE: an environment variable for every job."
+        [],
+        "--env",
+        help="KEY=VALUE: an environment variable for every job; beats the file's variables "
+        "(a GitLab file's rules see it too).",
+    ),
+    job: list[str] = typer.Option(
+        [],
+        "--job",
+        metavar="NAME",
+        help="Run only this job (repeatable); the others are not run. Selects jobs: not "
+        "--jobs/-j, which limits how many run at once.",
+    ),
+    with_needs: bool = typer.Option(
+        False, "--with-needs", help="With --job: also run what those jobs need, transitively."
+    ),
+    manual: list[str] = typer.Option(
+        [], "--manual", metavar="NAME", help="Start this `when: manual` job (repeatable)."
     ),
     secret: list[str] = typer.Option(
         [],
@@ -63,7 +84,13 @@ def run(
         help="Submit to this cicd server instead of running here.",
     ),
     jobs: int | None = typer.Option(
-        None, "--jobs", "-j", min=1, help="Run at most N jobs at once (default: no limit)."
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        metavar="N",
+        help="Concurrency: run at most N jobs at once (default: 4 per CPU, at most 32). "
+        "To pick which jobs run, use --job NAME.",
     ),
     pull: PullPolicy = typer.Option(
         PullPolicy.IF_NOT_PRESENT, "--pull", help="When to pull images."
@@ -78,6 +105,9 @@ def run(
     ),
 ) -> None:
     """Run a pipeline: each job in its own container, live logs, a summary table at the end.
+
+    A .gitlab-ci.yml runs too (with -f, or by itself when the repository has no .pipelines/),
+    its includes read from the commit that runs. --job NAME picks jobs; --jobs N is concurrency.
 
     Runs go through a local backend daemon, started on first use for CICD_HOME and reused (it
     exits after 30 idle minutes); --no-daemon or CICD_DAEMON=0 runs in this process instead.
@@ -104,7 +134,15 @@ def run(
         pull=pull,
         force=force,
         dirty=True,  # the user's own working tree: uncommitted changes get a warning
+        select=job,
+        with_needs=with_needs,
+        manual=manual,
     )
+    left_out = [j for j in prepared.request.pipeline.jobs if not j.run]
+    if left_out:  # stderr: the first line of stdout is the run's name
+        shown = "; ".join(f"{j.name} ({j.skip_reason})" for j in left_out[:10])
+        more = f"; and {len(left_out) - 10} more" if len(left_out) > 10 else ""
+        err_console.print(Text(f"not run: {shown}{more}", style="dim"))
     if prepared.source.dirty:
         names = ", ".join(prepared.source.dirty[:10])
         more = (
@@ -167,7 +205,7 @@ def run_embedded(settings: Settings, prepared: Any, console: Console) -> int:
     console.print(submitted_line(submission.name, request, submission.duplicate))
     if submission.duplicate:
         return EXIT_OK
-    printer = LivePrinter(console, [job.name for job in request.pipeline.jobs])
+    printer = LivePrinter(console, [job.name for job in request.pipeline.jobs if job.run])
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         service.execute(submission, request, prepared.source.git_dir, sinks=[printer])

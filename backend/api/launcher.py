@@ -203,11 +203,23 @@ class RunLauncher:
             raise RepoError(reason + hint) from None
 
     def _as_committed(self, request: RunRequest, git_dir: Path, commit: str) -> RunRequest:
-        from backend.pipeline import parse_pipeline
+        from backend.pipeline import is_gitlab_file, parse_pipeline, select_jobs, selection_of
         from backend.runner.gitfiles import read_committed
 
-        text = read_committed(git_dir, commit, request.file)
-        pipeline = parse_pipeline(text, request.file, overrides=list(request.overrides))
+        if is_gitlab_file(request.file):
+            from backend.requests import as_committed_gitlab
+
+            # the same context as the CLI's (git facts and the request's branch and env), and
+            # the client's name and job selection, which the committed file cannot tell
+            text, pipeline = as_committed_gitlab(
+                request.pipeline, request.file, git_dir, commit, request.branch, request.repo,
+                request.env,
+            )
+        else:
+            text = read_committed(git_dir, commit, request.file)
+            pipeline = parse_pipeline(text, request.file, overrides=list(request.overrides))
+            names, manual = selection_of(request.pipeline)  # --job, made by the client
+            pipeline = select_jobs(pipeline, names, manual=manual)
         return request.model_copy(update={
             "pipeline": pipeline,
             "file_content": text,

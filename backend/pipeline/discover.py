@@ -1,17 +1,83 @@
-"""Pipeline files: load one (text or path), find them in ``.pipelines/``, check them all."""
+"""Pipeline files: load one (text or path), find them in ``.pipelines/``, check them all.
+
+A GitLab file (``is_gitlab_file``) is read from a work tree by ``load_gitlab_file``: its includes
+come from the same tree (``DirectorySource``), as ``cicd check`` and ``dry-run`` see it.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from backend.errors import NotFound, PipelineInvalid, Problem
-from backend.pipeline.loader import Map, Scalar, check_size, parse_yaml, read_text
+from backend.pipeline.gitlab.front import GitlabContext, is_gitlab_file, load_gitlab
+from backend.pipeline.loader import (
+    MAX_FILE_BYTES,
+    Map,
+    Scalar,
+    check_size,
+    parse_yaml,
+    read_text,
+)
 from backend.pipeline.model import Pipeline
 from backend.pipeline.overrides import apply_overrides
 from backend.pipeline.validate import validate_tree
 
 SUFFIXES = (".yaml", ".yml")
+GITLAB_FILE = ".gitlab-ci.yml"
+
+__all__ = ["GITLAB_FILE", "DirectorySource", "GitlabContext", "is_gitlab_file", "load_gitlab_file"]
+
+
+class DirectorySource:
+    """The files of a work tree, for a GitLab file's ``include:`` and ``rules:exists``.
+
+    Paths are relative to ``root`` (the repository's top folder, as GitLab resolves them); one
+    that would leave it reads as missing. ``.git`` is never listed.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._paths: list[str] | None = None
+
+    def read(self, path: str) -> str:
+        """The text of ``path``; ``FileNotFoundError`` when absent or outside the tree."""
+        target = (self.root / path.lstrip("/")).resolve()
+        if not target.is_relative_to(self.root):
+            raise FileNotFoundError(path)
+        with target.open("rb") as handle:  # never more than the limit: a FIFO or /dev/zero ends
+            data = handle.read(MAX_FILE_BYTES + 1)
+        return data.decode("utf-8")  # too large: the front end's size check reports it
+
+    def paths(self) -> list[str]:
+        """Every file under ``root`` but ``.git``'s, relative and sorted (listed on first use)."""
+        if self._paths is None:
+            found = []
+            for folder, dirs, files in os.walk(self.root):
+                dirs[:] = sorted(d for d in dirs if d != ".git")
+                base = Path(folder).relative_to(self.root)
+                found += [(base / name).as_posix() for name in files]
+            self._paths = sorted(found)
+        return self._paths
+
+
+def load_gitlab_file(
+    path: str | Path, root: str | Path, *, name: str, context: GitlabContext | None = None
+) -> Pipeline:
+    """Read, parse and validate the GitLab file at ``path`` of the work tree ``root``.
+
+    Problems name files relative to ``root`` (``.gitlab-ci.yml``, ``ci/build.yml``). Raises
+    ``PipelineInvalid``; a missing, unreadable or non-UTF-8 top file is a problem too.
+    """
+    full = Path(path).resolve()
+    top = Path(root).resolve()
+    if not full.is_relative_to(top):
+        top = full.parent  # a file outside the tree can only include files beside it
+    shown = full.relative_to(top).as_posix()
+    read_text(full, shown)  # the top file's own problems (missing, not UTF-8...) first
+    source = DirectorySource(top)
+    return load_gitlab(shown, source, name=name, context=context or GitlabContext())
 
 
 def parse_pipeline(text: str, filename: str, overrides: Sequence[str] = ()) -> Pipeline:

@@ -189,3 +189,136 @@ def test_plan_pipeline_matches_start_order(dag):
     stage = Stage(name="test", jobs=[_job(name, needs=needs[name]) for name in names])
     plan = plan_pipeline(Pipeline(name="demo", stages=[stage]))
     assert [job.name for job in plan.stages[0].jobs] == start_order(names, needs)
+
+
+def _gl(
+    name: str, stage: str, needs: list[str] | None = None, *, run: bool = True, reason: str = ""
+) -> Job:
+    """A GitLab job: ``needs=None`` means no ``needs:`` key (it waits for earlier stages)."""
+    return Job(
+        name=name,
+        stage=stage,
+        image="img",
+        script=[f"echo {name}"],
+        needs=needs or [],
+        dag=needs is not None,
+        run=run,
+        skip_reason=reason or None,
+    )
+
+
+def _gitlab(*stages: tuple[str, list[Job]]) -> Pipeline:
+    return Pipeline(
+        name="demo",
+        source=".gitlab-ci.yml",
+        format="gitlab",
+        stages=[Stage(name=name, jobs=jobs) for name, jobs in stages],
+    )
+
+
+def test_plan_pipeline_gitlab_is_one_dag_across_stages():
+    pipeline = _gitlab(
+        ("build", [_gl("compile", "build")]),
+        ("test", [_gl("unit", "test", ["compile"]), _gl("lint", "test", []), _gl("e2e", "test")]),
+        ("deploy", [_gl("ship", "deploy"), _gl("notes", "deploy", [])]),
+    )
+    plan = plan_pipeline(pipeline)
+    assert plan.dag is True
+    assert plan.after == {
+        "compile": [],
+        "unit": ["compile"],
+        "lint": [],
+        "e2e": ["compile"],
+        "ship": ["compile", "unit", "lint", "e2e"],
+        "notes": [],
+    }
+    assert plan.group == {"compile": 1, "unit": 2, "lint": 1, "e2e": 2, "ship": 3, "notes": 1}
+    assert [(s.name, [j.name for j in s.jobs], s.groups) for s in plan.layout] == [
+        ("build", ["compile"], [["compile"]]),
+        ("test", ["lint", "unit", "e2e"], [["lint"], ["unit", "e2e"]]),
+        ("deploy", ["notes", "ship"], [["notes"], ["ship"]]),
+    ]
+
+
+def test_plan_pipeline_gitlab_executor_waits_only_inside_a_stage():
+    pipeline = _gitlab(
+        ("build", [_gl("compile", "build")]),
+        ("test", [_gl("unit", "test", ["compile", "lint"]), _gl("lint", "test", [])]),
+    )
+    plan = plan_pipeline(pipeline)
+    # the stage barrier covers 'compile'; 'lint' is waited for inside the stage
+    assert [(s.name, [(j.name, j.needs) for j in s.jobs]) for s in plan.stages] == [
+        ("build", [("compile", [])]),
+        ("test", [("lint", []), ("unit", ["lint"])]),
+    ]
+    assert plan.layout[1].jobs[1].needs == ["compile", "lint"]  # dry-run shows what the file says
+
+
+def test_plan_pipeline_not_run_jobs_are_shown_but_never_started():
+    pipeline = _gitlab(
+        ("build", [_gl("compile", "build"), _gl("docs", "build", run=False, reason="rules")]),
+        ("test", [_gl("unit", "test", ["docs"])]),
+        ("deploy", [_gl("ship", "deploy", run=False, reason="manual")]),
+    )
+    plan = plan_pipeline(pipeline)
+    assert [s.name for s in plan.stages] == ["build", "test"]  # deploy has nothing to run
+    assert [[j.name for j in s.jobs] for s in plan.stages] == [["compile"], ["unit"]]
+    assert plan.after == {"compile": [], "unit": []}  # a need that does not run is no wait
+    assert [[j.name for j in s.jobs] for s in plan.layout] == [
+        ["compile", "docs"],
+        ["unit"],
+        ["ship"],
+    ]
+    assert [s.groups for s in plan.layout] == [[["compile"]], [["unit"]], []]
+
+
+def test_plan_pipeline_gitlab_refuses_a_need_on_a_later_stage():
+    pipeline = _gitlab(
+        ("build", [_gl("compile", "build", ["unit"])]),
+        ("test", [_gl("unit", "test", ["nope"])]),
+    )
+    with pytest.raises(PipelineInvalid) as info:
+        plan_pipeline(pipeline)
+    assert [str(p) for p in info.value.problems] == [
+        ".gitlab-ci.yml:1:1: job 'compile' needs 'unit' of stage 'test', which runs after "
+        "stage 'build'",
+        ".gitlab-ci.yml:1:1: job 'unit' needs 'nope', which is not defined",
+    ]
+
+
+def test_plan_pipeline_native_with_unselected_need_runs_without_waiting():
+    pipeline = Pipeline(
+        name="demo",
+        stages=[
+            Stage(
+                name="test",
+                jobs=[
+                    _job("lint").model_copy(update={"run": False, "skip_reason": "not selected"}),
+                    _job("unit", needs=["lint"]),
+                ],
+            )
+        ],
+    )
+    plan = plan_pipeline(pipeline)
+    assert plan.dag is False
+    assert [(j.name, j.needs) for j in plan.stages[0].jobs] == [("unit", [])]
+    assert [j.name for j in plan.layout[0].jobs] == ["unit", "lint"]
+
+
+def test_to_dry_run_dict_gitlab_adds_keys_after_the_spec_ones():
+    pipeline = _gitlab(
+        ("build", [_gl("compile", "build")]),
+        ("test", [_gl("unit", "test", ["compile"]), _gl("docs", "test", run=False, reason="r")]),
+    )
+    document = to_dry_run_dict(pipeline, plan_pipeline(pipeline))
+    unit, docs = document["stages"][1]["jobs"]
+    assert list(unit) == [
+        "name", "image", "needs", "allow_failure", "script",
+        "before_script", "when", "run", "skip_reason", "group", "after", "need_stages",
+    ]  # fmt: skip
+    assert (unit["needs"], unit["group"], unit["after"], unit["need_stages"]) == (
+        ["compile"], 2, ["compile"], {"compile": "build"},
+    )  # fmt: skip
+    shown = (docs["run"], docs["skip_reason"], docs["group"], docs["after"])
+    assert shown == (False, "r", None, [])
+    assert (document["format"], document["ignored"]) == ("gitlab", [])
