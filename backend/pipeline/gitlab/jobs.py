@@ -2,27 +2,31 @@
 
     read_job(name, key, node, inherited, problems) -> JobSpec
 
-What a keyword *means* for this run (rules, variables, needs across jobs) is decided in
-``front.py``; here each value is read as GitLab's ``Entry::Job`` and ``Entry::Processable``
-accept it (docs.gitlab.com/ci/yaml), with GitLab's limits: ``retry`` 0..2, ``start_in`` at
-most a week, ``timeout`` at most a month, ``needs`` 50 entries, ``cache`` 4 entries, ``cache:
-key: files`` 1 or 2 paths. Keywords with no local meaning are accepted, checked for their
-shape, and named in ``JobSpec.ignored`` with why (``IGNORED``).
+What a keyword *means* for this pipeline (rules, variables) is decided in ``evaluate.py``,
+needs across jobs in ``front.py``; here each value is read as GitLab's ``Entry::Job`` and
+``Entry::Processable`` accept it (docs.gitlab.com/ci/yaml), with GitLab's limits: ``retry``
+0..2, ``start_in`` at most a week, ``timeout`` at most a month, ``needs`` 50 entries.
+``cache`` and ``artifacts`` are read in ``job_files.py``; keywords with no local meaning in
+``ignored.py``, which checks their shape and notes them in ``JobSpec.ignored`` with why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from backend.errors import Problem
 from backend.pipeline.gitlab.duration import parse_duration
-from backend.pipeline.gitlab.rules import Policy, Rule, read_policy, read_rules, strings
-from backend.pipeline.gitlab.tree import new_map, problem_at
-from backend.pipeline.gitlab.variables import Variable, read_variables, scalar_text
+from backend.pipeline.gitlab.ignored import IGNORED, IgnoredReader
+from backend.pipeline.gitlab.job_files import FilesReader
+from backend.pipeline.gitlab.rules import read_policy, read_rules
+from backend.pipeline.gitlab.spec import JobSpec, NeedEntry
+from backend.pipeline.gitlab.tree import new_map
+from backend.pipeline.gitlab.variables import read_variables
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
-from backend.pipeline.model import Artifacts, Cache, Service
+from backend.pipeline.model import Service
 from backend.pipeline.validate import suggest
+
+__all__ = ["JOB_KEYS", "JobSpec", "NeedEntry", "read_job", "read_start_in"]
 
 WHEN = ("on_success", "on_failure", "always", "manual", "delayed", "never")
 RETRY_WHEN = (
@@ -44,23 +48,6 @@ MAX_RETRY = 2
 MAX_START_IN = 7 * 86400  # GitLab: start_in "should be a duration of 1 week or less"
 MAX_TIMEOUT = 30 * 86400  # Project::MAX_BUILD_TIMEOUT: one month
 MAX_NEEDS = 50  # ci_needs_size_limit's default
-MAX_CACHES = 4
-IGNORED = {
-    "tags": "runner selection has no local meaning",
-    "environment": "deployments are tracked by a GitLab server; the name is kept, nothing more",
-    "coverage": "coverage is not parsed from job logs",
-    "resource_group": "no lock across pipelines; jobs of one run follow needs and stages only",
-    "release": "creating a release needs a GitLab server",
-    "pages": "publishing GitLab Pages needs a GitLab server",
-    "publish": "publishing GitLab Pages needs a GitLab server",
-    "id_tokens": "OIDC ID tokens are issued by a GitLab server",
-    "secrets": "external secrets are fetched by a GitLab server",
-    "hooks": "runner hooks have no local meaning (cicd checks the repository out itself)",
-    "identity": "identity federation needs a GitLab server",
-    "dast_configuration": "DAST site and scanner profiles live on a GitLab server",
-    "manual_confirmation": "manual jobs start only when asked (--manual); nothing to confirm",
-    "trigger": "downstream pipelines need a GitLab server; trigger jobs do not run",
-}
 JOB_KEYS = (
     "script",
     "before_script",
@@ -90,82 +77,7 @@ JOB_KEYS = (
 )
 IMAGE_KEYS = ("name", "entrypoint", "pull_policy", "docker", "kubernetes")
 SERVICE_KEYS = (*IMAGE_KEYS, "alias", "command", "variables")
-CACHE_KEYS = ("key", "paths", "policy", "when", "untracked", "unprotect", "fallback_keys")
-ARTIFACT_KEYS = (
-    "paths",
-    "exclude",
-    "expose_as",
-    "name",
-    "untracked",
-    "when",
-    "expire_in",
-    "reports",
-    "public",
-    "access",
-)
 NEED_KEYS = ("job", "optional", "artifacts", "parallel", "pipeline", "project", "ref")
-ENVIRONMENT_KEYS = (
-    "name",
-    "url",
-    "action",
-    "on_stop",
-    "auto_stop_in",
-    "kubernetes",
-    "deployment_tier",
-)
-
-
-@dataclass
-class NeedEntry:
-    """One ``needs`` entry as written: the job named, and how."""
-
-    name: str
-    node: Node
-    optional: bool = False
-    parallel: Node | None = None
-
-
-@dataclass
-class JobSpec:
-    """What one job's keywords say, read and checked; ``ok`` is False after any problem."""
-
-    name: str
-    key: Scalar
-    node: Map
-    stage: str = "test"
-    stage_node: Node | None = None
-    script: list[str] = field(default_factory=list)
-    before_script: list[str] = field(default_factory=list)
-    after_script: list[str] = field(default_factory=list)
-    image: str | None = None
-    image_entrypoint: list[str] | None = None
-    variables: dict[str, Variable] = field(default_factory=dict)
-    inherited: list[str] = field(default_factory=list)  # top-level variables it takes
-    rules: list[Rule] | None = None
-    only: Policy | None = None
-    except_: Policy | None = None
-    when: str = "on_success"
-    start_in: float | None = None
-    allow_failure: bool | None = None
-    exit_codes: list[int] = field(default_factory=list)
-    needs: list[NeedEntry] | None = None
-    needs_node: Node | None = None
-    dependencies: list[tuple[str, Node]] | None = None
-    parallel: Node | None = None
-    services: list[Service] = field(default_factory=list)
-    cache: list[Cache] = field(default_factory=list)
-    artifacts: list[str] = field(default_factory=list)
-    artifacts_options: Artifacts = field(default_factory=Artifacts)
-    retry: int = 0
-    retry_when: list[str] = field(default_factory=list)
-    timeout: float | None = None
-    interruptible: bool = False
-    environment: str | None = None
-    trigger: bool = False
-    ignored: list[tuple[str, str]] = field(default_factory=list)  # (keyword, why)
-    rule_needs: dict[int, list[NeedEntry]] = field(default_factory=dict)  # by rule index
-    rule_start_in: dict[int, float] = field(default_factory=dict)
-    ok: bool = True
 
 
 def read_start_in(node: Node, add: Callable[[Node, str], None], what: str) -> float | None:
@@ -181,63 +93,8 @@ def read_start_in(node: Node, add: Callable[[Node, str], None], what: str) -> fl
     return seconds
 
 
-class _Reader:
+class _Reader(FilesReader, IgnoredReader):
     """Reads the keywords of one job into its ``JobSpec``."""
-
-    def __init__(self, spec: JobSpec, problems: list[Problem]) -> None:
-        self.spec = spec
-        self.problems = problems
-
-    def add(self, node: Node, message: str) -> None:
-        self.spec.ok = False
-        self.problems.append(problem_at(node, f"job '{self.spec.name}': {message}"))
-
-    # -- small typed readers -------------------------------------------------------------
-
-    def string(self, node: Node, what: str) -> str | None:
-        if isinstance(node, Scalar) and isinstance(node.value, str) and node.value.strip():
-            return node.value
-        self.add(node, f"{what} must be a non-empty string, not {describe(node)}")
-        return None
-
-    def boolean(self, node: Node, what: str) -> bool | None:
-        if isinstance(node, Scalar) and isinstance(node.value, bool):
-            return node.value
-        self.add(node, f"{what} must be true or false, not {describe(node)}")
-        return None
-
-    def strings(self, node: Node, what: str) -> list[str] | None:
-        return strings(node, what, self.add)
-
-    def mapping(self, node: Node, what: str, allowed: tuple[str, ...]) -> Map | None:
-        if not isinstance(node, Map):
-            self.add(node, f"{what} must be a mapping, not {describe(node)}")
-            return None
-        for key, _ in node.entries:
-            if key.value not in allowed:
-                self.add(key, f"unknown key '{key.text}' in {what}{suggest(key.text, allowed)}")
-        return node
-
-    def commands(self, node: Node, what: str) -> list[str] | None:
-        """A script: a string or a list of strings (nested lists already flattened)."""
-        if isinstance(node, Scalar) and isinstance(node.value, str):
-            return [node.value]
-        if isinstance(node, Seq):
-            lines = []
-            for item in node.items:
-                if isinstance(item, Scalar) and isinstance(item.value, str):
-                    lines.append(item.value)
-                else:
-                    hint = " (quote lines that contain ': ')" if isinstance(item, Map) else ""
-                    self.add(item, f"{what} lines must be strings, not {describe(item)}{hint}")
-            return lines
-        self.add(node, f"{what} must be a string or a list of strings, not {describe(node)}")
-        return None
-
-    def ignore(self, key: str, node: Node) -> None:
-        self.spec.ignored.append((key, IGNORED[key]))
-
-    # -- keywords ------------------------------------------------------------------------
 
     def read(self, inherited: set[int]) -> None:
         spec, node = self.spec, self.spec.node
@@ -459,142 +316,6 @@ class _Reader:
     def k_parallel(self, node: Node) -> None:
         self.spec.parallel = node  # fan_out checks it
 
-    def k_cache(self, node: Node) -> None:
-        entries = node.items if isinstance(node, Seq) else [node]
-        if len(entries) > MAX_CACHES:
-            self.add(node, f"'cache' lists {len(entries)} caches; the limit is {MAX_CACHES}")
-        for entry in entries:
-            cache = self.cache(entry)
-            if cache is not None:
-                self.spec.cache.append(cache)
-
-    def cache(self, node: Node) -> Cache | None:
-        entry = self.mapping(node, "'cache'", CACHE_KEYS)
-        if entry is None:
-            return None
-        fields: dict[str, object] = {}
-        key = entry.get("key")
-        if isinstance(key, Scalar) and key.value is not None and not isinstance(key.value, bool):
-            text = scalar_text(key)
-            if "/" in text or text.strip(".") == "" or "%2f" in text.lower():
-                self.add(key, "'cache:key' must not contain '/' nor be '.' or '..'")
-            fields["key"] = text
-        elif isinstance(key, Map):
-            self.mapping(key, "'cache:key'", ("files", "prefix"))
-            files = key.get("files")
-            names = self.strings(files, "'cache:key:files'") if files is not None else None
-            if names is None or not 1 <= len(names) <= 2:
-                if names is not None or files is None:
-                    self.add(files or key, "'cache:key:files' must list one or two files")
-            else:
-                fields["key_files"] = names
-            if key.get("prefix") is not None:
-                fields["key_prefix"] = self.string(key.get("prefix"), "'cache:key:prefix'")  # type: ignore[arg-type]
-        elif key is not None:
-            self.add(key, f"'cache:key' must be a string or {{files, prefix}}, not {describe(key)}")
-        readers: dict[str, tuple[Callable[[Node], object], tuple[str, ...] | None]] = {
-            "paths": (lambda n: self.strings(n, "'cache:paths'"), None),
-            "fallback_keys": (lambda n: self.strings(n, "'cache:fallback_keys'"), None),
-            "untracked": (lambda n: self.boolean(n, "'cache:untracked'"), None),
-            "unprotect": (lambda n: self.boolean(n, "'cache:unprotect'"), None),
-            "policy": (
-                lambda n: n.value if isinstance(n, Scalar) else None,
-                ("pull", "push", "pull-push"),
-            ),
-            "when": (
-                lambda n: n.value if isinstance(n, Scalar) else None,
-                ("on_success", "on_failure", "always"),
-            ),
-        }
-        for name, (read, choices) in readers.items():
-            value = entry.get(name)
-            if value is None or (isinstance(value, Scalar) and value.value is None):
-                continue
-            result = read(value)
-            if choices is not None and result not in choices:
-                self.add(
-                    value,
-                    f"'cache:{name}' must be one of {', '.join(choices)}, not {describe(value)}",
-                )
-                continue
-            if name != "unprotect" and result is not None:
-                fields[name] = result
-        try:
-            return Cache(**fields)  # type: ignore[arg-type]
-        except ValueError:
-            return None  # a field already reported
-
-    def k_artifacts(self, node: Node) -> None:
-        entry = self.mapping(node, "'artifacts'", ARTIFACT_KEYS)
-        if entry is None:
-            return
-        options: dict[str, object] = {}
-        for name, value in entry.entries:
-            key = name.value
-            if key == "paths":
-                self.spec.artifacts = self.strings(value, "'artifacts:paths'") or []
-            elif key == "exclude":
-                options["exclude"] = self.strings(value, "'artifacts:exclude'") or []
-            elif key in ("name", "expose_as"):
-                text = self.string(value, f"'artifacts:{key}'")
-                if key == "name":
-                    options["name"] = text
-            elif key in ("untracked", "public"):
-                flag = self.boolean(value, f"'artifacts:{key}'")
-                if key == "untracked" and flag is not None:
-                    options["untracked"] = flag
-            elif key == "when":
-                if isinstance(value, Scalar) and value.value in (
-                    "on_success",
-                    "on_failure",
-                    "always",
-                ):
-                    options["when"] = value.value
-                else:
-                    self.add(
-                        value,
-                        "'artifacts:when' must be one of on_success, on_failure, always, "
-                        f"not {describe(value)}",
-                    )
-            elif key == "expire_in":
-                text = (
-                    scalar_text(value)
-                    if isinstance(value, Scalar) and value.value is not None
-                    else None
-                )
-                if text is None or (text != "never" and parse_duration(text) is None):
-                    self.add(
-                        value,
-                        "'artifacts:expire_in' must be a duration or 'never', "
-                        f"not {describe(value)}",
-                    )
-                else:
-                    options["expire_in"] = text
-            elif key == "reports":
-                options["reports"] = self.reports(value)
-            elif key == "access":
-                if not (isinstance(value, Scalar) and value.value in ("all", "developer", "none")):
-                    self.add(
-                        value,
-                        f"'artifacts:access' must be all, developer or none, not {describe(value)}",
-                    )
-        self.spec.artifacts_options = Artifacts(**options)  # type: ignore[arg-type]
-
-    def reports(self, node: Node) -> dict[str, list[str]]:
-        if not isinstance(node, Map):
-            self.add(node, f"'artifacts:reports' must be a mapping, not {describe(node)}")
-            return {}
-        result = {}
-        for key, value in node.entries:
-            if isinstance(value, Map):  # coverage_report: {coverage_format, path}
-                path = value.get("path")
-                paths = self.strings(path, f"'artifacts:reports:{key.text}:path'") if path else None
-            else:
-                paths = self.strings(value, f"'artifacts:reports:{key.text}'")
-            if paths is not None:
-                result[str(key.value)] = paths
-        return result
-
     def k_retry(self, node: Node) -> None:
         if isinstance(node, Map):
             self.mapping(node, "'retry'", ("max", "when", "exit_codes"))
@@ -646,75 +367,6 @@ class _Reader:
 
     def k_run(self, node: Node) -> None:
         self.add(node, "'run' (CI/CD steps) is not supported; use 'script'")
-
-    def k_trigger(self, node: Node) -> None:
-        if not isinstance(node, Scalar | Map):
-            self.add(node, f"'trigger' must be a project path or a mapping, not {describe(node)}")
-        self.spec.trigger = True
-        self.ignore("trigger", node)
-
-    def k_tags(self, node: Node) -> None:
-        self.strings(node, "'tags'")
-        self.ignore("tags", node)
-
-    def k_environment(self, node: Node) -> None:
-        if isinstance(node, Map):
-            self.mapping(node, "'environment'", ENVIRONMENT_KEYS)
-            name = node.get("name")
-            if name is None:
-                self.add(node, "'environment' is missing required key 'name'")
-            else:
-                self.spec.environment = self.string(name, "'environment:name'")
-        else:
-            self.spec.environment = self.string(node, "'environment'")
-        self.ignore("environment", node)
-
-    def k_coverage(self, node: Node) -> None:
-        self.string(node, "'coverage'")
-        self.ignore("coverage", node)
-
-    def k_resource_group(self, node: Node) -> None:
-        self.string(node, "'resource_group'")
-        self.ignore("resource_group", node)
-
-    def k_identity(self, node: Node) -> None:
-        self.string(node, "'identity'")
-        self.ignore("identity", node)
-
-    def k_manual_confirmation(self, node: Node) -> None:
-        self.string(node, "'manual_confirmation'")
-        self.ignore("manual_confirmation", node)
-
-    def k_publish(self, node: Node) -> None:
-        self.string(node, "'publish'")
-        self.ignore("publish", node)
-
-    def k_pages(self, node: Node) -> None:
-        if not (
-            isinstance(node, Map) or (isinstance(node, Scalar) and isinstance(node.value, bool))
-        ):
-            self.add(node, f"'pages' must be a mapping or true/false, not {describe(node)}")
-        self.ignore("pages", node)
-
-    def _ignored_mapping(self, key: str, node: Node) -> None:
-        if not isinstance(node, Map):
-            self.add(node, f"'{key}' must be a mapping, not {describe(node)}")
-        self.ignore(key, node)
-
-    def k_release(self, node: Node) -> None:
-        self._ignored_mapping("release", node)
-
-    def k_id_tokens(self, node: Node) -> None:
-        self._ignored_mapping("id_tokens", node)
-
-    def k_secrets(self, node: Node) -> None:
-        self._ignored_mapping("secrets", node)
-
-    def k_hooks(self, node: Node) -> None:
-        self._ignored_mapping("hooks", node)
-
-    def k_dast_configuration(self, node: Node) -> None:
-        self._ignored_mapping("dast_configuration", node)
 
 
 def read_job(
