@@ -75,3 +75,18 @@ def test_docs_command_in_readme_reference(name: str) -> None:
     assert re.search(rf"`cicd {re.escape(name)}[` ]", command_reference()), (
         f"README.md's command reference does not mention `cicd {name}`"
     )
+
+
+def test_docs_every_setting_is_documented() -> None:
+    # each CICD_* variable Settings reads must be in the README's configuration or docs/
+    from backend.settings import Settings
+
+    docs = README.read_text(encoding="utf-8") + "".join(
+        path.read_text(encoding="utf-8") for path in (README.parent / "docs").glob("*.md")
+    )
+    missing = [
+        f"CICD_{name.upper()}"
+        for name in Settings.model_fields
+        if name != "debug" and f"CICD_{name.upper()}" not in docs
+    ]
+    assert not missing, f"settings not documented in README.md or docs/: {missing}"
