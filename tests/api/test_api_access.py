@@ -98,6 +98,28 @@ def test_auth_without_the_right_token_is_401(
     }
 
 
+def test_auth_token_is_compared_in_constant_time(
+    start_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a == comparison returns at the first differing byte, so its timing leaks the token
+    import backend.api.deps as deps
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = deps.hmac.compare_digest
+
+    def spy(given: bytes, expected: bytes) -> bool:
+        compared.append((given, expected))
+        return real(given, expected)
+
+    monkeypatch.setattr(deps.hmac, "compare_digest", spy)
+    api = start_api(token=TOKEN)
+    with api.client("x" + TOKEN[1:]) as client:
+        assert client.get("/pipelines").status_code == 401
+    with api.client(TOKEN) as client:
+        assert client.get("/pipelines").status_code == 200
+    assert compared == [(("x" + TOKEN[1:]).encode(), TOKEN.encode()), (TOKEN.encode(),) * 2]
+
+
 def test_auth_with_the_token_is_accepted(start_api: Callable[..., Api]) -> None:
     api = start_api(token=TOKEN)
     with api.client(TOKEN) as client:
