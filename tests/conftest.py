@@ -99,6 +99,8 @@ def _foreign(container_ids: list[str], basetemp: Path) -> set[str]:
     )
     foreign = set()
     for line in inspected.stdout.splitlines():
+        if not line.strip():  # a container removed meanwhile prints an empty line
+            continue
         full_id, *sources = line.split()
         if any(not Path(source).is_relative_to(basetemp) for source in sources):
             foreign.update(cid for cid in container_ids if full_id.startswith(cid))
