@@ -31,6 +31,9 @@ from backend.pipeline.gitlab.tree import problem_at
 from backend.pipeline.gitlab.variables import Variable, expand, merge, resolve
 from backend.pipeline.model import Service
 
+Predefined = Callable[[str, str, int | None, int | None], dict[str, str]]
+"""(job name, stage, CI_NODE_INDEX, CI_NODE_TOTAL) -> that job's predefined variables."""
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -41,7 +44,7 @@ class Setting:
     is_branch: bool
     source: str
     described: str  # "branch 'main'", for messages
-    predefined: Callable[[str, str, int | None, int | None], dict[str, str]]
+    predefined: Predefined
     file_variables: Mapping[str, Variable]
     env: Mapping[str, str]
     paths: Callable[[], Sequence[str]]

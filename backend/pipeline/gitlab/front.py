@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from backend.errors import PipelineInvalid, Problem
-from backend.pipeline.gitlab.evaluate import Draft, Setting, evaluate
+from backend.pipeline.gitlab.evaluate import Draft, Predefined, Setting, evaluate
 from backend.pipeline.gitlab.include import DictSource, Source
 from backend.pipeline.gitlab.jobs import JobSpec, read_job
-from backend.pipeline.gitlab.parallel import Instance, expand_dependencies, expand_need, fan_out
+from backend.pipeline.gitlab.links import Links
+from backend.pipeline.gitlab.parallel import Instance, fan_out
 from backend.pipeline.gitlab.rules import first_match, read_rules
 from backend.pipeline.gitlab.structure import GitlabStructure, resolve_structure
 from backend.pipeline.gitlab.tree import problem_at
@@ -50,7 +51,6 @@ from backend.pipeline.gitlab.variables import (
 )
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
 from backend.pipeline.model import DEFAULT_IMAGE, Job, Pipeline, Stage
-from backend.pipeline.plan import find_cycles
 from backend.pipeline.validate import name_problem, suggest
 
 DEFAULT_STAGES = ("build", "test", "deploy")
@@ -122,7 +122,7 @@ def load_gitlab(
     return _Front(path, source, structure, context).build(name)
 
 
-def _predefined(context: GitlabContext) -> object:
+def _predefined(context: GitlabContext) -> Predefined:
     """A function giving one job's predefined variables for ``context``."""
 
     def for_job(job: str, stage: str, index: int | None, total: int | None) -> dict[str, str]:
@@ -196,6 +196,16 @@ class _Front:
             at = node.key_node(cycle[0]) if isinstance(node, Map) else None
             self.add(at or node, f"{where}circular variable reference detected: {chain}")
 
+    def job_cycles(self, spec: JobSpec, file_variables: Mapping[str, Variable]) -> None:
+        """Refuse cycles among a job's variables that its own variables take part in."""
+        own = spec.node.get("variables")
+        if not spec.variables or own is None:
+            return
+        inherited = {k: v for k, v in file_variables.items() if k in spec.inherited}
+        merged = {**inherited, **spec.variables}
+        if any(set(cycle) & set(spec.variables) for cycle in reference_cycles(merged)):
+            self.cycles(merged, own, f"job '{spec.name}': ")
+
     def stages(self) -> list[str]:
         node = self.structure.stages
         if node is None or (isinstance(node, Scalar) and node.value is None):
@@ -244,14 +254,7 @@ class _Front:
             return {}
         if any(rule.has_changes for rule in rules):
             self.notes.setdefault("rules:changes", CHANGES_NOTE)
-        values = {
-            k: v
-            for k, v in setting.predefined("", "", None, None).items()
-            if not k.startswith(("CI_JOB_", "CI_NODE_"))
-        }
-        values.update({k: v.value for k, v in setting.file_variables.items()})
-        values.update(setting.env)
-        matched = first_match(rules, values, self.paths)
+        matched = first_match(rules, _pipeline_values(setting), self.paths)
         at = node.key_node("rules") or rules_node
         where = f"workflow:rules: this pipeline does not run for {setting.described}"
         if matched is None:
@@ -308,7 +311,7 @@ class _Front:
             is_branch=context.tag is None and context.source != MERGE_REQUEST,
             source=context.source,
             described=context.described(),
-            predefined=_predefined(context),  # type: ignore[arg-type]
+            predefined=_predefined(context),
             file_variables=file_variables,
             env=dict(context.env),
             paths=self.paths,
@@ -318,21 +321,12 @@ class _Front:
         rule_variables = self.workflow(setting)
         if rule_variables:  # workflow:rules:variables override the top-level ones
             file_variables = {**file_variables, **rule_variables}
-            setting = _replace(setting, file_variables)
+            setting = replace(setting, file_variables=file_variables)
         specs = [s for s in self.specs() if self.check_stage(s, stages)]
         fanned: dict[str, list[Instance]] = {}
         drafts: list[Draft] = []
         for spec in specs:
-            if spec.variables:
-                merged = {
-                    **{k: v for k, v in file_variables.items() if k in spec.inherited},
-                    **spec.variables,
-                }
-                own = spec.node.get("variables")
-                if own is not None and any(
-                    set(c) & set(spec.variables) for c in reference_cycles(merged)
-                ):
-                    self.cycles(merged, own, f"job '{spec.name}': ")
+            self.job_cycles(spec, file_variables)
             if spec.parallel is not None:
                 instances, found = fan_out(
                     spec.name, spec.parallel, spec.parallel.file or self.path
@@ -344,18 +338,17 @@ class _Front:
                 drafts += [evaluate(spec, i, setting, self.problems) for i in instances]
             else:
                 drafts.append(evaluate(spec, None, setting, self.problems))
-        by_name: dict[str, Draft] = {}
+        seen: set[str] = set()
         for draft in drafts:
-            if draft.name in by_name:
-                self.add(
-                    draft.spec.key, f"job '{draft.name}' is defined twice (parallel names clash)"
-                )
-            by_name.setdefault(draft.name, draft)
-        all_names = set(self.structure.jobs) | set(by_name)  # a job with a bad stage exists
-        stage_of = {d.name: stages.index(d.spec.stage) for d in drafts}
-        needs = {d.name: self.needs(d, by_name, fanned, stage_of, all_names) for d in drafts}
-        dependencies = {d.name: self.dependencies(d, by_name, fanned, stage_of) for d in drafts}
-        self.check_cycles(drafts, needs)
+            if draft.name in seen:
+                message = f"job '{draft.name}' is defined twice (parallel names clash)"
+                self.add(draft.spec.key, message)
+            seen.add(draft.name)
+        defined = set(self.structure.jobs) | seen  # a job whose stage was refused exists
+        links = Links(drafts, stages, fanned, defined, self.problems, self.path)
+        needs = {d.name: links.needs(d) for d in drafts}
+        dependencies = {d.name: links.dependencies(d) for d in drafts}
+        links.cycles(needs)
         if self.problems:
             raise PipelineInvalid(sorted(set(self.problems)))
         jobs: dict[str, list[Job]] = {stage: [] for stage in stages}
@@ -365,130 +358,31 @@ class _Front:
             name=name,
             stages=[Stage(name=s, jobs=j) for s, j in jobs.items() if j],
             image=None,
-            variables=_pipeline_variables(file_variables, setting),
+            variables=_pipeline_variables(setting),
             source=self.path,
             format="gitlab",
             ignored=list(self.notes.values()),
         )
 
-    # -- across jobs -----------------------------------------------------------------------
 
-    def needs(
-        self,
-        draft: Draft,
-        by_name: Mapping[str, Draft],
-        fanned: Mapping[str, list[Instance]],
-        stage_of: Mapping[str, int],
-        all_names: set[str],
-    ) -> list[str]:
-        """The names ``draft`` needs, after parallel expansion, each checked."""
-        if draft.needs is None:
-            return []
-        label = f"job '{draft.name}'"
-        result: list[str] = []
-        for entry in draft.needs:
-            if entry.name not in all_names:
-                if not entry.optional:
-                    hint = suggest(entry.name, sorted(all_names))
-                    self.add(
-                        entry.node, f"{label} needs '{entry.name}', which is not defined{hint}"
-                    )
-                continue
-            names, found = expand_need(
-                entry.name, entry.parallel, fanned, entry.node.file or self.path, f"{label}: "
-            )
-            self.problems += found
-            for need in names:
-                other = by_name.get(need)
-                if other is None or need in result:
-                    continue
-                if need == draft.name:
-                    self.add(entry.node, f"{label} needs itself")
-                    continue
-                if stage_of[need] > stage_of[draft.name]:
-                    self.add(
-                        entry.node,
-                        f"{label} needs '{need}', which is in the later stage "
-                        f"'{other.spec.stage}' (needs name jobs of the same or an earlier stage)",
-                    )
-                    continue
-                if other.excluded:
-                    if not entry.optional and not draft.excluded:
-                        self.add(
-                            entry.node,
-                            f"'{draft.name}' job needs '{need}' job, but '{need}' does not "
-                            f"exist in the pipeline ({other.skip_reason}); to need a job that "
-                            "sometimes does not exist in the pipeline, use needs:optional",
-                        )
-                    continue
-                result.append(need)
-        return result
-
-    def dependencies(
-        self,
-        draft: Draft,
-        by_name: Mapping[str, Draft],
-        fanned: Mapping[str, list[Instance]],
-        stage_of: Mapping[str, int],
-    ) -> list[str] | None:
-        if draft.spec.dependencies is None:
-            return None
-        label = f"job '{draft.name}'"
-        result: list[str] = []
-        known = sorted({d.spec.name for d in by_name.values()})
-        for name, node in draft.spec.dependencies:
-            if name not in known:
-                hint = suggest(name, known)
-                self.add(node, f"{label}: dependency '{name}' is not defined{hint}")
-                continue
-            for dep in expand_dependencies([name], fanned):
-                other = by_name[dep]
-                if stage_of[dep] > stage_of[draft.name]:
-                    self.add(
-                        node,
-                        f"{label}: dependency '{dep}' is in the later stage "
-                        f"'{other.spec.stage}' (dependencies name jobs of the same or an "
-                        "earlier stage)",
-                    )
-                elif not other.excluded and dep not in result:
-                    result.append(dep)
-        return result
-
-    def check_cycles(self, drafts: list[Draft], needs: Mapping[str, list[str]]) -> None:
-        names = [d.name for d in drafts]
-        by_name = {d.name: d for d in drafts}
-        for cycle in find_cycles(names, needs):
-            first = by_name[cycle[0]]
-            node = first.spec.needs_node or first.spec.key
-            for entry in first.needs or ():
-                if (
-                    cycle[1] == entry.name
-                    or cycle[1].startswith(entry.name + " ")
-                    or cycle[1].startswith(entry.name + ":")
-                ):
-                    node = entry.node
-                    break
-            self.add(node, f"cyclic dependency: {' -> '.join(cycle)}")
+def _pipeline_values(setting: Setting) -> dict[str, str]:
+    """What a pipeline-level expression sees: predefined (no job's), top-level, ``--env``."""
+    predefined = {
+        k: v
+        for k, v in setting.predefined("", "", None, None).items()
+        if not k.startswith(("CI_JOB_", "CI_NODE_"))
+    }
+    return resolve(merge(predefined=predefined, file=setting.file_variables, run=setting.env))
 
 
-def _pipeline_variables(file_variables: Mapping[str, Variable], setting: Setting) -> dict[str, str]:
-    """The top-level variables expanded (against the predefined ones and ``--env``)."""
-    values = resolve(
-        merge(
-            predefined=setting.predefined("", "", None, None), file=file_variables, run=setting.env
-        )
-    )
-    return {name: values[name] for name in file_variables}
+def _pipeline_variables(setting: Setting) -> dict[str, str]:
+    """The top-level variables, expanded."""
+    values = _pipeline_values(setting)
+    return {name: values[name] for name in setting.file_variables}
 
 
 def _has_workflow_rules(workflow: Node | None) -> bool:
     return isinstance(workflow, Map) and workflow.get("rules") is not None
-
-
-def _replace(setting: Setting, file_variables: Mapping[str, Variable]) -> Setting:
-    from dataclasses import replace
-
-    return replace(setting, file_variables=file_variables)
 
 
 def _job_key(node: Map, name: str) -> Scalar:

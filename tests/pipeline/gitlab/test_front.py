@@ -548,3 +548,35 @@ def test_load_gitlab_fuzz_raises_only_pipeline_invalid(
         assert all(p.file == MAIN and p.line >= 1 and p.column >= 1 for p in invalid.problems)
         return
     assert pipeline.format == "gitlab"
+
+
+def test_load_gitlab_needs_matrix_value_not_made_positioned() -> None:
+    assert problems(
+        """
+        build:
+          stage: build
+          script: x
+          parallel: {matrix: [{OS: [linux]}]}
+        unit:
+          script: x
+          needs: [{job: build, parallel: {matrix: [{OS: mac}]}}]
+        """
+    ) == [
+        ".gitlab-ci.yml:7:44: job 'unit': needs 'build: [mac]', which the matrix of 'build' "
+        "does not make (values must be ones it lists, variables in its order)"
+    ]
+
+
+def test_load_gitlab_workflow_if_sees_expanded_variables() -> None:
+    text = """
+    variables: {ENV: prod, TARGET: "deploy-$ENV"}
+    workflow: {rules: [{if: $TARGET == "deploy-prod"}]}
+    j: {script: x}
+    """
+    assert shape(load(text)) == [("test", ["j"])]
+
+
+def test_load_gitlab_cycle_through_parallel_jobs_positioned_at_the_need() -> None:
+    assert problems("a: {script: x, parallel: 2, needs: [b]}\nb: {script: x, needs: [a]}\n") == [
+        ".gitlab-ci.yml:1:37: cyclic dependency: a 1/2 -> b -> a 1/2"
+    ]
