@@ -106,25 +106,41 @@ def select_jobs(
 def _hold_for_manual(
     pipeline: Pipeline, decided: dict[str, tuple[bool, str | None]], named: set[str]
 ) -> None:
-    """Jobs that need a manual job that was not started do not run either (GitLab waits)."""
+    """Jobs that wait for a manual job that was not started do not run either.
+
+    GitLab keeps them waiting: a job that ``needs`` it, and, when it blocks (``allow_failure``
+    false, as ``rules: when: manual`` makes it), every job without ``needs:`` of a later stage.
+    Jobs named by ``--job`` run anyway.
+    """
     jobs = {job.name: job for job in pipeline.jobs}
+    stage_index = {stage.name: i for i, stage in enumerate(pipeline.stages)}
+
+    def waiting(name: str) -> str | None:
+        """Why a job waiting for ``name`` would not run, or None if ``name`` holds nobody."""
+        run, why = decided[name]
+        if run:
+            return None
+        if _is_manual(jobs[name]) and why == manual_reason(name):
+            return f"{WAITS} '{name}': start it with --manual {_quoted(name)}"
+        return why if (why or "").startswith(WAITS) else None
+
     changed = True
     while changed:  # needs may point forward in file order within a stage: repeat to a fixpoint
         changed = False
+        blocking = [  # manual jobs GitLab does not go past: later stages wait for them
+            (stage_index[job.stage], reason)
+            for job in pipeline.jobs
+            if _is_manual(job) and not job.allow_failure and (reason := waiting(job.name))
+        ]
         for job in pipeline.jobs:
             if not decided[job.name][0] or job.name in named:
                 continue
-            for need in job.needs:
-                held = need in jobs and not decided[need][0]
-                if held and _is_manual(jobs[need]) and decided[need][1] == manual_reason(need):
-                    reason = f"{WAITS} '{need}': start it with --manual {_quoted(need)}"
-                elif held and (decided[need][1] or "").startswith(WAITS):
-                    reason = decided[need][1]
-                else:
-                    continue
-                decided[job.name] = (False, reason)
+            reasons = [r for n in job.needs if n in jobs and (r := waiting(n)) is not None]
+            if not job.dag:
+                reasons += [r for i, r in blocking if i < stage_index[job.stage]]
+            if reasons:
+                decided[job.name] = (False, reasons[0])
                 changed = True
-                break
 
 
 def _decide(job: Job, run: bool, reason: str | None) -> Job:
