@@ -14,9 +14,9 @@ the model. Every problem of every file is collected, then raised at once as
 
 GitLab rules followed (docs.gitlab.com/ci/yaml and ``lib/gitlab/ci/yaml_processor.rb``):
 
-* Stages: ``stages:`` (or the default ``build, test, deploy``), with ``.pre`` put first and
-  ``.post`` last when not listed (``EdgeStagesInjector``), repeats dropped; a job's stage
-  defaults to ``test`` and must be one of them. Stages without jobs are left out.
+* Stages: ``stages:`` (or the default ``build, test, deploy``), with ``.pre`` always first
+  and ``.post`` always last, wherever listed (``EdgeStagesInjector``), repeats dropped; a
+  job's stage defaults to ``test`` and must be one of them. Stages without jobs are left out.
 * ``needs`` may name jobs of the same or an earlier stage (a later one is refused: "need ...
   is not defined in current or prior stages"), an undefined job is refused unless the need
   is ``optional``, and a need on a job that the pipeline leaves out (rules, only/except,
@@ -224,12 +224,10 @@ class _Front:
                     self.add(item, f"stage {describe(item)} {problem}")
                     continue
                 declared.append(item.value)
-        stages = list(dict.fromkeys(declared))
-        if ".pre" not in stages:
-            stages.insert(0, ".pre")
-        if ".post" not in stages:
-            stages.append(".post")
-        return stages
+        # EdgeStagesInjector: .pre and .post are taken out wherever written, then put first
+        # and last; repeats count once.
+        middle = [stage for stage in dict.fromkeys(declared) if stage not in EDGE_STAGES]
+        return [".pre", *middle, ".post"]
 
     def workflow(self, setting: Setting) -> dict[str, Variable]:
         """Whether the pipeline runs (a problem when not), and the variables its rule sets."""

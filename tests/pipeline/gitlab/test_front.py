@@ -580,3 +580,15 @@ def test_load_gitlab_cycle_through_parallel_jobs_positioned_at_the_need() -> Non
     assert problems("a: {script: x, parallel: 2, needs: [b]}\nb: {script: x, needs: [a]}\n") == [
         ".gitlab-ci.yml:1:37: cyclic dependency: a 1/2 -> b -> a 1/2"
     ]
+
+
+def test_load_gitlab_edge_stages_always_first_and_last() -> None:
+    pipeline = load(
+        """
+        stages: [.post, build, .pre]
+        b: {stage: build, script: x}
+        first: {stage: .pre, script: x}
+        last: {stage: .post, script: x}
+        """
+    )
+    assert shape(pipeline) == [(".pre", ["first"]), ("build", ["b"]), (".post", ["last"])]
