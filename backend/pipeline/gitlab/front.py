@@ -275,13 +275,15 @@ class _Front:
             key = _job_key(node, name)
             problem = name_problem(name)
             if problem:
-                self.add(key, f"job name '{name[:40]}' {problem}")
+                shown = name[:40].encode("unicode_escape").decode("ascii")  # one line, always
+                self.add(key, f"job name '{shown}' {problem}")
                 continue
             spec = read_job(name, key, node, inherited, self.problems)
             for keyword, why in spec.ignored:
                 self.notes.setdefault(keyword, f"{keyword}: {why}")
-            if any(r.has_changes for r in spec.rules or ()) or (
-                spec.only is not None and spec.only.changes
+            policies = (spec.only, spec.except_)
+            if any(r.has_changes for r in spec.rules or ()) or any(
+                policy is not None and policy.changes for policy in policies
             ):
                 self.notes.setdefault("rules:changes", CHANGES_NOTE)
             specs.append(spec)

@@ -592,3 +592,10 @@ def test_load_gitlab_edge_stages_always_first_and_last() -> None:
         """
     )
     assert shape(pipeline) == [(".pre", ["first"]), ("build", ["b"]), (".post", ["last"])]
+
+
+def test_load_gitlab_job_name_with_control_characters_refused_on_one_line() -> None:
+    assert problems('"a\\nb": {script: x}\n') == [
+        ".gitlab-ci.yml:1:9: job name 'a\\nb' must not contain control characters "
+        "(newline, tab, NUL, escape...)"
+    ]
