@@ -266,3 +266,28 @@ def test_run_help_tells_job_from_jobs(repo):
     assert "not --jobs/-j, which limits how many run at once" in text
     assert "Concurrency: run at most N jobs at once" in text
     assert "To pick which jobs run, use --job NAME" in text
+
+
+CONTEXT_CI = """\
+release:
+  script: echo release
+  rules:
+    - if: $CI_COMMIT_TAG == "v1.0" && $CI_COMMIT_MESSAGE =~ /^first/ && $CI_PROJECT_NAME == "shop"
+trunk:
+  script: echo trunk
+  rules:
+    - if: $CI_DEFAULT_BRANCH == "trunk"
+"""
+
+
+def _running(repo: Path) -> list[str]:
+    document = json.loads(cicd("dry-run", "--format", "json", cwd=repo).stdout)
+    return [job["name"] for stage in document["stages"] for job in stage["jobs"] if job["run"]]
+
+
+def test_dry_run_gitlab_context_comes_from_git(tmp_path):
+    repo = make_repo(tmp_path, {".gitlab-ci.yml": CONTEXT_CI})
+    assert _running(repo) == []
+    git(repo, "tag", "v1.0")
+    git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/trunk")
+    assert _running(repo) == ["release", "trunk"]

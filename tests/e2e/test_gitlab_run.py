@@ -76,3 +76,15 @@ def test_gitlab_run_selected_job_only(project):
     report = project.report("shop", 1)
     assert (report["status"], sorted(jobs(report))) == ("SUCCESS", ["ship"])
     assert [stage["name"] for stage in report["stages"]] == ["deploy"]
+
+
+def test_gitlab_run_through_the_daemon_keeps_the_selection(project):
+    project.env["CICD_DAEMON"] = "1"  # the daemon reads the committed file again itself
+    try:
+        out = project.run("--job", "unit", "--env", "WHERE=cli")
+    finally:
+        project.cicd("shutdown")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "unit from-before-script " in out.job_lines("unit")  # compile did not run first
+    report = project.report("repo", 1)
+    assert (report["status"], sorted(jobs(report))) == ("SUCCESS", ["unit"])
