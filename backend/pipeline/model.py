@@ -147,5 +147,11 @@ class Pipeline(BaseModel):
         return [job for stage in self.stages for job in stage.jobs]
 
     def job_env(self, job: Job) -> dict[str, str]:
-        """Pipeline variables overlaid with the job's (job wins per key)."""
+        """Pipeline variables overlaid with the job's (job wins per key).
+
+        A GitLab job's variables already hold the top-level ones it inherits (GitLab's
+        precedence, ``inherit: variables`` applied), so they are its whole environment.
+        """
+        if self.format == "gitlab":
+            return dict(job.variables)
         return {**self.variables, **job.variables}

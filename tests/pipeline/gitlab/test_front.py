@@ -188,6 +188,12 @@ def test_load_gitlab_variables_expand_false_kept_raw() -> None:
 def test_load_gitlab_inherit_variables_false_takes_no_global() -> None:
     pipeline = load("variables: {A: '1'}\nj: {script: x, inherit: {variables: false}}\n")
     assert pipeline.job("j").variables == {}
+    assert pipeline.job_env(pipeline.job("j")) == {}  # what the job's container gets
+
+
+def test_load_gitlab_job_env_holds_inherited_and_own_variables() -> None:
+    pipeline = load("variables: {A: '1', B: '2'}\nj: {script: x, variables: {B: '3'}}\n")
+    assert pipeline.job_env(pipeline.job("j")) == {"A": "1", "B": "3"}
 
 
 def test_load_gitlab_variable_cycle_refused() -> None:
