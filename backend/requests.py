@@ -28,6 +28,7 @@ from backend.pipeline import (
     selection_of,
 )
 from backend.pipeline.gitlab.front import load_gitlab
+from backend.pipeline.validate import name_problem
 from backend.runner.base import PullPolicy
 from backend.runner.git import git
 from backend.runner.gitfiles import CommitSource, commit_facts, list_committed, read_committed
@@ -98,8 +99,20 @@ def find_file_by_name(source: Source, name: str) -> str:
 
 def project_name(repo: str) -> str:
     """The project's name for a repository path or URL: its last part, without ``.git``."""
-    tail = posixpath.basename(repo.replace("\\", "/").rstrip("/").split(":")[-1].rstrip("/"))
-    return tail.removesuffix(".git") or "project"
+    path = repo.replace("\\", "/").rstrip("/")
+    if not path.startswith("/"):  # a URL: ``host:path`` or ``scheme://host:port/path``
+        path = path.split(":")[-1].rstrip("/")
+    return posixpath.basename(path).removesuffix(".git") or "project"
+
+
+def gitlab_pipeline_name(name: str | None, folder: str) -> str:
+    """A GitLab file's pipeline name: ``-p NAME``, else the repository folder's name."""
+    if name is None:
+        return folder
+    problem = "must not be empty" if not name.strip() else name_problem(name)
+    if problem:
+        raise UsageError(f"-p {name!r}: a pipeline name {problem}")
+    return name
 
 
 def gitlab_context(
@@ -238,7 +251,7 @@ def prepare_run(
             source.git_dir,
             source.commit,
             path,
-            name=name or project_name(source.repo),
+            name=gitlab_pipeline_name(name, project_name(source.repo)),
             context=context,
             selection=(select, manual, with_needs),
         )

@@ -75,7 +75,12 @@ def _load(
     ``.pipelines/`` files; its includes are read from the work tree and its rules see the work
     tree's HEAD (branch, tag, message) and ``--env``.
     """
-    from backend.requests import parse_pairs, work_tree_context, work_tree_root
+    from backend.requests import (
+        gitlab_pipeline_name,
+        parse_pairs,
+        work_tree_context,
+        work_tree_root,
+    )
 
     gitlab = file is not None and is_gitlab_file(str(file))
     if file is None and not find_pipelines(PIPELINES_DIR) and Path(GITLAB_FILE).is_file():
@@ -87,7 +92,9 @@ def _load(
             )
         root = work_tree_root(Path.cwd())
         context = work_tree_context(root, parse_pairs(env, "--env"))
-        return load_gitlab_file(file, root, name=name or root.name, context=context), file
+        return load_gitlab_file(
+            file, root, name=gitlab_pipeline_name(name, root.name), context=context
+        ), file
     if name and file is not None:
         abort("-f/--file and -p/--pipeline cannot be used together", EXIT_USAGE)
     path = find_pipeline_by_name(PIPELINES_DIR, name) if name else file or DEFAULT_FILE

@@ -291,3 +291,12 @@ def test_dry_run_gitlab_context_comes_from_git(tmp_path):
     git(repo, "tag", "v1.0")
     git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/trunk")
     assert _running(repo) == ["release", "trunk"]
+
+
+def test_check_gitlab_pipeline_name_that_is_a_path_is_a_usage_error(repo):
+    result = cicd("check", "-p", "../x", cwd=repo)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: -p '../x': a pipeline name must not start with '/' or have a '.' or '..' "
+        "segment (names are not paths)\n"
+    )
