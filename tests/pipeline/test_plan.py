@@ -322,3 +322,40 @@ def test_to_dry_run_dict_gitlab_adds_keys_after_the_spec_ones():
     shown = (docs["run"], docs["skip_reason"], docs["group"], docs["after"])
     assert shown == (False, "r", None, [])
     assert (document["format"], document["ignored"]) == ("gitlab", [])
+
+
+@st.composite
+def gitlab_pipelines(draw: st.DrawFn) -> Pipeline:
+    """Stages of jobs; each job without needs or with needs on jobs of its or earlier stages."""
+    stages: list[tuple[str, list[Job]]] = []
+    earlier: list[str] = []
+    for s in range(draw(st.integers(min_value=1, max_value=4))):
+        jobs: list[Job] = []
+        for j in range(draw(st.integers(min_value=1, max_value=4))):
+            name = f"s{s}j{j}"
+            pool = earlier + [job.name for job in jobs]  # same-stage needs point backwards
+            needs = draw(st.none() | st.lists(st.sampled_from(pool), unique=True) if pool else
+                         st.none() | st.just([]))  # fmt: skip
+            jobs.append(_gl(name, f"stage{s}", needs, run=draw(st.booleans()), reason="x"))
+        stages.append((f"stage{s}", jobs))
+        earlier += [job.name for job in jobs]
+    return _gitlab(*stages)
+
+
+@FAST
+@given(gitlab_pipelines())
+def test_plan_pipeline_gitlab_waits_are_consistent(pipeline):
+    plan = plan_pipeline(pipeline)
+    running = [job for job in pipeline.jobs if job.run]
+    assert [job.name for s in plan.stages for job in s.jobs] == sorted(
+        (job.name for job in running), key=lambda n: (n[:3], plan.group[n], n)
+    )
+    for stage in plan.stages:
+        seen: set[str] = set()
+        for job in stage.jobs:  # the executor waits only inside the stage, for earlier jobs
+            assert set(job.needs) <= seen
+            seen.add(job.name)
+    for job in running:
+        assert all(plan.group[job.name] > plan.group[n] for n in plan.after[job.name])
+        if not job.dag:
+            assert plan.after[job.name] == [j.name for j in running if j.stage < job.stage]
