@@ -105,7 +105,8 @@ class RunContext:
 
 def prepare_images(ctx: RunContext) -> None:
     """Check or pull every image the run needs, once, in parallel."""
-    images = sorted({job.image for job in ctx.pipeline.jobs})
+    # the planned stages hold only the jobs that run: a job rules leave out pulls nothing
+    images = sorted({job.image for jobs in ctx.stage_order.values() for job in jobs})
     ctx.image_errors = ctx.runner.ensure_images(images, ctx.pull)
     for image, error in ctx.image_errors.items():
         if error:

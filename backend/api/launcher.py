@@ -79,7 +79,11 @@ class RunLauncher:
         try:
             source = self._source(request, bundle)
             request = self._as_committed(request, source.git_dir, source.commit)
-            content = request.file_content + "\0" + "\n".join(request.overrides)
+            # the jobs that run belong to the key: `--job a` and `--job b` are two runs
+            running = [job.name for job in request.pipeline.jobs if job.run]
+            content = "\0".join(
+                [request.file_content, "\n".join(request.overrides), "\n".join(running)]
+            )
             key = request_key(source, request.pipeline.name, content)
             submission = self.service.submit(request, key)
         except BaseException:

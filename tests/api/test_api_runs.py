@@ -182,6 +182,23 @@ def test_duplicate_submission_returns_the_running_run_and_force_starts_another(
     assert follow(api, "demo", 2)[-1]["status"] == "SUCCESS"
 
 
+def test_duplicate_submission_of_another_job_selection_is_a_new_run(
+    start_api: Callable[..., Api], prefect_api: str, repo: Path,
+    prepare: Callable[..., PreparedRun],
+) -> None:
+    # `cicd run --job compile` and `--job unit` of one commit are two runs, not one
+    api = start_api(runner=FakeRunner(outcomes={"compile": FakeOutcome(seconds=2)}))
+    first = submit(api, prepare(repo, select=["compile"]))
+    other = submit(api, prepare(repo, select=["unit"]))
+    same = submit(api, prepare(repo, select=["compile"]))
+
+    assert (first["name"], first["duplicate"]) == ("demo#1", False)
+    assert (other["name"], other["duplicate"]) == ("demo#2", False)
+    assert (same["name"], same["duplicate"]) == ("demo#1", True)
+    assert follow(api, "demo", 1)[-1]["status"] == "SUCCESS"
+    assert follow(api, "demo", 2)[-1]["status"] == "SUCCESS"
+
+
 def test_submit_without_bundle_finds_a_local_repo_the_server_can_read(
     start_api: Callable[..., Api], prefect_api: str, repo: Path,
     prepare: Callable[..., PreparedRun],

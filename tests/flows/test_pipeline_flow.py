@@ -200,3 +200,18 @@ def test_flow_no_heartbeat_context_turns_heartbeats_off_and_reuses_its_settings(
     assert again is first  # made once, not validated again for every run
     assert get_current_settings() is before
     assert first.api.url == before.api.url
+
+
+def test_flow_image_of_a_job_that_does_not_run_is_never_checked(make_context: Any) -> None:
+    # a job the rules (or --job) leave out must not fail the run because its image is missing
+    pipeline = make_pipeline(
+        "some",
+        {"build": [
+            {"name": "a"},
+            {"name": "b", "image": "nowhere:latest", "run": False, "skip_reason": "not selected"},
+        ]},
+    )
+    runner = FakeRunner(missing_images={"nowhere:latest"})
+    ctx, events = make_context(pipeline, runner)
+    assert _run(ctx) is Status.SUCCESS
+    assert not [e for e in events if e.kind == "warning"]
