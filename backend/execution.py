@@ -91,6 +91,7 @@ class RunContext:
     def job_env(self, job: Job) -> dict[str, str]:
         """The container environment of ``job`` (SPEC §2.2)."""
         return {
+            **self._predefined(job),
             **self.pipeline.job_env(job),
             **self.extra_env,
             "CI": "true",
@@ -100,6 +101,24 @@ class RunContext:
             "CICD_STAGE": job.stage,
             "CICD_COMMIT": self.commit,
             **({"CICD_BRANCH": self.branch} if self.branch else {}),
+        }
+
+
+    def _predefined(self, job: Job) -> dict[str, str]:
+        """GitLab's predefined variables of ``job`` with this run's ids (none for native files).
+
+        ``CI_PIPELINE_ID`` is the store's run id, ``CI_PIPELINE_IID`` the run's number, and
+        ``CI_JOB_ID`` unique per server: run id x 100,000 + the job's place in the file.
+        """
+        if not job.predefined:
+            return {}
+        place = next(i for i, j in enumerate(self.pipeline.jobs, 1) if j.name == job.name)
+        run_id = self.recorder.run_id
+        return {
+            **job.predefined,
+            "CI_PIPELINE_ID": str(run_id),
+            "CI_PIPELINE_IID": str(self.recorder.number),
+            "CI_JOB_ID": str(run_id * 100_000 + place),
         }
 
 

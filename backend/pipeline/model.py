@@ -99,6 +99,11 @@ class Job(BaseModel):
     environment: str | None = None
     node_index: int | None = Field(default=None, description="parallel: its instance, from 1")
     node_total: int | None = Field(default=None, description="parallel: how many instances")
+    predefined: dict[str, str] = Field(
+        default_factory=dict,
+        description="GitLab files: the job's predefined CI_* variables (the run's ids are set "
+        "when it runs); they come before every other variable",
+    )
     run: bool = Field(default=True, description="False: planned but not run (see skip_reason)")
     skip_reason: str | None = Field(
         default=None, description="why it does not run: rules, only/except, not selected"

@@ -88,3 +88,32 @@ def test_gitlab_run_through_the_daemon_keeps_the_selection(project):
     assert "unit from-before-script " in out.job_lines("unit")  # compile did not run first
     report = project.report("repo", 1)
     assert (report["status"], sorted(jobs(report))) == ("SUCCESS", ["unit"])
+
+
+PREDEFINED = f"""
+image: {BUSYBOX}
+variables:
+  CI_PROJECT_NAME: overridden-by-the-file
+probe:
+  parallel: 2
+  script:
+    - echo "sha=$CI_COMMIT_SHA short=$CI_COMMIT_SHORT_SHA branch=$CI_COMMIT_BRANCH"
+    - echo "job=$CI_JOB_NAME stage=$CI_JOB_STAGE node=$CI_NODE_INDEX/$CI_NODE_TOTAL"
+    - echo "iid=$CI_PIPELINE_IID dir=$CI_PROJECT_DIR pwd=$(pwd) gitlab=$GITLAB_CI"
+    - echo "project=$CI_PROJECT_NAME title=$CI_COMMIT_TITLE"
+"""
+
+
+def test_gitlab_run_jobs_get_predefined_variables(project):
+    sha = project.commit({".gitlab-ci.yml": textwrap.dedent(PREDEFINED).lstrip("\n")})
+    out = project.run("-f", ".gitlab-ci.yml")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for index in (1, 2):
+        printed = [line for line in out.job_lines(f"probe {index}/2") if not line.startswith("$")]
+        assert (printed[0], printed[-1]) == ("started (test)", "SUCCESS (exit code 0)")
+        assert printed[1:-1] == [
+            f"sha={sha} short={sha[:8]} branch=main",
+            f"job=probe {index}/2 stage=test node={index}/2",
+            "iid=1 dir=/workspace pwd=/workspace gitlab=true",
+            "project=overridden-by-the-file title=e2e",  # file variables beat predefined
+        ]

@@ -353,7 +353,12 @@ class _Front:
             raise PipelineInvalid(sorted(set(self.problems)))
         jobs: dict[str, list[Job]] = {stage: [] for stage in stages}
         for draft in drafts:
-            jobs[draft.spec.stage].append(_job(draft, needs[draft.name], dependencies[draft.name]))
+            predefined = setting.predefined(
+                draft.name, draft.spec.stage, draft.node_index, draft.node_total
+            )
+            jobs[draft.spec.stage].append(
+                _job(draft, needs[draft.name], dependencies[draft.name], predefined)
+            )
         return Pipeline(
             name=name,
             stages=[Stage(name=s, jobs=j) for s, j in jobs.items() if j],
@@ -390,9 +395,12 @@ def _job_key(node: Map, name: str) -> Scalar:
     return Scalar(node.line, node.col, file=node.file, value=name, text=name)
 
 
-def _job(draft: Draft, needs: list[str], dependencies: list[str] | None) -> Job:
+def _job(
+    draft: Draft, needs: list[str], dependencies: list[str] | None, predefined: dict[str, str]
+) -> Job:
     spec = draft.spec
     return Job(
+        predefined=predefined,
         name=draft.name,
         stage=spec.stage,
         image=draft.image or DEFAULT_IMAGE,
