@@ -189,9 +189,12 @@ def _resolve_tagged(tag: str, text: str) -> Scalar_T:
 class _Builder:
     """Turn a YAML event stream into a ``Node`` tree, iteratively, collecting problems."""
 
-    def __init__(self, filename: str, keep_tags: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, filename: str, keep_tags: frozenset[str] = frozenset(), ruby_merges: bool = False
+    ) -> None:
         self.filename = filename
         self.keep_tags = keep_tags
+        self.ruby_merges = ruby_merges
         self.problems: list[Problem] = []
         self.anchors: dict[str, Node] = {}
         self.open_anchors: set[str] = set()
@@ -332,6 +335,9 @@ class _Builder:
 
     def _finish_map(self, mapping: Map) -> None:
         """Report duplicate keys; apply ``<<`` merges (explicit keys win, then the first merge)."""
+        if self.ruby_merges:
+            self._finish_map_in_order(mapping)
+            return
         own: list[tuple[Scalar, Node]] = []
         merges: list[Map] = []
         seen: dict[tuple[type, Any], Scalar] = {}
@@ -359,6 +365,38 @@ class _Builder:
                     seen[ident] = key
                     own.append((key, value))
         mapping.entries = own
+        mapping.reindex()
+
+    def _finish_map_in_order(self, mapping: Map) -> None:
+        """Ruby's (Psych's) merges, which GitLab reads its files with: entries apply in order.
+
+        A ``<<`` merges its mapping over the keys written before it (for a list of mappings the
+        first one wins among them) and keys after it override it, so of two ``<<`` the later
+        wins. Duplicate explicit keys are still reported.
+        """
+        result: dict[tuple[type, Any], tuple[Scalar, Node]] = {}
+        seen: dict[tuple[type, Any], Scalar] = {}
+        for key, value in mapping.entries:
+            if key.value == "<<" and key.text == "<<":
+                merged: dict[tuple[type, Any], tuple[Scalar, Node]] = {}
+                for source in reversed(self._merge_sources(value)):
+                    self._copying(len(source.entries), key)
+                    for entry in source.entries:
+                        merged[(type(entry[0].value), entry[0].value)] = entry
+                result.update(merged)
+                continue
+            ident = (type(key.value), key.value)
+            first = seen.get(ident)
+            if first is not None:
+                self.problem(
+                    key.line,
+                    key.col,
+                    f"duplicate key '{key.text}' (first defined at line {first.line})",
+                )
+                continue
+            seen[ident] = key
+            result[ident] = (key, value)
+        mapping.entries = list(result.values())
         mapping.reindex()
 
     def _copying(self, count: int, key: Scalar) -> None:
@@ -422,7 +460,11 @@ def _syntax_problem(filename: str, exc: Exception) -> Problem:
 
 
 def parse_yaml(
-    text: str, filename: str, *, keep_tags: frozenset[str] = frozenset()
+    text: str,
+    filename: str,
+    *,
+    keep_tags: frozenset[str] = frozenset(),
+    ruby_merges: bool = False,
 ) -> tuple[Node | None, list[Problem]]:
     """Parse ``text`` into a node tree; syntax errors raise, softer problems are returned.
 
@@ -430,18 +472,19 @@ def parse_yaml(
     tree (duplicate keys, bad aliases, unsupported tags). Raises ``PipelineInvalid`` when the text
     is not YAML at all. Tags in ``keep_tags`` (GitLab's ``!reference``) are not problems: they
     stay on their node's ``tag`` for the caller to interpret; the native format keeps none.
+    ``ruby_merges`` applies ``<<`` in order, as Ruby's YAML does for GitLab's own files.
     """
     if text.startswith("\ufeff"):
         text = text[1:]
     if _LIBYAML_LOADER is not None:
-        builder = _Builder(filename, keep_tags)
+        builder = _Builder(filename, keep_tags, ruby_merges)
         try:
             root = builder.build(_guarded(_events_libyaml(text)))
             return root, sorted(builder.problems)
         except _SyntaxFailure as failure:  # any libyaml complaint: ruamel parses it and words it
             if "nesting depth" in str(failure.cause):  # ruamel is quadratic in depth: not it
                 raise PipelineInvalid([_syntax_problem(filename, failure.cause)]) from None
-    builder = _Builder(filename, keep_tags)
+    builder = _Builder(filename, keep_tags, ruby_merges)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

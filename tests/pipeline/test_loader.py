@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,36 @@ def test_parse_yaml_scalar_text_kept_for_numbers():
     root, _ = parse_yaml("v: 3.10\n", "f")
     node = root.get("v")
     assert isinstance(node, Scalar) and (node.value, node.text) == (3.1, "3.10")
+
+
+MERGES = """\
+job:
+  a: own-first
+  <<: {a: merged-1, b: merged-1}
+  <<: [{b: merged-2, c: merged-2}, {c: merged-3, d: merged-3}]
+  d: own-last
+"""
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, Map):
+        return {key.value: _plain(value) for key, value in node.entries}
+    return node.value
+
+
+def test_parse_yaml_merges_explicit_keys_win_then_the_first_merge() -> None:
+    root, problems = parse_yaml(MERGES, "m.yaml")
+    assert problems == []
+    assert _plain(root) == {"job": {
+        "a": "own-first", "d": "own-last", "b": "merged-1", "c": "merged-2",
+    }}
+
+
+def test_parse_yaml_ruby_merges_apply_in_order_like_gitlab() -> None:
+    # Ruby's YAML (GitLab): a merge overrides keys before it, keys after it override the merge,
+    # the later of two merges wins, and in a list of mappings the first wins
+    root, problems = parse_yaml(MERGES, "m.yaml", ruby_merges=True)
+    assert problems == []
+    assert _plain(root) == {"job": {
+        "a": "merged-1", "b": "merged-2", "c": "merged-2", "d": "own-last",
+    }}

@@ -95,7 +95,7 @@ class _Expander:
         """The file's root mapping, or None after reporting why there is none."""
         try:
             check_size(text, path)
-            root, problems = parse_yaml(text, path, keep_tags=KEEP_TAGS)
+            root, problems = parse_yaml(text, path, keep_tags=KEEP_TAGS, ruby_merges=True)
         except PipelineInvalid as invalid:
             self.problems.extend(invalid.problems)
             return None

@@ -37,15 +37,8 @@ MANUAL_REASON = "when: manual"  # how the model says "created, waiting for --man
 
 # Cases that fail for a feature cicd does not have yet, each with that feature:
 # (project, context name, test) -> reason. strict: the day it works, the mark must go.
-_REPEATED_MERGE_KEYS = (
-    "two `<<:` merge keys in one mapping: GitLab's YAML parser (Psych) merges each over the keys "
-    "before it, so the later one wins ('development S3' takes release_development's except: "
-    "master@gitlab-org/gitlab-runner); cicd keeps the first one's"
-)
-XFAIL: dict[tuple[str, str, str], str] = {
-    ("gitlab-runner", "push-master-upstream", "jobs"): _REPEATED_MERGE_KEYS,
-    ("gitlab-runner", "push-master-upstream", "plan"): _REPEATED_MERGE_KEYS,
-}
+# (project, context, test) -> the missing feature, for cases cicd cannot plan as GitLab yet
+XFAIL: dict[tuple[str, str, str], str] = {}
 
 
 def _expected(project: str) -> dict[str, Any]:
