@@ -348,15 +348,8 @@ class _Builder:
                     merges.append(source)
                 continue
             ident = (type(key.value), key.value)
-            first = seen.get(ident)
-            if first is not None:
-                self.problem(
-                    key.line,
-                    key.col,
-                    f"duplicate key '{key.text}' (first defined at line {first.line})",
-                )
+            if self._duplicate(key, ident, seen):
                 continue
-            seen[ident] = key
             own.append((key, value))
         for source in merges:
             for key, value in source.entries:
@@ -386,18 +379,21 @@ class _Builder:
                 result.update(merged)
                 continue
             ident = (type(key.value), key.value)
-            first = seen.get(ident)
-            if first is not None:
-                self.problem(
-                    key.line,
-                    key.col,
-                    f"duplicate key '{key.text}' (first defined at line {first.line})",
-                )
+            if self._duplicate(key, ident, seen):
                 continue
-            seen[ident] = key
             result[ident] = (key, value)
         mapping.entries = list(result.values())
         mapping.reindex()
+
+    def _duplicate(self, key: Scalar, ident: tuple[type, Any], seen: dict[Any, Scalar]) -> bool:
+        """Whether ``key`` was seen before in its mapping (reported), else note it."""
+        first = seen.get(ident)
+        if first is not None:
+            message = f"duplicate key '{key.text}' (first defined at line {first.line})"
+            self.problem(key.line, key.col, message)
+            return True
+        seen[ident] = key
+        return False
 
     def _copying(self, count: int, key: Scalar) -> None:
         """Count ``count`` keys a ``<<`` merge copies; past ``MAX_MERGED_KEYS`` refuse the file.

@@ -63,7 +63,7 @@ def find_cycles(names: Sequence[str], needs: Mapping[str, Sequence[str]]) -> lis
     index = {name: i for i, name in enumerate(names)}
     edges = {name: [n for n in needs.get(name, ()) if n in index and n != name] for name in names}
     cycles = []
-    for component in _strongly_connected(names, edges):
+    for component in strongly_connected(names, edges):
         if len(component) < 2:
             continue
         members = set(component)
@@ -73,8 +73,11 @@ def find_cycles(names: Sequence[str], needs: Mapping[str, Sequence[str]]) -> lis
     return cycles
 
 
-def _strongly_connected(names: Sequence[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
-    """Tarjan's algorithm, iterative so a long chain of needs cannot overflow the stack."""
+def strongly_connected(names: Sequence[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
+    """The strongly connected groups of a graph (``edges[name]`` must hold every name).
+
+    Tarjan's algorithm, iterative so a long chain of needs cannot overflow the stack.
+    """
     order: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()

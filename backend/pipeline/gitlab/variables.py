@@ -43,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from backend.errors import Problem
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
+from backend.pipeline.plan import strongly_connected
 
 # Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN): a value whose
 # expansion passes this is kept as written rather than grown (A=$B$B, B=$C$C... doubles).
@@ -286,43 +287,11 @@ def reference_cycles(definitions: Mapping[str, Variable]) -> list[list[str]]:
     """
     graph = _graph(definitions)
     order = {name: i for i, name in enumerate(definitions)}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    cycles: list[list[str]] = []
-    for root in graph:
-        if root in index:
-            continue
-        work = [(root, 0)]
-        while work:
-            name, child = work.pop()
-            if child == 0:
-                index[name] = low[name] = len(index)
-                stack.append(name)
-                on_stack.add(name)
-            refs = graph[name]
-            if child < len(refs):
-                work.append((name, child + 1))
-                ref = refs[child]
-                if ref not in index:
-                    work.append((ref, 0))
-                elif ref in on_stack:
-                    low[name] = min(low[name], index[ref])
-                continue
-            if work and work[-1][1] > 0:  # back in the parent: carry the low link up
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[name])
-            if low[name] == index[name]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == name:
-                        break
-                if len(component) > 1:
-                    cycles.append(sorted(component, key=order.__getitem__))
+    cycles = [
+        sorted(component, key=order.__getitem__)
+        for component in strongly_connected(list(graph), graph)
+        if len(component) > 1
+    ]
     return sorted(cycles, key=lambda c: order[c[0]])
 
 
