@@ -16,7 +16,7 @@ from typing import Any
 from backend.paths import safe_child
 from backend.pipeline.model import Job, Pipeline
 from backend.recording import Recorder
-from backend.runner.base import JobSpec, Outcome, PullPolicy, Runner
+from backend.runner.base import CancelEvent, JobSpec, Outcome, PullPolicy, Runner
 from backend.schemas import Status
 
 # Without --jobs a run starts at most this many containers at once per CPU, and never more than
@@ -54,7 +54,7 @@ class RunContext:
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     artifacts_dir: Path | None = None
     store: Any = None
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=CancelEvent)  # counts: a 2nd stops after_script
     image_errors: dict[str, str | None] = field(default_factory=dict)
     statuses: dict[str, Status] = field(default_factory=dict)
     failed_job: str | None = None  # the first job that failed the run (fail-fast)
@@ -167,6 +167,7 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
             workspace=ctx.workspace,
             timeout=job.timeout,
             secrets=dict(ctx.secrets),
+            after_script=list(job.after_script),
         )
         attempts = 0
         while True:

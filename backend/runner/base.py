@@ -18,6 +18,7 @@ from typing import Protocol
 LABEL_RUN = "cicd.run"
 LABEL_JOB = "cicd.job"
 LABEL_MANAGED = "cicd.managed"
+AFTER_SCRIPT_TIMEOUT = 300.0  # GitLab's own limit on after_script, in seconds
 # a secret becomes a shell variable of the job (``export NAME=...``): only such names can
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -38,6 +39,37 @@ def secret_problem(name: str, value: str) -> str | None:
     if "\0" in value:
         return f"secret '{name}' holds a NUL character, which no shell variable can"
     return None
+
+
+class CancelEvent(threading.Event):
+    """A run's cancel event that also counts how often a stop was asked for.
+
+    The first request cancels: running scripts are stopped, and their after_scripts still run
+    (GitLab runs them on cancel, to clean up). A second request stops those too.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._requests = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def requests(self) -> int:
+        """How many times ``set`` was called."""
+        return self._requests
+
+    def set(self) -> None:
+        """Ask for a stop (again)."""
+        with self._count_lock:
+            self._requests += 1
+        super().set()
+
+
+def stop_requests(cancel: threading.Event) -> int:
+    """How many stops were asked of ``cancel``: a plain ``threading.Event`` counts at most one."""
+    if isinstance(cancel, CancelEvent):
+        return cancel.requests
+    return 1 if cancel.is_set() else 0
 
 
 class PullPolicy(StrEnum):
@@ -72,6 +104,10 @@ class JobSpec:
     # files) nor reach the container's configuration: the runner hands them to the job's
     # shell through its stdin instead
     secrets: dict[str, str] = field(default_factory=dict)
+    # GitLab's after_script: run in a new shell of the same container once the script has
+    # ended, whatever happened to it, with CI_JOB_STATUS set; it never changes the outcome
+    after_script: list[str] = field(default_factory=list)
+    after_script_timeout: float = AFTER_SCRIPT_TIMEOUT
 
 
 @dataclass

@@ -15,6 +15,17 @@ timeout and cancel event. Whatever happens, the container is removed before ``ru
 Secrets never enter the container's configuration (which Docker keeps on disk) nor any file:
 they go through the container's stdin (``backend.runner.stdin``), and a secret that cannot go
 that way fails the job rather than falling back to the environment.
+
+A job with an ``after_script`` (GitLab) runs differently, because the after_script needs the
+same container after the script has ended, however it ended (a timeout or cancel included): a
+script that is the container's main process takes the container with it when it is killed.
+So the container's main process is an idle ``sh`` waiting on an open stdin nobody writes to,
+and the script and then the after_script each run as a ``docker exec`` shell (``_Shell``): the
+after_script starts only once every line of the script's output is read (order kept), each shell
+gets the secrets through its own exec stdin exactly as above (never the exec's environment), and
+both outputs go through the same reader and masking. A timeout or cancel stops the script with
+``kill -KILL -1`` run in the container, which kills every process but the idle main one, so the
+container stays for the after_script. The container is removed in every case, as above.
 """
 
 from __future__ import annotations
@@ -23,9 +34,10 @@ import os
 import re
 import secrets
 import shlex
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +45,7 @@ from typing import Any
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.utils.socket import demux_adaptor, frames_iter
 
 from backend.errors import EngineUnavailable, RunnerError
 from backend.runner.base import (
@@ -44,6 +57,7 @@ from backend.runner.base import (
     LineSink,
     Outcome,
     PullPolicy,
+    stop_requests,
 )
 from backend.runner.output import OutputReader
 from backend.runner.stdin import SOURCE_LINE, SecretsInput, secrets_payload
@@ -53,6 +67,9 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 _POLL_SECONDS = 0.05  # how often a running job looks at its timeout and cancel event
 _DRAIN_SECONDS = 5.0  # how long output may keep arriving after the container ended
 _ENGINE_ERRORS = (DockerException, requests.exceptions.RequestException)
+_KILL_ALL = ["sh", "-c", "kill -KILL -1"]  # every process but the caller and the idle PID 1
+_LOOK_SECONDS = 0.5  # how often a shell whose output is still open is asked whether it ended
+_STOP_SECONDS = 5.0  # how long a killed shell may take to end before the job gives up on it
 
 
 class DockerRunner:
@@ -129,6 +146,8 @@ class DockerRunner:
         except ValueError as exc:  # never the environment instead: Docker keeps it on disk
             error = f"job '{spec.job}': {exc}"
             return JobResult(Outcome.FAILED, None, started, _now(), error=error)
+        if spec.after_script:
+            return self._run_with_after_script(spec, on_line, cancel, payload, started)
         client: docker.DockerClient | None = None
         container: str | None = None
         stdin: SecretsInput | None = None
@@ -232,6 +251,128 @@ class DockerRunner:
         )
         return str(created["Id"])
 
+    def _run_with_after_script(
+        self,
+        spec: JobSpec,
+        on_line: LineSink,
+        cancel: threading.Event,
+        payload: bytes | None,
+        started: datetime,
+    ) -> JobResult:
+        """``run_job`` for a job with an after_script: both run as shells of an idle container."""
+        client: docker.DockerClient | None = None
+        container: str | None = None
+        shells: list[_Shell] = []
+        step = "cannot reach the Docker engine"
+        try:
+            client = self._docker()
+            step = f"cannot create the container of job '{spec.job}'"
+            container = self._create_idle(client, spec)
+            step = f"container of job '{spec.job}' cannot start"
+            client.api.start(container)
+            step = f"cannot run the script of job '{spec.job}'"
+            script = shell_script(spec.script, echo=self.echo_commands)
+            shells.append(_Shell(client, container, spec, script, payload, on_line))
+            step = f"lost the container of job '{spec.job}'"
+            outcome, exit_code, error = self._watch_script(container, spec, cancel, shells[0])
+            if shells[0].reader.error is not None:  # the sink is broken: nothing more to show
+                outcome, error = Outcome.FAILED, shells[0].reader.error
+            elif shells[0].ended:
+                step = f"cannot run the after_script of job '{spec.job}'"
+                status = _JOB_STATUS[outcome]
+                after = shell_script(spec.after_script, echo=self.echo_commands)
+                shells.append(_Shell(client, container, spec, after, payload, on_line, status))
+                self._watch_after_script(container, spec, cancel, shells[1], on_line)
+            else:  # only the container's end can stop it now, and the after_script with it
+                on_line("cicd: warning: after_script not run: the script did not stop when killed")
+            lines = sum(shell.reader.lines for shell in shells)
+            return JobResult(outcome, exit_code, started, _now(), error, lines)
+        except EngineUnavailable as exc:
+            return JobResult(Outcome.FAILED, None, started, _now(), error=str(exc))
+        except ImageNotFound:
+            error = f"image '{spec.image}' not found locally"
+            return JobResult(Outcome.FAILED, None, started, _now(), error=error)
+        except (*_ENGINE_ERRORS, OSError) as exc:  # OSError: an exec's socket
+            if _is_connection_error(exc):
+                error = str(self._unavailable(exc))
+            else:
+                error = f"{step}: {_reason(exc)}"
+            lines = sum(shell.reader.lines for shell in shells)
+            return JobResult(Outcome.FAILED, None, started, _now(), error=error, log_lines=lines)
+        finally:
+            for shell in shells:
+                shell.close()
+            if client is not None and container is not None:
+                _remove(client, container)
+
+    def _create_idle(self, client: docker.DockerClient, spec: JobSpec) -> str:
+        """A job's container whose main process only keeps it alive: ``sh`` reading a stdin
+        that stays open and empty (nobody attaches to it), so any image with a shell works."""
+        binds = {str(spec.workspace.resolve()): {"bind": WORKDIR, "mode": "rw"}}
+        created = client.api.create_container(
+            image=spec.image,
+            entrypoint=["sh"],
+            environment=dict(spec.env),
+            working_dir=WORKDIR,
+            labels={LABEL_MANAGED: "1", LABEL_RUN: spec.run_id, LABEL_JOB: spec.job},
+            name=_container_name(spec),
+            host_config=client.api.create_host_config(binds=binds),
+            stdin_open=True,
+            tty=False,
+        )
+        return str(created["Id"])
+
+    def _watch_script(
+        self,
+        container: str,
+        spec: JobSpec,
+        cancel: threading.Event,
+        shell: _Shell,
+    ) -> tuple[Outcome, int | None, str | None]:
+        """Wait for the script's shell, stopping it (not the container) on timeout or cancel."""
+        deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+        while not shell.wait(_POLL_SECONDS):
+            if cancel.is_set():
+                shell.stop(container)
+                return Outcome.CANCELED, None, None
+            if deadline is not None and time.monotonic() >= deadline:
+                shell.stop(container)
+                return Outcome.FAILED, None, f"timed out after {_seconds(spec.timeout)}"
+            if shell.reader.error is not None:
+                shell.stop(container)
+                return Outcome.FAILED, None, shell.reader.error
+        exit_code = shell.exit_code()
+        return (Outcome.SUCCESS if exit_code == 0 else Outcome.FAILED), exit_code, None
+
+    def _watch_after_script(
+        self,
+        container: str,
+        spec: JobSpec,
+        cancel: threading.Event,
+        shell: _Shell,
+        on_line: LineSink,
+    ) -> None:
+        """Wait for the after_script within its own limit; its end only ever adds a warning.
+
+        The first cancel does not stop it (GitLab runs it on cancel, to clean up); a second
+        one does (``stop_requests``), as do its time limit and the end of this process (the
+        container is removed on the way out).
+        """
+        deadline = time.monotonic() + spec.after_script_timeout
+        while not shell.wait(_POLL_SECONDS):
+            if stop_requests(cancel) >= 2:
+                shell.stop(container)
+                on_line("cicd: warning: after_script stopped: canceled again")
+                return
+            if time.monotonic() >= deadline:
+                shell.stop(container)
+                limit = _seconds(spec.after_script_timeout)
+                on_line(f"cicd: warning: after_script timed out after {limit}")
+                return
+        exit_code = shell.exit_code()
+        if exit_code != 0:
+            on_line(f"cicd: warning: after_script failed (exit code {exit_code})")
+
     def _watch(
         self,
         client: docker.DockerClient,
@@ -271,6 +412,116 @@ def shell_script(script: list[str], *, echo: bool = True) -> str:
             lines.append(f"printf '%s\\n' {shlex.quote('$ ' + command)}")
         lines.append(command)
     return "\n".join(lines)
+
+
+# GitLab's CI_JOB_STATUS in after_script: a timed out job is "failed" there too
+_JOB_STATUS = {Outcome.SUCCESS: "success", Outcome.FAILED: "failed", Outcome.CANCELED: "canceled"}
+
+
+class _ExecOutput:
+    """A ``docker exec``'s output socket as (stdout, stderr) chunks, for ``OutputReader``."""
+
+    def __init__(self, sock: Any) -> None:
+        self._socket = sock
+
+    def __iter__(self) -> Iterator[tuple[bytes | None, bytes | None]]:
+        for stream, chunk in frames_iter(self._socket, False):
+            yield demux_adaptor(stream, chunk)
+
+    def close(self) -> None:
+        try:
+            self._socket.close()
+        except OSError:
+            pass  # closed already: the reader is ending either way
+
+
+class _Shell:
+    """One ``sh -e`` of a job run with ``docker exec`` in the job's idle container.
+
+    Secrets reach it as they reach a job's main shell: ``. /dev/stdin`` reads them from the
+    exec's stdin, which we write and then half-close (the engine then closes the shell's stdin).
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        container: str,
+        spec: JobSpec,
+        script: str,
+        payload: bytes | None,
+        on_line: LineSink,
+        job_status: str | None = None,
+    ) -> None:
+        self._client = client
+        if payload is not None:
+            script = f"{SOURCE_LINE}\n{script}"
+        created = client.api.exec_create(
+            container,
+            ["sh", "-e", "-c", script],
+            stdin=payload is not None,
+            environment={"CI_JOB_STATUS": job_status} if job_status else None,
+            workdir=WORKDIR,
+        )
+        self.id = str(created["Id"])
+        sock = client.api.exec_start(self.id, socket=True)
+        output = _ExecOutput(sock)
+        self.reader = OutputReader(
+            client, container, on_line, spec.job, spec.secrets.values(), stream=output
+        )
+        self._output = output
+        self._stopped_at: float | None = None
+        self._next_look = time.monotonic() + _LOOK_SECONDS
+        if payload is not None:
+            raw = getattr(sock, "_sock", sock)  # the socket under docker's wrapper
+            raw.sendall(payload)
+            raw.shutdown(socket.SHUT_WR)  # the end of input: the shell goes on with the script
+
+    @property
+    def ended(self) -> bool:
+        """True once the shell has ended and its output was read to the end."""
+        return self.reader.ended
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the shell's output to end; True when it has.
+
+        A process the shell left in the background keeps the output open after the shell
+        exits: once the engine says the shell is gone, such leftovers are killed, as they
+        would be when a job's container ends.
+        """
+        self.reader.finish(seconds)
+        if self.reader.ended:
+            return True
+        now = time.monotonic()
+        if self._stopped_at is None and now >= self._next_look:
+            self._next_look = now + _LOOK_SECONDS  # not an engine call on every poll
+            if not self._client.api.exec_inspect(self.id)["Running"]:
+                self._kill_all(self._container_of())
+        return self.reader.ended
+
+    def stop(self, container: str) -> None:
+        """Kill the shell and everything it started, and wait (bounded) for its output to end."""
+        self._kill_all(container)
+        self.reader.finish(_STOP_SECONDS)
+
+    def exit_code(self) -> int | None:
+        """The shell's exit status, as the engine recorded it."""
+        code = self._client.api.exec_inspect(self.id)["ExitCode"]
+        return None if code is None else int(code)
+
+    def close(self) -> None:
+        """Stop reading; never raises (this runs in ``finally``)."""
+        self.reader.close()
+
+    def _container_of(self) -> str:
+        return str(self._client.api.exec_inspect(self.id)["ContainerID"])
+
+    def _kill_all(self, container: str) -> None:
+        self._stopped_at = time.monotonic()
+        try:  # as root: the image's user may not signal what a setuid program started
+            killer = self._client.api.exec_create(container, _KILL_ALL, user="0")
+            self._client.api.exec_start(killer["Id"])
+        except _ENGINE_ERRORS:
+            pass  # the container is going: its removal ends the shell too
 
 
 class _Waiter:

@@ -1,7 +1,9 @@
 """An in-memory runner with scripted results, for flow, service and API tests without Docker.
 
 Each job's behaviour is a ``FakeOutcome`` (exit code, lines, seconds). A job waits its seconds in
-short steps so ``cancel`` works as it does with real containers; every call is recorded.
+short steps so ``cancel`` works as it does with real containers; every call is recorded. A job's
+``after_script`` "runs" after that, whatever happened, as the Docker runner runs it: its commands
+are echoed (``$ command``) and never change the outcome.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class FakeRunner:
                 error = f"timed out after {spec.timeout:g}s"
                 break
             time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+        for command in spec.after_script:  # nothing runs: the echo shows where it would
+            on_line(f"$ {command}")
         call.finished = time.monotonic()
         call.outcome = result_outcome
         return JobResult(
@@ -87,7 +91,7 @@ class FakeRunner:
             started_at=started,
             finished_at=datetime.now(UTC),
             error=error,
-            log_lines=len(outcome.lines),
+            log_lines=len(outcome.lines) + len(spec.after_script),
         )
 
     def remove_run_containers(self, run_id: str) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import docker
 import requests
@@ -121,15 +122,25 @@ class OutputReader:
         on_line: LineSink,
         job: str,
         secrets: Iterable[str] = (),
+        stream: Any = None,
     ) -> None:
         self.lines = 0
         self.error: str | None = None
         self._on_line = on_line
         self._job = job
         self._masker = Masker(secrets)
-        self._stream = client.api.attach(container, stream=True, logs=False, demux=True)
+        # ``stream``: (stdout, stderr) chunks with a ``close()``, e.g. a ``docker exec``'s
+        # output; by default the container's own, attached before it starts
+        if stream is None:
+            stream = client.api.attach(container, stream=True, logs=False, demux=True)
+        self._stream = stream
         self._thread = threading.Thread(target=self._run, name=f"cicd-output-{job}", daemon=True)
         self._thread.start()
+
+    @property
+    def ended(self) -> bool:
+        """True once the stream has ended and every line of it was handed out."""
+        return not self._thread.is_alive()
 
     def finish(self, timeout: float) -> None:
         """Wait for the output still on its way (the stream ends when the container does)."""
