@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 
 from backend.errors import PipelineInvalid, Problem
 from backend.pipeline.gitlab.evaluate import Draft, Predefined, Setting, evaluate
+from backend.pipeline.gitlab.ignored import NO_EFFECT
 from backend.pipeline.gitlab.include import DictSource, Source
 from backend.pipeline.gitlab.jobs import JobSpec, read_job
 from backend.pipeline.gitlab.links import Links
@@ -173,6 +174,10 @@ class _Front:
     def add(self, node: Node, message: str) -> None:
         self.problems.append(problem_at(node, message, self.path))
 
+    def note(self, keyword: str) -> None:
+        """Name ``keyword`` (of ``NO_EFFECT``) in ``Pipeline.ignored``, once."""
+        self.notes.setdefault(keyword, f"{keyword}: {NO_EFFECT[keyword]}")
+
     def paths(self) -> Sequence[str]:
         """The repository's files, read once and only if an ``exists`` clause asks."""
         if self._paths is None:
@@ -247,7 +252,7 @@ class _Front:
         rules_node = node.get("rules")
         if rules_node is None:
             return {}
-        rules = read_rules(rules_node, self.add, workflow=True)
+        rules = read_rules(rules_node, self.add, workflow=True, ignore=self.note)
         if rules is None:
             return {}
         if any(rule.has_changes for rule in rules):
@@ -289,6 +294,23 @@ class _Front:
             specs.append(spec)
         return specs
 
+    def take_workflow_variables(
+        self, spec: JobSpec, rule_variables: Mapping[str, Variable]
+    ) -> None:
+        """Let ``spec`` inherit the workflow rule's variables as it inherits top-level ones.
+
+        GitLab merges them into the pipeline's variables, which every job inherits (unless
+        ``inherit:variables`` says otherwise) below its own.
+        """
+        takes = self.structure.takes_variables.get(spec.name)
+        spec.inherited += [
+            name
+            for name in rule_variables
+            if name not in spec.inherited
+            and name not in spec.variables
+            and (takes is None or name in takes)
+        ]
+
     def check_stage(self, spec: JobSpec, stages: list[str]) -> bool:
         if spec.stage in stages:
             return True
@@ -323,6 +345,8 @@ class _Front:
             file_variables = {**file_variables, **rule_variables}
             setting = replace(setting, file_variables=file_variables)
         specs = [s for s in self.specs() if self.check_stage(s, stages)]
+        for spec in specs:
+            self.take_workflow_variables(spec, rule_variables)
         fanned: dict[str, list[Instance]] = {}
         drafts: list[Draft] = []
         for spec in specs:

@@ -2,6 +2,8 @@
 
 Each is listed once in ``Pipeline.ignored`` with the reason in ``IGNORED``. ``environment``
 keeps its name (``Job.environment``); a ``trigger`` job is kept in the plan but does not run.
+``NO_EFFECT`` gives the reasons for parts of the other keywords that are read (some kept in
+the model, like ``Job.interruptible``) but that nothing acts on: they are noted the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,33 @@ IGNORED = {
     "manual_confirmation": "manual jobs start only when asked (--manual); nothing to confirm",
     "trigger": "downstream pipelines need a GitLab server; trigger jobs do not run",
 }
+PULL = "cicd run --pull decides pulling; there is no runner to configure"
+INTERRUPTIBLE = (
+    "kept in the plan, without effect: cicd never cancels a run because a newer one started"
+)
+SERVER_FILES = (
+    "archive names, merge request links and download permissions belong to a GitLab server"
+)
+NO_EFFECT = {
+    "image:pull_policy": PULL,
+    "image:docker": PULL,
+    "image:kubernetes": PULL,
+    "services:pull_policy": PULL,
+    "services:docker": PULL,
+    "services:kubernetes": PULL,
+    "rules:exists:ref": "the files of the commit run are used",
+    "rules:interruptible": INTERRUPTIBLE,
+    "interruptible": INTERRUPTIBLE,
+    "needs:artifacts": "checked, then not used: jobs share one workspace today; artifacts "
+    "between jobs come with part 2",
+    "cache:unprotect": "there are no protected branches locally",
+    "artifacts:expire_in": "checked as a duration or 'never'; nothing expires local artifacts",
+    "artifacts:name": SERVER_FILES,
+    "artifacts:expose_as": SERVER_FILES,
+    "artifacts:public": SERVER_FILES,
+    "artifacts:access": SERVER_FILES,
+    "retry:exit_codes": "every failure is retried",
+}
 ENVIRONMENT_KEYS = (
     "name",
     "url",
@@ -40,7 +69,8 @@ class IgnoredReader(KeywordReader):
     """Reads the keywords of ``IGNORED``."""
 
     def ignore_key(self, key: str) -> None:
-        self.ignore(key, IGNORED[key])
+        """Note ``key`` (of ``IGNORED`` or ``NO_EFFECT``) with its reason."""
+        self.ignore(key, IGNORED.get(key) or NO_EFFECT[key])
 
     def k_trigger(self, node: Node) -> None:
         if not isinstance(node, Scalar | Map):

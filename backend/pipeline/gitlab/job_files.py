@@ -3,7 +3,9 @@
 GitLab's limits: at most 4 caches, ``cache:key:files`` of one or two paths, a cache key
 without ``/`` (nor ``.``/``..``, nor its URL-encoded form); ``artifacts:expire_in`` a
 duration or ``never``. ``unprotect``, ``expose_as``, ``public`` and ``access`` are checked
-and dropped: they concern a GitLab server's protected branches and merge request pages.
+and dropped: they concern a GitLab server's protected branches and merge request pages. These,
+``name`` and ``expire_in`` (kept in the model, but nothing uses them) are noted in
+``Pipeline.ignored``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from backend.pipeline.gitlab.duration import parse_duration
+from backend.pipeline.gitlab.ignored import NO_EFFECT
 from backend.pipeline.gitlab.spec import KeywordReader
 from backend.pipeline.gitlab.variables import scalar_text
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
@@ -34,6 +37,9 @@ ARTIFACT_KEYS = (
 
 class FilesReader(KeywordReader):
     """Reads ``cache`` and ``artifacts`` into the job's spec."""
+
+    def no_effect(self, key: str) -> None:
+        self.ignore(key, NO_EFFECT[key])
 
     def k_cache(self, node: Node) -> None:
         entries = node.items if isinstance(node, Seq) else [node]
@@ -93,7 +99,9 @@ class FilesReader(KeywordReader):
                     f"'cache:{name}' must be one of {', '.join(choices)}, not {describe(value)}",
                 )
                 continue
-            if name != "unprotect" and result is not None:
+            if name == "unprotect":
+                self.no_effect("cache:unprotect")
+            elif result is not None:
                 fields[name] = result
         try:
             return Cache(**fields)  # type: ignore[arg-type]
@@ -115,10 +123,14 @@ class FilesReader(KeywordReader):
                 text = self.string(value, f"'artifacts:{key}'")
                 if key == "name":
                     options["name"] = text
-            elif key in ("untracked", "public"):
-                flag = self.boolean(value, f"'artifacts:{key}'")
-                if key == "untracked" and flag is not None:
+                self.no_effect(f"artifacts:{key}")
+            elif key == "untracked":
+                flag = self.boolean(value, "'artifacts:untracked'")
+                if flag is not None:
                     options["untracked"] = flag
+            elif key == "public":
+                self.boolean(value, "'artifacts:public'")
+                self.no_effect("artifacts:public")
             elif key == "when":
                 if isinstance(value, Scalar) and value.value in (
                     "on_success",
@@ -146,6 +158,7 @@ class FilesReader(KeywordReader):
                     )
                 else:
                     options["expire_in"] = text
+                self.no_effect("artifacts:expire_in")
             elif key == "reports":
                 options["reports"] = self.reports(value)
             elif key == "access":
@@ -154,6 +167,7 @@ class FilesReader(KeywordReader):
                         value,
                         f"'artifacts:access' must be all, developer or none, not {describe(value)}",
                     )
+                self.no_effect("artifacts:access")
         self.spec.artifacts_options = Artifacts(**options)  # type: ignore[arg-type]
 
     def reports(self, node: Node) -> dict[str, list[str]]:

@@ -75,7 +75,8 @@ JOB_KEYS = (
     "run",
     *IGNORED,
 )
-IMAGE_KEYS = ("name", "entrypoint", "pull_policy", "docker", "kubernetes")
+RUNNER_KEYS = ("pull_policy", "docker", "kubernetes")  # noted in Pipeline.ignored
+IMAGE_KEYS = ("name", "entrypoint", *RUNNER_KEYS)
 SERVICE_KEYS = (*IMAGE_KEYS, "alias", "command", "variables")
 NEED_KEYS = ("job", "optional", "artifacts", "parallel", "pipeline", "project", "ref")
 
@@ -172,6 +173,7 @@ class _Reader(FilesReader, IgnoredReader):
             entrypoint = node.get("entrypoint")
             if entrypoint is not None:
                 self.spec.image_entrypoint = self.strings(entrypoint, "'image:entrypoint'")
+            self.runner_keys(node, "image")
             return
         self.spec.image = self.string(node, "'image'")
 
@@ -192,6 +194,7 @@ class _Reader(FilesReader, IgnoredReader):
                 self.add(entry, "'services' entry is missing required key 'name'")
                 continue
             name = self.string(entry.get("name"), "'services:name'")  # type: ignore[arg-type]
+            self.runner_keys(entry, "services")
             fields: dict[str, object] = {}
             for key in ("alias",):
                 if entry.get(key) is not None:
@@ -212,8 +215,14 @@ class _Reader(FilesReader, IgnoredReader):
             if name is not None:
                 self.spec.services.append(Service(name=name, **fields))  # type: ignore[arg-type]
 
+    def runner_keys(self, node: Map, keyword: str) -> None:
+        """Note the runner settings of an ``image`` or ``services`` entry, as written."""
+        for key, value in node.entries:
+            if key.value in RUNNER_KEYS and not (isinstance(value, Scalar) and value.value is None):
+                self.ignore_key(f"{keyword}:{key.value}")
+
     def k_rules(self, node: Node) -> None:
-        self.spec.rules = read_rules(node, self.add, workflow=False)
+        self.spec.rules = read_rules(node, self.add, workflow=False, ignore=self.ignore_key)
         for index, rule in enumerate(self.spec.rules or (), start=1):
             if rule.needs is not None:
                 self.spec.rule_needs[index] = self.needs(rule.needs, "rules:needs")
@@ -245,24 +254,29 @@ class _Reader(FilesReader, IgnoredReader):
         if isinstance(node, Scalar) and isinstance(node.value, bool):
             self.spec.allow_failure = node.value
             return
-        if not isinstance(node, Map) or node.get("exit_codes") is None:
+        codes = node.get("exit_codes") if isinstance(node, Map) else None
+        if codes is None:
             self.add(
                 node,
                 f"'allow_failure' must be true, false or {{exit_codes: ...}}, not {describe(node)}",
             )
             return
         self.mapping(node, "'allow_failure'", ("exit_codes",))
-        codes = node.get("exit_codes")
-        items = codes.items if isinstance(codes, Seq) else [codes]
-        for item in items:
+        self.spec.exit_codes += self.exit_codes(codes, "'allow_failure:exit_codes'")
+
+    def exit_codes(self, node: Node, what: str) -> list[int]:
+        """An exit code or a list of them (``allow_failure`` and ``retry``)."""
+        codes = []
+        for item in node.items if isinstance(node, Seq) else [node]:
             if (
                 isinstance(item, Scalar)
                 and isinstance(item.value, int)
                 and not isinstance(item.value, bool)
             ):
-                self.spec.exit_codes.append(item.value)
+                codes.append(item.value)
             else:
-                self.add(item, f"'allow_failure:exit_codes' must be integers, not {describe(item)}")
+                self.add(item, f"{what} must be integers, not {describe(item)}")
+        return codes
 
     def k_needs(self, node: Node) -> None:
         self.spec.needs_node = node
@@ -298,6 +312,7 @@ class _Reader(FilesReader, IgnoredReader):
             is_optional = bool(optional is not None and self.boolean(optional, f"{what}:optional"))
             if entry.get("artifacts") is not None:
                 self.boolean(entry.get("artifacts"), f"{what}:artifacts")  # type: ignore[arg-type]
+                self.ignore_key("needs:artifacts")
             if name is not None:
                 result.append(NeedEntry(name, job, is_optional, entry.get("parallel")))
         return result
@@ -319,6 +334,10 @@ class _Reader(FilesReader, IgnoredReader):
     def k_retry(self, node: Node) -> None:
         if isinstance(node, Map):
             self.mapping(node, "'retry'", ("max", "when", "exit_codes"))
+            codes = node.get("exit_codes")
+            if codes is not None:
+                self.exit_codes(codes, "'retry:exit_codes'")
+                self.ignore_key("retry:exit_codes")
             if node.get("max") is not None:
                 self.retry_max(node.get("max"))  # type: ignore[arg-type]
             when = node.get("when")
@@ -358,6 +377,7 @@ class _Reader(FilesReader, IgnoredReader):
     def k_interruptible(self, node: Node) -> None:
         flag = self.boolean(node, "'interruptible'")
         self.spec.interruptible = bool(flag)
+        self.ignore_key("interruptible")
 
     def k_extends(self, node: Node) -> None:
         pass  # applied by structure.py before jobs are read

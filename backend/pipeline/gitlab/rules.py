@@ -1,6 +1,6 @@
 """GitLab's ``rules:`` and ``only:``/``except:``: read with positions, then decided.
 
-    read_rules(node, add, workflow=) -> [Rule] | None
+    read_rules(node, add, workflow=, ignore=) -> [Rule] | None
     first_match(rules, values, paths) -> (index, Rule) | None
     read_policy(node, key, add) -> Policy | None;  policy_matches(policy, ...) -> bool
     glob_regex(pattern) -> compiled ``rules:exists`` glob
@@ -37,6 +37,7 @@ from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
 from backend.pipeline.validate import suggest
 
 Add = Callable[[Node, str], None]
+Ignore = Callable[[str], None]  # notes a keyword accepted without effect ("rules:exists:ref")
 
 JOB_RULE_KEYS = (
     "if",
@@ -111,8 +112,12 @@ def _paths_clause(node: Node, what: str, extra: tuple[str, ...], add: Add) -> li
     return strings(node, what, add)
 
 
-def read_rules(node: Node, add: Add, *, workflow: bool) -> list[Rule] | None:
-    """The rules of a ``rules:`` list (job or ``workflow:``), or None after a problem."""
+def read_rules(node: Node, add: Add, *, workflow: bool, ignore: Ignore) -> list[Rule] | None:
+    """The rules of a ``rules:`` list (job or ``workflow:``), or None after a problem.
+
+    ``ignore`` is told of each key accepted without effect (``rules:exists:ref``,
+    ``rules:interruptible``), once per rule that writes it.
+    """
     where = "workflow:rules" if workflow else "rules"
     if not isinstance(node, Seq):
         add(node, f"{where} must be a list of mappings, not {describe(node)}")
@@ -155,6 +160,8 @@ def read_rules(node: Node, add: Add, *, workflow: bool) -> list[Rule] | None:
                     ok = False
                 else:
                     setattr(rule, name, value.value)
+                if name == "interruptible":
+                    ignore("rules:interruptible")
             elif name == "variables":
                 definitions, found = read_variables(value, value.file or "", f"{where}:", job=True)
                 for problem in found:
@@ -164,6 +171,8 @@ def read_rules(node: Node, add: Add, *, workflow: bool) -> list[Rule] | None:
             elif name == "exists":
                 rule.exists = _paths_clause(value, f"{where}:exists", ("ref",), add)
                 ok = ok and rule.exists is not None
+                if isinstance(value, Map) and value.get("ref") is not None:
+                    ignore("rules:exists:ref")
             elif name == "changes":
                 rule.has_changes = True
                 ok = (

@@ -74,6 +74,8 @@ class GitlabStructure:
     variables: Node | None = None
     workflow: Node | None = None
     problems: list[Problem] = field(default_factory=list)
+    # Per job, the pipeline variables it takes (inherit:variables): None for all, else names.
+    takes_variables: dict[str, set[str] | None] = field(default_factory=dict)
 
 
 def flatten(node: Node) -> tuple[Node, Node | None]:
@@ -130,6 +132,7 @@ class _Builder:
         self.defaults = self.default_entries()
         variables = top.get("variables")
         self.variables = variables if isinstance(variables, Map) else None
+        self.takes_variables: dict[str, set[str] | None] = {}
 
     def default_entries(self) -> list[tuple[Scalar, Node]]:
         """The keys jobs take by default: ``default:`` and the deprecated globals."""
@@ -184,6 +187,7 @@ class _Builder:
                 entries.append((dkey, dvalue))
         entries = [(k, self.shaped(name, k, v)) for k, v in entries]
         job = new_map(value, entries)
+        self.takes_variables[name] = take_variables
         return self.with_variables(job, take_variables)
 
     def shaped(self, job: str, key: Scalar, value: Node) -> Node:
@@ -257,6 +261,7 @@ def resolve_structure(path: str, source: Source) -> GitlabStructure:
         job = builder.job(name, key, value)
         if job is not None:
             result.jobs[name] = job
+    result.takes_variables = builder.takes_variables
     if not result.jobs and not problems:
         problems.append(problem_at(top, "no visible job: every job is hidden or there is none"))
     result.problems = sorted(problems)

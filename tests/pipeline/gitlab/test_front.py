@@ -256,6 +256,55 @@ def test_load_gitlab_workflow_rule_variables_override_globals() -> None:
     assert pipeline.ignored == ["workflow:name: pipeline names are cicd's own (NAME#N)"]
 
 
+def test_load_gitlab_workflow_rule_variables_reach_every_job_below_its_own() -> None:
+    # GitLab's own example (docs: workflow:rules:variables): the rule's variables join the
+    # pipeline's, which every job inherits under its own variables and its rules' variables.
+    pipeline = load(
+        """
+        variables: {DEPLOY_VARIABLE: default-deploy}
+        workflow:
+          rules:
+            - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+              variables: {DEPLOY_VARIABLE: deploy-production, IS_MAIN: "true"}
+            - when: always
+        job1:
+          variables: {DEPLOY_VARIABLE: job1-default-deploy}
+          rules:
+            - if: $CI_COMMIT_TAG
+              variables: {DEPLOY_VARIABLE: job1-deploy-production}
+            - when: on_success
+          script: x
+        job2: {script: x}
+        job3: {variables: {IS_MAIN: "no"}, rules: [{variables: {IS_MAIN: rule}}], script: x}
+        """
+    )
+    envs = {job.name: pipeline.job_env(job) for job in pipeline.jobs}
+    assert envs == {
+        "job1": {"DEPLOY_VARIABLE": "job1-default-deploy", "IS_MAIN": "true"},
+        "job2": {"DEPLOY_VARIABLE": "deploy-production", "IS_MAIN": "true"},
+        "job3": {"DEPLOY_VARIABLE": "deploy-production", "IS_MAIN": "rule"},
+    }
+
+
+def test_load_gitlab_workflow_rule_variables_follow_inherit_variables() -> None:
+    pipeline = load(
+        """
+        variables: {TOP: top}
+        workflow:
+          rules: [{variables: {TOP: workflow, ONLY_RULE: rule, OTHER: other}}]
+        none: {inherit: {variables: false}, script: x}
+        some: {inherit: {variables: [TOP, ONLY_RULE]}, script: x}
+        uses: {variables: {URL: "https://$ONLY_RULE"}, script: x}
+        """
+    )
+    envs = {job.name: pipeline.job_env(job) for job in pipeline.jobs}
+    assert envs == {
+        "none": {},
+        "some": {"TOP": "workflow", "ONLY_RULE": "rule"},
+        "uses": {"TOP": "workflow", "ONLY_RULE": "rule", "OTHER": "other", "URL": "https://rule"},
+    }
+
+
 def test_load_gitlab_workflow_unknown_key() -> None:
     assert problems("workflow: {rulez: []}\nj: {script: x}\n") == [
         ".gitlab-ci.yml:1:12: unknown key 'rulez' in workflow (did you mean 'rules'?)"
@@ -454,6 +503,35 @@ def test_load_gitlab_ignored_keywords_listed_once_in_order() -> None:
         "trigger: downstream pipelines need a GitLab server",
         [],
     )
+
+
+def test_load_gitlab_keys_without_effect_noted_once_where_read() -> None:
+    pipeline = load(
+        """
+        default: {interruptible: true}
+        workflow:
+          rules: [{exists: {paths: [Gemfile], ref: main}, when: never}, {when: always}]
+        a: {script: x, retry: {max: 1, exit_codes: 137}, needs: []}
+        b: {script: x, needs: [{job: a, artifacts: true}], rules: [{interruptible: false}]}
+        """
+    )
+    assert pipeline.ignored == [
+        "rules:exists:ref: the files of the commit run are used",
+        "retry:exit_codes: every failure is retried",
+        "interruptible: kept in the plan, without effect: cicd never cancels a run because a "
+        "newer one started",
+        "needs:artifacts: checked, then not used: jobs share one workspace today; artifacts "
+        "between jobs come with part 2",
+        "rules:interruptible: kept in the plan, without effect: cicd never cancels a run "
+        "because a newer one started",
+    ]
+    assert [(j.name, j.interruptible) for j in pipeline.jobs] == [("a", True), ("b", False)]
+
+
+def test_load_gitlab_retry_exit_codes_checked() -> None:
+    assert problems("j: {script: x, retry: {max: 1, exit_codes: [137, x]}}\n") == [
+        ".gitlab-ci.yml:1:50: job 'j': 'retry:exit_codes' must be integers, not 'x'"
+    ]
 
 
 # -- arbitrary input ------------------------------------------------------------------------
