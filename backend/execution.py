@@ -2,6 +2,12 @@
 
 ``flows/`` wires these into a Prefect flow (stage subflows, job tasks with ``wait_for``); every
 decision lives here so it can be tested with a ``FakeRunner`` and no Prefect at all.
+
+Two failure models. A native file fails fast: the first job that fails without
+``allow_failure`` stops every running job, and everything not yet started is CANCELED. A GitLab
+file does what GitLab does: running jobs finish, and each job decides when its turn comes from
+what it waits for (its ``needs:``, or every job of the earlier stages) and its ``when:``;
+a job that does not run is recorded CANCELED with a "skipped: ..." error (no SKIPPED status yet).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 from backend.paths import safe_child
 from backend.pipeline.model import Job, Pipeline
 from backend.recording import Recorder
-from backend.runner.base import CancelEvent, JobSpec, Outcome, PullPolicy, Runner
+from backend.runner.base import CancelEvent, JobResult, JobSpec, Outcome, PullPolicy, Runner
 from backend.schemas import Status
 
 # Without --jobs a run starts at most this many containers at once per CPU, and never more than
@@ -25,6 +31,10 @@ from backend.schemas import Status
 # runner's `concurrent` to 1, both for whole machines shared by many pipelines.
 JOBS_PER_CPU = 4
 MAX_DEFAULT_JOBS = 32
+# Both runners word a timeout this way (JobResult has no field for why a job failed), which is
+# how a failure maps to GitLab's retry reason job_execution_timeout.
+TIMEOUT_PREFIX = "timed out"
+SKIPPED = "skipped"  # the error text of a GitLab job that did not run starts with it
 
 
 def default_max_jobs() -> int:
@@ -58,6 +68,8 @@ class RunContext:
     image_errors: dict[str, str | None] = field(default_factory=dict)
     statuses: dict[str, Status] = field(default_factory=dict)
     failed_job: str | None = None  # the first job that failed the run (fail-fast)
+    failed: set[str] = field(default_factory=set)  # jobs that failed, not allowed to
+    skipped: dict[str, str] = field(default_factory=dict)  # GitLab: job -> why it did not run
     canceled_by_user: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.Semaphore | None = None
@@ -74,12 +86,58 @@ class RunContext:
         """``NAME#N``."""
         return self.recorder.name
 
+    @property
+    def fail_fast_mode(self) -> bool:
+        """True when a failure stops the run (native files); GitLab files let jobs go on."""
+        return self.pipeline.format != "gitlab"
+
     def fail_fast(self, job: str) -> None:
-        """A job failed without ``allow_failure``: stop everything still running."""
+        """A job failed without being allowed to: the run fails; native files stop everything."""
         with self._lock:
+            self.failed.add(job)
             if self.failed_job is None and not self.canceled_by_user:
                 self.failed_job = job
-        self.cancel.set()
+        if self.fail_fast_mode:
+            self.cancel.set()
+
+    def waits_for(self, job: Job) -> list[str]:
+        """The jobs whose outcome decides whether GitLab job ``job`` runs, in plan order.
+
+        Its ``needs:`` when it has them (``dag``), else every job that runs in earlier stages
+        (GitLab's stage order); jobs the run leaves out (rules, manual) are not waited for.
+        """
+        planned = [j.name for jobs in self.stage_order.values() for j in jobs]
+        if job.dag:
+            wanted = set(self.pipeline.job(job.name).needs)  # the plan narrowed it to its stage
+            return [name for name in planned if name in wanted]
+        earlier: list[str] = []
+        for stage, jobs in self.stage_order.items():
+            if stage == job.stage:
+                break
+            earlier += [j.name for j in jobs]
+        return earlier
+
+    def skip_reason(self, job: Job) -> str | None:
+        """Why GitLab job ``job`` must not run now that all it waits for ended; None: it runs.
+
+        GitLab's rule: what it waits for is *failed* when one of them failed (not allowed to),
+        *skipped* when all of them were skipped, else *success*. ``on_success`` runs on success
+        (and, for a job without ``needs:``, on skipped too); ``on_failure`` only on failed;
+        ``always`` whatever happened.
+        """
+        upstream = self.waits_for(job)
+        with self._lock:
+            failed = [name for name in upstream if name in self.failed]
+            skipped = [name for name in upstream if name in self.skipped]
+        if job.when == "always":
+            return None
+        if job.when == "on_failure":
+            return None if failed else f"{SKIPPED}: when: on_failure and nothing failed before it"
+        if failed:
+            return f"{SKIPPED}: {failed[0]} failed"
+        if job.dag and skipped and len(skipped) == len(upstream):
+            return f"{SKIPPED}: {skipped[0]} was skipped"
+        return None
 
     def cancel_run(self) -> None:
         """The user asked to cancel the run."""
@@ -140,6 +198,12 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
     recorder = ctx.recorder
     if ctx.cancel.is_set():
         return _settle(ctx, job, Status.CANCELED, started=False)
+    if not ctx.fail_fast_mode:
+        reason = ctx.skip_reason(job)
+        if reason is not None:
+            with ctx._lock:
+                ctx.skipped[job.name] = reason
+            return _settle(ctx, job, Status.CANCELED, error=reason, started=False)
     if ctx._slots is not None:
         ctx._slots.acquire()
     try:
@@ -174,6 +238,9 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
             attempts += 1
             result = ctx.runner.run_job(spec, line, ctx.cancel)
             if result.outcome is not Outcome.FAILED or attempts > job.retry or ctx.cancel.is_set():
+                break
+            if not retries_for(job, result):
+                line(f"cicd: not retried: {failure_reason(result)} is not in retry:when")
                 break
             reason = result.error or f"exit code {result.exit_code}"
             line(f"cicd: attempt {attempts} failed ({reason}); retrying ({attempts}/{job.retry})")
@@ -211,9 +278,10 @@ def _settle(
 ) -> Status:
     with ctx._lock:
         ctx.statuses[job.name] = status
-    if fail and not job.allow_failure:
+    allowed = fail and failure_allowed(job, exit_code)
+    if fail and not allowed:
         ctx.fail_fast(job.name)
-    if fail and job.allow_failure:
+    if allowed:
         error = f"{error} (allowed to fail)" if error else "allowed to fail"
     ctx.recorder.job_finished(
         job.stage,
@@ -225,6 +293,49 @@ def _settle(
         started=started,
     )
     return status
+
+
+def failure_allowed(job: Job, exit_code: int | None) -> bool:
+    """Whether ``job`` failing with ``exit_code`` (None: it did not exit) leaves the run alone.
+
+    ``allow_failure: {exit_codes: [...]}`` allows only those codes: any other exit, a timeout
+    or a container that could not run fails the pipeline, as in GitLab.
+    """
+    if job.allow_failure_exit_codes:
+        return exit_code in job.allow_failure_exit_codes
+    return job.allow_failure
+
+
+def failure_reason(result: JobResult) -> str:
+    """GitLab's retry reason for a failed attempt, from what we can tell apart.
+
+    A non-zero exit is ``script_failure``, a timeout ``job_execution_timeout``; a container
+    or engine error (no exit code) is ``runner_system_failure``.
+    """
+    if result.exit_code is not None:
+        return "script_failure"
+    if (result.error or "").startswith(TIMEOUT_PREFIX):
+        return "job_execution_timeout"
+    return "runner_system_failure"
+
+
+# retry:when reasons each failure reason matches besides itself and "always"
+_REASON_ALIASES = {
+    "job_execution_timeout": {"stuck_or_timeout_failure"},
+    "runner_system_failure": {"unknown_failure"},
+}
+
+
+def retries_for(job: Job, result: JobResult) -> bool:
+    """Whether failed attempt ``result`` may be retried under ``job``'s ``retry:when``.
+
+    An empty list is GitLab's default, ``always``.
+    """
+    if not job.retry_when:
+        return True
+    reason = failure_reason(result)
+    matching = {"always", reason, *_REASON_ALIASES.get(reason, ())}
+    return any(when in matching for when in job.retry_when)
 
 
 def _collect_artifacts(ctx: RunContext, job: Job, line: Callable[[str], None]) -> None:
@@ -260,8 +371,15 @@ def stage_status(ctx: RunContext, stage: str) -> Status:
         if ctx.statuses.get(job.name) in (None, Status.PENDING):
             _settle(ctx, job, Status.CANCELED, started=False)
     jobs = ctx.stage_order[stage]
-    if any(ctx.statuses[j.name] is Status.FAILED and not j.allow_failure for j in jobs):
+    if any(j.name in ctx.failed for j in jobs):
         return Status.FAILED
+    if not ctx.fail_fast_mode and not ctx.cancel.is_set():
+        # GitLab: skipped jobs do not count; a stage whose jobs were all skipped did not run
+        ran = [j for j in jobs if j.name not in ctx.skipped]
+        if ran and all(ctx.statuses[j.name] is not Status.CANCELED for j in ran):
+            return Status.SUCCESS
+        if not ran:
+            return Status.CANCELED
     if any(ctx.statuses[j.name] is Status.CANCELED for j in jobs):
         return Status.FAILED if ctx.failed_job else Status.CANCELED
     return Status.SUCCESS

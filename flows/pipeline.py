@@ -13,7 +13,7 @@ import contextvars
 import threading
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import allow_failure, flow, get_run_logger, task
 from prefect.futures import PrefectFuture
 from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -117,23 +117,35 @@ def job_task(key: str, job: str) -> State[Any]:
             logger.info("(more output in the job's log: cicd logs %s --job %s)", ctx.name, job)
 
     status = execute_job(ctx, spec, to_prefect)
-    if status is Status.FAILED and spec.allow_failure:
+    if status is Status.FAILED and job not in ctx.failed:
         return Completed(name="AllowedFailure", message=f"job '{job}' failed (allowed to fail)")
+    skipped = ctx.skipped.get(job)
+    if skipped is not None:  # GitLab: not run, by design; a Cancelled state would hold its needers
+        return Completed(name="Skipped", message=f"job '{job}' {skipped}")
     return _state(status, f"job '{job}' {status.value}")
 
 
 @flow(name="cicd-stage", persist_result=False, validate_parameters=False)
 def stage_flow(key: str, stage: str) -> State[Any]:
-    """Run one stage's jobs, each as soon as every job it needs has succeeded."""
+    """Run one stage's jobs, each as soon as every job it needs has ended.
+
+    A native job whose need failed never starts (Prefect holds it; the run is stopping anyway).
+    A GitLab job's task starts whatever its needs' states: ``execute_job`` decides from their
+    outcomes and its ``when:`` (an ``on_failure`` job exists to run after a failure).
+    """
     ctx = context(key)
     jobs = ctx.stage_order[stage]
     futures: dict[str, PrefectFuture[Any]] = {}
+
+    def upstream(need: str) -> Any:
+        return futures[need] if ctx.fail_fast_mode else allow_failure(futures[need])
+
     try:
         ctx.recorder.stage_started(stage)
         for job in jobs:  # plan order: every job after its needs, so wait_for futures exist
             futures[job.name] = job_task.with_options(
                 name=job.name, tags=[f"stage:{stage}", f"pipeline:{ctx.pipeline.name}"]
-            ).submit(key, job.name, wait_for=[futures[need] for need in job.needs])
+            ).submit(key, job.name, wait_for=[upstream(need) for need in job.needs])
         for future in futures.values():
             future.wait()
         status = stage_status(ctx, stage)
@@ -152,7 +164,11 @@ def stage_flow(key: str, stage: str) -> State[Any]:
 
 @flow(name="cicd-pipeline", persist_result=False, validate_parameters=False)
 def pipeline_flow(key: str) -> State[Any]:
-    """Run a pipeline: its stages in order, each a subflow; later stages skipped after a failure."""
+    """Run a pipeline: its stages in order, each a subflow.
+
+    After a failure a native run skips the later stages (it is canceled); a GitLab run goes on,
+    so their ``when: on_failure`` and ``always`` jobs run and the others are skipped.
+    """
     from prefect.runtime import flow_run
 
     ctx = context(key)
