@@ -718,7 +718,7 @@ CASES = [
     ),
     Case(
         "job/when: on_failure, when: always",
-        PARSED,
+        SUPPORTED,
         """
         job: {when: on_failure, script: x}
         other: {when: always, script: x}
@@ -752,7 +752,7 @@ CASES = [
     ),
     Case(
         "job/allow_failure:exit_codes",
-        PARSED,
+        SUPPORTED,
         "job: {allow_failure: {exit_codes: [137, 255]}, script: x}\n",
         got=lambda p: job(p).allow_failure_exit_codes,
         want=[137, 255],
@@ -982,7 +982,7 @@ CASES = [
     ),
     Case(
         "job/retry:when",
-        PARSED,
+        SUPPORTED,
         "job: {retry: {max: 1, when: [script_failure, api_failure]}, script: x}\n",
         got=lambda p: job(p).retry_when,
         want=["script_failure", "api_failure"],
