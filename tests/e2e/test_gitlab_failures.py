@@ -2,7 +2,9 @@
 
 GitLab's failure semantics (issue 10, item 4): no fail-fast, so a sibling of the failing job
 finishes; the next stage's ordinary job is skipped (CANCELED, "skipped: ..."), its
-``when: on_failure`` job runs, and a ``when: always`` job of the last stage runs too.
+``when: on_failure`` job runs, and a ``when: always`` job of the last stage runs too;
+``retry: when`` retries only the listed reasons and ``allow_failure: exit_codes`` allows only
+the listed codes.
 """
 
 from __future__ import annotations
@@ -79,3 +81,49 @@ def test_gitlab_run_failure_skips_later_jobs_but_runs_sibling_on_failure_and_alw
     # the sibling went on after the failure instead of being killed by it
     assert when(found["broken"]["finished_at"]) < when(found["sibling"]["finished_at"])
     assert found["unit"]["started_at"] is None
+
+
+RETRIES_CI = f"""
+default:
+  image: {BUSYBOX}
+oom:
+  allow_failure:
+    exit_codes: [137]
+  script: exit 137
+flaky:
+  retry:
+    max: 2
+    when: [script_failure]
+  script: exit 4
+slow:
+  timeout: 2 seconds
+  retry:
+    max: 2
+    when: script_failure
+  script: sleep 30
+"""
+
+
+def test_gitlab_run_retry_when_and_allow_failure_exit_codes(project: Project) -> None:
+    project.commit({".gitlab-ci.yml": textwrap.dedent(RETRIES_CI).lstrip("\n")})
+    out = project.run("-f", ".gitlab-ci.yml", "-p", "retries")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.job_lines("oom")[-1] == "FAILED (exit code 137): allowed to fail"
+    flaky = [line for line in out.job_lines("flaky") if line.startswith("cicd:")]
+    assert flaky == [
+        "cicd: attempt 1 failed (exit code 4); retrying (1/2)",
+        "cicd: attempt 2 failed (exit code 4); retrying (2/2)",
+    ]
+    assert out.job_lines("flaky")[-1] == "FAILED (exit code 4)"
+    slow = [line for line in out.job_lines("slow") if line.startswith("cicd:")]
+    assert slow == ["cicd: not retried: job_execution_timeout is not in retry:when"]
+    assert out.job_lines("slow")[-1] == "FAILED: timed out after 2s"
+    assert out.job_lines("slow").count("$ sleep 30") == 1  # one attempt only
+
+    report = project.report("retries", 1)
+    assert report["status"] == "FAILED"
+    assert {name: (job["status"], job["exit_code"]) for name, job in jobs(report).items()} == {
+        "oom": ("FAILED", 137),
+        "flaky": ("FAILED", 4),
+        "slow": ("FAILED", None),
+    }
