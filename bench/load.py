@@ -322,7 +322,7 @@ class Server:
             return 0, 0
         return text.count("database is locked"), text.count("Encountered retryable exception")
 
-    def stop(self) -> None:
+    def stop(self, keep_logs: Path | None = None) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)  # cancels runs still going, removes containers
             try:
@@ -339,6 +339,14 @@ class Server:
 
             stop_local_server(self.home)
             remove_run_containers(self.home)
+        if keep_logs is not None:  # --logs: the servers' logs, for a look at what took long
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            for source, name in (
+                (self.work / "server.log", "cicd-server.log"),
+                (self.prefect_log, "prefect-server.log"),
+            ):
+                if source.exists():
+                    shutil.copyfile(source, keep_logs / name)
 
 
 def remove_run_containers(home: Path) -> int:
@@ -527,7 +535,7 @@ def _self_cpu() -> float:
 
 def measure_cicd(options: argparse.Namespace, work: Path, repo: Path, cleanup: list[Any]) -> dict:
     server = Server(work, options.max_runs)
-    cleanup.append(server.stop)
+    cleanup.append(lambda: server.stop(options.logs))
     began = time.monotonic()
     server.start()
     healthy = time.monotonic() - began
@@ -700,6 +708,9 @@ def main() -> None:
     )
     parser.add_argument("--image", default=PIPELINE.image)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--logs", type=Path, default=None, help="copy the cicd and Prefect server logs here"
+    )
     options = parser.parse_args()
     if options.runs < 1:
         parser.error("--runs must be at least 1")
