@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.pipelines import Job, Pipeline
@@ -76,6 +77,27 @@ class _Sdk:
             api.remove_container(container, force=True)
 
 
+def run_as_ready(jobs: list[Job], run: Callable[[Job], int]) -> list[str]:
+    """Run each job (``run`` returns its exit code) as soon as its needs are done, all in
+    threads; return ``name: exit N`` for each that failed."""
+    failures: list[str] = []
+    done = {job.name: threading.Event() for job in jobs}
+
+    def work(job: Job) -> None:
+        for need in job.needs:
+            done[need].wait()
+        if (code := run(job)) != 0:
+            failures.append(f"{job.name}: exit {code}")
+        done[job.name].set()
+
+    threads = [threading.Thread(target=work, args=(job,), daemon=True) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
 def run_floor(p: Pipeline, mode: str = "cli", workspace: Path | None = None) -> float:
     """Run ``p``'s containers in the best schedule; return the wall-clock seconds."""
     own = workspace is None
@@ -86,21 +108,9 @@ def run_floor(p: Pipeline, mode: str = "cli", workspace: Path | None = None) -> 
         began = time.perf_counter()
         for stage in p.stages:
             jobs = p.stage_jobs(stage)
-            done = {job.name: threading.Event() for job in jobs}
-
-            def work(job: Job, done: dict[str, threading.Event] = done) -> None:
-                for need in job.needs:
-                    done[need].wait()
-                code = sdk.run(p.image, ws, job) if sdk else _run_cli(p.image, ws, job)
-                if code != 0:
-                    failures.append(f"{job.name}: exit {code}")
-                done[job.name].set()
-
-            threads = [threading.Thread(target=work, args=(job,), daemon=True) for job in jobs]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            failures += run_as_ready(
+                jobs, lambda job: sdk.run(p.image, ws, job) if sdk else _run_cli(p.image, ws, job)
+            )
         elapsed = time.perf_counter() - began
     finally:
         if own:

@@ -60,6 +60,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import tools
+from bench.floor import run_as_ready
 from bench.pipelines import Job, Pipeline
 from bench.submit_latency import free_port, wait_healthy
 
@@ -221,21 +222,9 @@ class Floor:
         failures: list[str] = []
         try:
             for stage in p.stages:
-                jobs = p.stage_jobs(stage)
-                done = {job.name: threading.Event() for job in jobs}
-
-                def work(job: Job, done: dict[str, threading.Event] = done) -> None:
-                    for need in job.needs:
-                        done[need].wait()
-                    if (code := self._docker_run(p.image, workspace, job)) != 0:
-                        failures.append(f"{job.name}: exit {code}")
-                    done[job.name].set()
-
-                threads = [threading.Thread(target=work, args=(j,), daemon=True) for j in jobs]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
+                failures += run_as_ready(
+                    p.stage_jobs(stage), lambda job: self._docker_run(p.image, workspace, job)
+                )
             ended = time.perf_counter() - began
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
