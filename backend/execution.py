@@ -147,7 +147,7 @@ class RunContext:
         self.cancel.set()
 
     def job_env(self, job: Job) -> dict[str, str]:
-        """The container environment of ``job`` (SPEC §2.2)."""
+        """The container environment of ``job`` (docs/pipeline-format.md, the job's environment)."""
         return {
             **self._predefined(job),
             **self.pipeline.job_env(job),

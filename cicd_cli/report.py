@@ -52,8 +52,8 @@ def report(
 
     Without options: one line per pipeline with its latest run. With -p NAME: its runs, newest
     first. With --run N: that run's stages and jobs. --stage S and --job J narrow it to one stage
-    or one job (both together: job J, which must be in stage S). --format json prints the objects
-    of SPEC §3.1; yaml the same data.
+    or one job (both together: job J, which must be in stage S). --format json prints the stable
+    objects scripts rely on, the same as the API's; yaml the same data.
     """
     if run is not None and pipeline is None:
         raise UsageError("--run needs -p/--pipeline")

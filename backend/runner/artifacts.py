@@ -1,6 +1,6 @@
 """Artifacts: which workspace files a job's patterns name, copying them out, serving them back.
 
-Pattern semantics (SPEC §2.2), always relative to the workspace root:
+Pattern semantics (docs/pipeline-format.md, `artifacts`), always relative to the workspace root:
 
 - ``path/to/file`` names that file; when the path is a directory, every file under it;
 - ``dir/`` names every file under ``dir`` (and only a directory matches it);
