@@ -10,6 +10,7 @@ runs execute in the ``cicd`` process itself. Results are read back with
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -199,6 +200,21 @@ def managed_containers() -> set[str]:
     return set(listed.stdout.split())
 
 
+def containers_of_home(home: Path) -> set[str]:
+    """Ids of the containers of every run of ``home`` (their ``cicd.run`` label starts with its
+    hash, see ``Service.run_key``)."""
+    prefix = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12] + "-"
+    listed = subprocess.run(
+        ["docker", "ps", "-a", "--no-trunc", "--filter", f"label={LABEL_MANAGED}",
+         "--format", '{{.ID}} {{.Label "cicd.run"}}'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = (line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+    return {cid for cid, run in rows if run.startswith(prefix)}
+
+
 def remove_containers(ids: set[str]) -> None:
     """Force-remove containers this test started (after killing the ``cicd`` that owned them)."""
     if ids:
@@ -226,7 +242,12 @@ def sleeping_run(project: Project, *args: str, settle: float = 0.0) -> Iterator[
     ours: set[str] = set()
     with project.popen("run", *args) as proc:
         try:
-            seen = wait_for_line(proc, "| $ sleep 60", timeout=60)
+            try:
+                seen = wait_for_line(proc, "| $ sleep 60", timeout=60)
+            except BaseException:  # a job may have started before the line failed to come
+                proc.kill()
+                remove_containers(containers_of_home(project.home))
+                raise
             time.sleep(settle)
             ours = managed_containers() - before
             yield Sleeping(proc, seen, ours)
