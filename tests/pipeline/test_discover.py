@@ -82,3 +82,25 @@ def test_find_pipeline_by_name_empty_folder(pipelines):
         str(info.value)
         == f"no pipeline named 'x' in {pipelines}/ (it has no *.yaml or *.yml files)"
     )
+
+
+def test_directory_source_refuses_includes_outside_the_tree(tmp_path: Path) -> None:
+    # a cloned repository must not make `cicd check` read the user's other files
+    from backend.pipeline.discover import DirectorySource
+    from backend.pipeline.gitlab.front import load_gitlab
+
+    secret = tmp_path / "secret.yml"
+    secret.write_text("j: {script: leaked}\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "link.yml").symlink_to(secret)
+    (repo / ".gitlab-ci.yml").write_text(
+        "include: [../secret.yml, /../secret.yml, link.yml]\nj: {script: x}\n"
+    )
+    with pytest.raises(PipelineInvalid) as caught:
+        load_gitlab(".gitlab-ci.yml", DirectorySource(repo), name="repo")
+    assert [str(p) for p in caught.value.problems] == [
+        ".gitlab-ci.yml:1:11: local file '../secret.yml' does not exist",
+        ".gitlab-ci.yml:1:26: local file '../secret.yml' does not exist",
+        ".gitlab-ci.yml:1:42: local file 'link.yml' does not exist",
+    ]
