@@ -282,9 +282,6 @@ def _documents(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
-# Hypothesis warns when the global `random` state moves while it draws; in the whole suite a
-# background thread of an earlier test (Prefect's client, a server) can move it: not ours
-@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_documents())
 def test_schema_accepts_whatever_check_accepts(document: dict[str, Any]) -> None:
