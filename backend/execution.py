@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.paths import safe_child
+from backend import caching, jobspace, reports
 from backend.pipeline.model import Job, Pipeline
 from backend.recording import Recorder
 from backend.runner.base import CancelEvent, JobResult, JobSpec, Outcome, PullPolicy, Runner
@@ -161,7 +161,6 @@ class RunContext:
             **({"CICD_BRANCH": self.branch} if self.branch else {}),
         }
 
-
     def _predefined(self, job: Job) -> dict[str, str]:
         """GitLab's predefined variables of ``job`` with this run's ids (none for native files).
 
@@ -221,48 +220,66 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
         image_error = ctx.image_errors.get(job.image)
         if image_error:
             return _settle(ctx, job, Status.FAILED, error=image_error, fail=True)
-        spec = JobSpec(
-            run_id=ctx.key,
-            job=job.name,
-            stage=job.stage,
-            image=job.image,
-            script=[*job.before_script, *job.script],  # one shell, as GitLab runs them
-            env=ctx.job_env(job),
-            workspace=ctx.workspace,
-            timeout=job.timeout,
-            secrets=dict(ctx.secrets),
-            after_script=list(job.after_script),
-        )
-        attempts = 0
-        while True:
-            attempts += 1
-            result = ctx.runner.run_job(spec, line, ctx.cancel)
-            if result.outcome is not Outcome.FAILED or attempts > job.retry or ctx.cancel.is_set():
-                break
-            if not retries_for(job, result):
-                line(f"cicd: not retried: {failure_reason(result)} is not in retry:when")
-                break
-            reason = result.error or f"exit code {result.exit_code}"
-            line(f"cicd: attempt {attempts} failed ({reason}); retrying ({attempts}/{job.retry})")
-        if result.outcome is Outcome.SUCCESS:
-            _collect_artifacts(ctx, job, line)
-            return _settle(ctx, job, Status.SUCCESS, exit_code=0, attempts=attempts)
-        if result.outcome is Outcome.CANCELED:
-            return _settle(ctx, job, Status.CANCELED, error="canceled", attempts=attempts)
-        return _settle(
-            ctx,
-            job,
-            Status.FAILED,
-            exit_code=result.exit_code,
-            error=result.error,
-            attempts=attempts,
-            fail=True,
-        )
+        workspace = jobspace.open_workspace(ctx, job, line)  # shared, or the job's own checkout
+        try:
+            return _run_in(ctx, job, workspace, line)
+        finally:
+            jobspace.close_workspace(ctx, job, workspace)
     except Exception as exc:  # our own bug must fail the job, not hang the run
         return _settle(ctx, job, Status.FAILED, error=f"internal error: {exc}", fail=True)
     finally:
         if ctx._slots is not None:
             ctx._slots.release()
+
+
+def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], None]) -> Status:
+    """Run ``job`` in ``workspace`` (attempts, artifacts, reports, caches) and settle it."""
+    caching.restore_caches(ctx, job, workspace, line)
+    spec = JobSpec(
+        run_id=ctx.key,
+        job=job.name,
+        stage=job.stage,
+        image=job.image,
+        script=[*job.before_script, *job.script],  # one shell, as GitLab runs them
+        env={**ctx.job_env(job), **jobspace.dotenv_of_dependencies(ctx, job)},
+        workspace=workspace,
+        timeout=job.timeout,
+        secrets=dict(ctx.secrets),
+        after_script=list(job.after_script),
+    )
+    attempts = 0
+    while True:
+        attempts += 1
+        result = ctx.runner.run_job(spec, line, ctx.cancel)
+        if result.outcome is not Outcome.FAILED or attempts > job.retry or ctx.cancel.is_set():
+            break
+        if not retries_for(job, result):
+            line(f"cicd: not retried: {failure_reason(result)} is not in retry:when")
+            break
+        reason = result.error or f"exit code {result.exit_code}"
+        line(f"cicd: attempt {attempts} failed ({reason}); retrying ({attempts}/{job.retry})")
+    status = {
+        Outcome.SUCCESS: Status.SUCCESS,
+        Outcome.CANCELED: Status.CANCELED,
+        Outcome.FAILED: Status.FAILED,
+    }[result.outcome]
+    # what the job leaves behind is kept whatever its outcome (each decides by its `when`)
+    jobspace.collect_artifacts(ctx, job, workspace, status, line)
+    reports.collect_reports(ctx, job, workspace, status, line)
+    caching.save_caches(ctx, job, workspace, status, line)
+    if status is Status.SUCCESS:
+        return _settle(ctx, job, Status.SUCCESS, exit_code=0, attempts=attempts)
+    if status is Status.CANCELED:
+        return _settle(ctx, job, Status.CANCELED, error="canceled", attempts=attempts)
+    return _settle(
+        ctx,
+        job,
+        Status.FAILED,
+        exit_code=result.exit_code,
+        error=result.error,
+        attempts=attempts,
+        fail=True,
+    )
 
 
 def _settle(
@@ -336,33 +353,6 @@ def retries_for(job: Job, result: JobResult) -> bool:
     reason = failure_reason(result)
     matching = {"always", reason, *_REASON_ALIASES.get(reason, ())}
     return any(when in matching for when in job.retry_when)
-
-
-def _collect_artifacts(ctx: RunContext, job: Job, line: Callable[[str], None]) -> None:
-    if not job.artifacts or ctx.artifacts_dir is None:
-        return
-    from backend.runner.artifacts import ArtifactPatternError, collect_artifacts
-
-    dest = safe_child(ctx.artifacts_dir, job.name)  # a name is never a path (../x, /tmp/x)
-    try:
-        result = collect_artifacts(ctx.workspace, list(job.artifacts), dest)
-    except ArtifactPatternError as exc:
-        line(f"cicd: warning: {exc}")
-        return
-    for warning in result.warnings:
-        line(f"cicd: warning: {warning}")
-    for item in result.files:
-        if ctx.store is not None:
-            ctx.store.add_artifact(
-                ctx.recorder.run_id,
-                job.name,
-                item.path,
-                item.size,
-                item.sha256,
-                str(item.stored_path),
-            )
-    if result.files:
-        line(f"cicd: collected {len(result.files)} artifact file(s)")
 
 
 def stage_status(ctx: RunContext, stage: str) -> Status:
