@@ -135,5 +135,8 @@ artifacts = Table(
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("stored_path", Text, nullable=False),
+    Column("name", String(255)),  # artifacts:name, the download archive's name
+    Column("expires_at", UTCDateTime, index=True),  # artifacts:expire_in; None: kept
+    Column("kind", String(16), nullable=False, server_default="file"),  # file | dotenv
     UniqueConstraint("job_run_id", "path"),
 )

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from backend.errors import StoreError
 from backend.store import Store
+from backend.store.migrate import alembic_config
 from backend.store.tables import metadata
 
 
@@ -30,7 +32,8 @@ def test_store_schema_matches_tables(store: Store) -> None:
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection)
-            assert context.get_current_revision() == "0001"
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            assert context.get_current_revision() == head
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
