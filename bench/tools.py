@@ -151,8 +151,46 @@ def ensure_gcl() -> Path:
     return GCL_BIN
 
 
-def gcl_command(helper_image: str = pipelines.IMAGE) -> list[str]:
+GCL_HELPER_IMAGE = "cicd-gcl-helper:bookworm"
+GCL_HELPER_BASE = "cicd-python:bookworm"
+
+
+def ensure_gcl_helper() -> str:
+    """A local helper image for gitlab-ci-local: it copies artifacts with bash and rsync.
+
+    Its own helper image comes from a registry; offline, ``cicd-python:bookworm`` plus this
+    Debian bookworm machine's ``rsync`` (and ``libpopt``, the one library of it the image lacks)
+    does the same. Without rsync gitlab-ci-local silently passes no artifacts between jobs.
+    """
+    present = subprocess.run(
+        ["docker", "image", "inspect", GCL_HELPER_IMAGE], capture_output=True, check=False
+    )
+    if present.returncode == 0:
+        return GCL_HELPER_IMAGE
+    rsync = shutil.which("rsync")
+    if rsync is None:
+        raise SystemExit("gitlab-ci-local needs rsync: apt-get install rsync")
+    popt = Path("/lib/x86_64-linux-gnu/libpopt.so.0").resolve()
+    with tempfile.TemporaryDirectory() as context:
+        shutil.copy(rsync, Path(context) / "rsync")
+        shutil.copy(popt, Path(context) / "libpopt.so.0")
+        (Path(context) / "Dockerfile").write_text(
+            f"FROM {GCL_HELPER_BASE}\n"
+            "COPY rsync /usr/bin/rsync\n"
+            "COPY libpopt.so.0 /lib/x86_64-linux-gnu/libpopt.so.0\n"
+            'RUN ["rsync", "--version"]\n'
+        )
+        subprocess.run(
+            ["docker", "build", "-q", "-t", GCL_HELPER_IMAGE, context],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return GCL_HELPER_IMAGE
+
+
+def gcl_command(helper_image: str | None = None) -> list[str]:
     """gitlab-ci-local on the current folder's pipeline; offline: local images only, quiet."""
+    helper_image = helper_image or ensure_gcl_helper()
     return [
         str(ensure_gcl()),
         "--pull-policy",
