@@ -90,10 +90,17 @@ def make_repo(project: str) -> Path:
     return repo
 
 
-def cicd_outcomes(repo: Path, home: Path) -> dict[str, str]:
-    """Each job's status in the last run of ``repo``'s pipeline, from ``cicd report --json``."""
+_RUN_NAME = re.compile(r"^(\S+)#(\d+) (?:SUCCESS|FAILED|CANCELED)\b", re.MULTILINE)
+
+
+def cicd_outcomes(repo: Path, home: Path, output: str) -> dict[str, str]:
+    """Each job's status in the run whose summary ends ``output``, from ``cicd report``."""
+    found = _RUN_NAME.findall(output)
+    if not found:
+        return {}
+    pipeline, number = found[-1]
     done = subprocess.run(
-        [str(tools.CICD), "report", "--json"],
+        [str(tools.CICD), "report", "-p", pipeline, "--run", number, "--format", "json"],
         cwd=repo,
         env=tools.cicd_env(home),
         capture_output=True,
@@ -104,9 +111,11 @@ def cicd_outcomes(repo: Path, home: Path) -> dict[str, str]:
         report = json.loads(done.stdout)
     except json.JSONDecodeError:
         return {}
-    runs = report.get("runs") or [report]
-    jobs = runs[-1].get("jobs", []) if runs else []
-    return {job["name"]: _cicd_word(job) for job in jobs}
+    return {
+        job["name"]: _cicd_word(job)
+        for stage in report.get("stages", [])
+        for job in stage.get("jobs", [])
+    }
 
 
 def _cicd_word(job: dict) -> str:
@@ -154,7 +163,7 @@ def measure(project: str, runs: int, do_cicd: bool, do_gcl: bool) -> dict:
                             file=sys.stderr,
                         )
                         result[f"cicd_{kind}"].append(t.seconds)
-                        result["outcomes"]["cicd"] = cicd_outcomes(repo, home)
+                        result["outcomes"]["cicd"] = cicd_outcomes(repo, home, t.tail)
                 finally:
                     tools.stop_cicd_home(home)
         finally:
