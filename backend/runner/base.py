@@ -15,6 +15,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from backend.runs import PullPolicy  # a request's value; here for the runners
+
 LABEL_RUN = "cicd.run"
 LABEL_JOB = "cicd.job"
 LABEL_MANAGED = "cicd.managed"
@@ -72,20 +74,28 @@ def stop_requests(cancel: threading.Event) -> int:
     return 1 if cancel.is_set() else 0
 
 
-class PullPolicy(StrEnum):
-    """When an image is pulled."""
-
-    IF_NOT_PRESENT = "if-not-present"
-    ALWAYS = "always"
-    NEVER = "never"
-
-
 class Outcome(StrEnum):
     """How a job's container ended."""
 
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A container started beside a job (GitLab ``services:``), on the job's own network.
+
+    It is reachable by ``alias`` (GitLab also accepts several, separated by commas or spaces)
+    and by the host names GitLab derives from its image (``services.hostnames``).
+    """
+
+    image: str
+    alias: str | None = None
+    entrypoint: list[str] | None = None  # None: the image's; [""]: none, as with docker run
+    command: list[str] | None = None  # None: the image's CMD
+    # the job's variables come first, then these (GitLab hands job variables to services)
+    variables: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,13 @@ class JobSpec:
     # ended, whatever happened to it, with CI_JOB_STATUS set; it never changes the outcome
     after_script: list[str] = field(default_factory=list)
     after_script_timeout: float = AFTER_SCRIPT_TIMEOUT
+    # started before the script on a network of the job's own, removed with the job
+    services: list[ServiceSpec] = field(default_factory=list)
+    # GitLab's image:entrypoint: the image's entrypoint is replaced by it and the job's shell
+    # becomes its arguments (it must exec them); None keeps cicd's own ``sh`` entrypoint
+    entrypoint: list[str] | None = None
+    # how the job's image was made available (prepare_images); named in a missing-image error
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
 
 
 @dataclass

@@ -312,7 +312,7 @@ def test_run_job_image_without_shell_cannot_start(
 
     assert (result.outcome, result.exit_code) == (Outcome.FAILED, None)
     assert result.error is not None
-    assert result.error.startswith("container of job 'job' cannot start: ")
+    assert result.error.startswith(f"image '{no_shell_image}' has no /bin/sh: ")
     assert '"sh"' in result.error
     assert "\n" not in result.error
 
