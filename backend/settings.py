@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         description="repository URLs a server may clone for a run: globs, comma- or "
         "space-separated (CICD_ALLOWED_REPOS); none: runs arrive as git bundles only",
     )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="the secret GitLab (X-Gitlab-Token) and GitHub (X-Hub-Signature-256) "
+        "webhooks prove they know (CICD_WEBHOOK_SECRET); none: the hook routes answer 404",
+    )
     max_runs: int = Field(
         default_factory=lambda: max(2, os.cpu_count() or 2),
         ge=1,
@@ -73,6 +78,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Where collected artifacts are kept."""
         return self.home / "artifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where ``cache:`` archives are kept between runs (one machine's, not shared)."""
+        return self.home / "cache"
 
     @property
     def workspaces_dir(self) -> Path:
