@@ -144,7 +144,7 @@ def test_cache_store_too_big_keeps_old_version(tmp_path: Path) -> None:
     source = _workspace(tmp_path / "ws", {"a": "old"})
     store.save("k", source, ["a"], META)
     (source / "a").write_text("x" * 100)
-    with pytest.raises(CacheTooBig, match="^its files pass 50 bytes$"):
+    with pytest.raises(CacheTooBig, match=r"^its files pass 50 bytes$"):
         store.save("k", source, ["a"], META, max_bytes=50)
     assert sorted(p.name for p in store.root.iterdir()) == [store.archive("k").name]
     dest = _workspace(tmp_path / "b", {})
