@@ -248,7 +248,7 @@ def _print_plan(pipeline: Pipeline, plan: Plan, source: str) -> None:
 
     Jobs that do not run follow under "not run", with the reason.
     """
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)
     skipped = sum(not job.run for job in pipeline.jobs)
     console.print(
         Text.assemble(

@@ -52,7 +52,7 @@ def logs(
     """
     pipeline, number = parse_run_name(run_name)
     backend = open_backend(Settings(), server)
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)
     colour = has_colour(console)
     try:
         if job is not None:

@@ -118,7 +118,7 @@ def run(
     from backend.requests import parse_pairs, prepare_run, read_secrets
 
     settings = Settings()
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, markup=False, soft_wrap=True)
     prepared = prepare_run(
         cwd=Path.cwd(),
         cache_dir=settings.home / "repos",

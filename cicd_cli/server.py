@@ -112,7 +112,7 @@ def server(
         except OSError as exc:
             abort(f"cannot keep the server's token under {settings.home}: {exc}", EXIT_USAGE)
         settings = settings.model_copy(update={"api_token": token})
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, markup=False, soft_wrap=True)
 
     from flows.prefect_api import configure_prefect, wait_for_prefect
 
@@ -131,7 +131,7 @@ def server(
     try:
         runner.check()
     except Exception as exc:
-        console.print(f"[yellow]warning: {exc}: runs will fail until Docker answers[/]")
+        console.print(f"warning: {exc}: runs will fail until Docker answers", style="yellow")
     settled = service.reconcile()  # and removes their containers and workspaces
     wait_for_prefect()
     if settled:

@@ -101,3 +101,26 @@ def test_artifacts_hostile_file_name_listed_without_controls(cicd: Cicd, hostile
     assert result.returncode == 0, result.stderr
     assert "dist/out.txt" in result.stdout
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+
+
+def test_report_names_with_brackets_shown_verbatim_not_as_markup(
+    cicd: Cicd, history: History
+) -> None:
+    # GitLab's parallel jobs are named "test: [1/3]" or "test: [plain]"; rich would read the
+    # brackets as markup and print "test:" (and a name could restyle the whole table)
+    jobs = [
+        Job("test: [plain]", "busybox", Status.SUCCESS, 1, 2, 0),
+        Job("[bold red]x[/]", "busybox", Status.SUCCESS, 1, 2, 0),
+    ]
+    run = Run(
+        "brackets", Status.SUCCESS, COMMIT_1, "main", start=0, end=3,
+        stages=[Stage("[test]", Status.SUCCESS, start=1, end=2, jobs=jobs)],
+    )  # fmt: skip
+    history.record(run)
+    by_run = ("report", "-p", "brackets", "--run", "1")
+    for args in (by_run, (*by_run, "--job", "test: [plain]")):
+        result = cicd(*args)
+        assert result.returncode == 0, result.stderr
+        assert "test: [plain]" in result.stdout, result.stdout
+    listing = cicd(*by_run).stdout
+    assert "[bold red]x[/]" in listing and "[test]" in listing, listing
