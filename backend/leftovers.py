@@ -38,7 +38,7 @@ def owner_alive(worker: str | None) -> bool:
 
 def clean_leftovers(runner: Runner, workspace: Path, key: str) -> None:
     """Remove the containers of run ``key`` and its workspace."""
-    from backend.runner.workspace import remove_tree
+    from backend.source.workspace import remove_tree
 
     with contextlib.suppress(Exception):  # no engine: nothing of ours runs on it
         runner.remove_run_containers(key)

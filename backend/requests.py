@@ -30,10 +30,10 @@ from backend.pipeline import (
 from backend.pipeline.gitlab.front import load_gitlab
 from backend.pipeline.validate import name_problem
 from backend.runner.base import PullPolicy
-from backend.runner.git import git
-from backend.runner.gitfiles import CommitSource, commit_facts, list_committed, read_committed
-from backend.runner.workspace import Source, redact_url, request_key, resolve_source
 from backend.service import RunRequest
+from backend.source.git import git
+from backend.source.gitfiles import CommitSource, commit_facts, list_committed, read_committed
+from backend.source.workspace import Source, redact_url, request_key, resolve_source
 
 PIPELINES_DIR = ".pipelines"
 DEFAULT_FILE = f"{PIPELINES_DIR}/pipeline.yaml"

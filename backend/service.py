@@ -190,7 +190,7 @@ class Service:
         """
         from backend.execution import RunContext
         from backend.masking import Masker
-        from backend.runner.workspace import Source, checkout, remove_tree
+        from backend.source.workspace import Source, checkout, remove_tree
         from flows.pipeline import run_pipeline
 
         held: list[Callable[[], None]] = []  # run_finished, handed on once cleanup is done

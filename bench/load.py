@@ -422,7 +422,7 @@ class Clients:
 
     def _submit(self, run: Run) -> None:
         from backend.requests import prepare_run
-        from backend.runner.bundles import make_bundle
+        from backend.source.bundles import make_bundle
 
         run.submitted = time.time()
         try:

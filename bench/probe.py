@@ -46,7 +46,7 @@ PHASES = {
         "Service.store",
         "Service.runner",
     ],
-    "backend.runner.workspace": ["checkout", "remove_tree"],
+    "backend.source.workspace": ["checkout", "remove_tree"],
     "flows.pipeline": ["run_pipeline", "stage_flow", "pipeline_flow", "job_task", "register"],
     "backend.execution": ["prepare_images", "execute_job", "_collect_artifacts", "_settle"],
     "backend.runner.docker": [

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from backend.remote import RemoteBackend  # noqa: E402
 from backend.requests import prepare_run  # noqa: E402
-from backend.runner.bundles import make_bundle  # noqa: E402
+from backend.source.bundles import make_bundle  # noqa: E402
 
 CICD = REPO_ROOT / ".venv" / "bin" / "cicd"
 GIT_ENV = {

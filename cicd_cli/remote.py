@@ -34,7 +34,7 @@ def run_remote(
     request = prepared.request
     data = None
     if bundle:
-        from backend.runner.bundles import make_bundle
+        from backend.source.bundles import make_bundle
 
         data = make_bundle(prepared.source)
     reply = backend.submit(prepared, data)

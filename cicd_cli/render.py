@@ -344,7 +344,7 @@ def table_console() -> Console:
     """
     import os
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 200
     return console

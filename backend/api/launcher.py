@@ -27,11 +27,11 @@ from backend.errors import RepoError, ServerBusy
 from backend.events import EventHub
 from backend.masking import Masker
 from backend.recording import Event
-from backend.runner.bundles import source_from_bundle
-from backend.runner.workspace import Source, redact_url, request_key, resolve_source
 from backend.schemas import Status
 from backend.service import RunRequest, Service, Submission
 from backend.settings import Settings
+from backend.source.bundles import source_from_bundle
+from backend.source.workspace import Source, redact_url, request_key, resolve_source
 
 log = logging.getLogger("cicd.server")
 
@@ -208,7 +208,7 @@ class RunLauncher:
 
     def _as_committed(self, request: RunRequest, git_dir: Path, commit: str) -> RunRequest:
         from backend.pipeline import is_gitlab_file, parse_pipeline, select_jobs, selection_of
-        from backend.runner.gitfiles import read_committed
+        from backend.source.gitfiles import read_committed
 
         if is_gitlab_file(request.file):
             from backend.requests import as_committed_gitlab

@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from urllib.parse import unquote
 
 from backend.errors import RepoError
-from backend.runner.urls import is_url, redact_url, without_credentials
+from backend.source.urls import is_url, redact_url, without_credentials
 
 BUNDLE_HINT = "send a bundle of the commit, as cicd run --server does"
 

@@ -17,9 +17,9 @@ from backend.events import EventHub
 from backend.remote import RemoteBackend
 from backend.requests import PreparedRun
 from backend.runner.base import Runner
-from backend.runner.bundles import make_bundle
 from backend.service import Service
 from backend.settings import Settings
+from backend.source.bundles import make_bundle
 
 TOKEN = "s3cret-token"
 IMAGE = "cicd-busybox:latest"

@@ -27,10 +27,10 @@ from backend.api import create_app
 from backend.events import EventHub
 from backend.requests import prepare_run
 from backend.runner.base import FakeOutcome
-from backend.runner.bundles import make_bundle
 from backend.runner.fake import FakeRunner
 from backend.service import Service
 from backend.settings import Settings
+from backend.source.bundles import make_bundle
 
 SPECIAL = [
     "", "/", "..", "../..", "%2F", "%00", "\x00", "a/b", "demo", "compile", "README", "1", "0",

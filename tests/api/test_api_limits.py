@@ -13,9 +13,9 @@ from apikit import Api, follow, submit
 from backend.errors import ServerError
 from backend.requests import PreparedRun
 from backend.runner.base import FakeOutcome
-from backend.runner.bundles import make_bundle
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
+from backend.source.bundles import make_bundle
 
 LIMIT = 4096
 

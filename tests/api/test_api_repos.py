@@ -15,7 +15,7 @@ from gitkit import auth_git_server, fired, hostile_home, hostile_repo
 from backend.api.repos import check_allowed
 from backend.errors import RepoError
 from backend.requests import PreparedRun
-from backend.runner.bundles import make_bundle
+from backend.source.bundles import make_bundle
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from apikit import Api, follow, git, submit
 
 from backend.requests import PreparedRun
 from backend.runner.base import FakeOutcome
-from backend.runner.bundles import make_bundle
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
+from backend.source.bundles import make_bundle
 
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00"
 

@@ -17,11 +17,11 @@ from apikit import TOKEN, Api, follow, submit
 from backend.api import create_app
 from backend.requests import PreparedRun
 from backend.runner.base import FakeOutcome
-from backend.runner.bundles import make_bundle
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
 from backend.service import Service
 from backend.settings import Settings
+from backend.source.bundles import make_bundle
 
 EVIL = "http://evil.example"
 

@@ -305,7 +305,7 @@ def test_server_killed_mid_run_is_settled_and_cleaned_at_restart(
     first = start()
     try:
         backend = RemoteBackend(url, token=(home / "server" / "token").read_text().strip())
-        from backend.runner.bundles import make_bundle
+        from backend.source.bundles import make_bundle
 
         prepared = prepare(make_repo(tmp_path / "sleepy", SLEEPY))
         backend.submit(prepared, make_bundle(prepared.source))

@@ -20,9 +20,9 @@ from gitkit import (
 
 from backend.errors import RepoError, UsageError
 from backend.requests import prepare_run
-from backend.runner.bundles import make_bundle, source_from_bundle
-from backend.runner.gitfiles import read_committed
-from backend.runner.workspace import checkout, redact_url, resolve_source
+from backend.source.bundles import make_bundle, source_from_bundle
+from backend.source.gitfiles import read_committed
+from backend.source.workspace import checkout, redact_url, resolve_source
 
 PIPELINE = "pipeline: {name: p}\njobs:\n  - {name: j, stage: build, script: x}\n"
 FILES = {".pipelines/pipeline.yaml": PIPELINE, "README": "hello\n"}

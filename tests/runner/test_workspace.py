@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from backend.errors import RepoError
-from backend.runner.bundles import make_bundle, source_from_bundle
-from backend.runner.workspace import (
+from backend.source.bundles import make_bundle, source_from_bundle
+from backend.source.workspace import (
     Source,
     WorkspaceCleanupError,
     checkout,
@@ -372,7 +372,7 @@ def test_remove_tree_uses_fallback_when_still_present(
     ws = tmp_path / "ws"
     ws.mkdir()
     calls: list[Path] = []
-    monkeypatch.setattr("backend.runner.workspace.shutil.rmtree", lambda *a, **k: None)
+    monkeypatch.setattr("backend.source.workspace.shutil.rmtree", lambda *a, **k: None)
 
     def fallback(path: Path) -> None:
         calls.append(path)
@@ -386,7 +386,7 @@ def test_remove_tree_uses_fallback_when_still_present(
 def test_remove_tree_reports_what_is_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
-    monkeypatch.setattr("backend.runner.workspace.shutil.rmtree", lambda *a, **k: None)
+    monkeypatch.setattr("backend.source.workspace.shutil.rmtree", lambda *a, **k: None)
     with pytest.raises(WorkspaceCleanupError) as err:
         remove_tree(ws)
     assert str(err.value) == f"cannot remove workspace {ws}: {ws}"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from backend.errors import RepoError
-from backend.runner.git import git, last_line, locked, rev, slug
-from backend.runner.workspace import Source, objects_dir
+from backend.source.git import git, last_line, locked, rev, slug
+from backend.source.workspace import Source, objects_dir
 
 
 def make_bundle(source: Source) -> bytes:

@@ -14,9 +14,9 @@ Everything goes through the ``git`` CLI (no libgit binding), run non-interactive
   so no filter or other command a repository configures can run, and no ``.git`` lands in the
   workspace. Submodules are ignored (their directories stay empty). ``git archive`` is not used:
   it drops ``export-ignore`` files.
-- bundles that carry a local commit to a remote server are in ``backend.runner.bundles``;
-  running git itself is ``backend.runner.git``; URLs and their credentials are
-  ``backend.runner.urls``.
+- bundles that carry a local commit to a remote server are in ``backend.source.bundles``;
+  running git itself is ``backend.source.git``; URLs and their credentials are
+  ``backend.source.urls``.
 - ``remove_tree`` removes a workspace that containers running as root wrote into.
 """
 
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.errors import CicdError, RepoError
-from backend.runner.git import git, last_line, locked, rev, slug
-from backend.runner.urls import Auth, is_url, redact_url, split_credentials
+from backend.source.git import git, last_line, locked, rev, slug
+from backend.source.urls import Auth, is_url, redact_url, split_credentials
 
 # Checkout must give the committed bytes whatever any configuration says.
 _CHECKOUT_CONFIG = "-c core.autocrlf=false -c core.sparseCheckout=false".split()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.errors import NotFound, RepoError
-from backend.runner.git import git
+from backend.source.git import git
 
 
 def read_committed(git_dir: Path, commit: str, path: str) -> str:
