@@ -34,6 +34,8 @@ class FakeRunner:
     outcomes: dict[str, FakeOutcome | list[FakeOutcome]] = field(default_factory=dict)
     missing_images: set[str] = field(default_factory=set)
     calls: list[FakeCall] = field(default_factory=list)
+    # every ensure_images call: (the images, the policy), in order
+    image_calls: list[tuple[list[str], PullPolicy]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _attempts: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -41,7 +43,10 @@ class FakeRunner:
         """The fake engine is always there."""
 
     def ensure_images(self, images: Iterable[str], policy: PullPolicy) -> dict[str, str | None]:
-        """Every image is present except those in ``missing_images``."""
+        """Every image is present except those in ``missing_images``; the call is recorded."""
+        images = list(images)
+        with self._lock:
+            self.image_calls.append((images, PullPolicy(policy)))
         return {
             image: (f"image '{image}' not found" if image in self.missing_images else None)
             for image in images
