@@ -175,34 +175,46 @@ def _assert_one_version(store: CacheStore, dest: Path, count: int) -> None:
     assert [p for p in store.root.iterdir() if p.name.startswith(".tmp-")] == []
 
 
+class _Reader(threading.Thread):
+    """Restores ``shared`` over and over while saves run; records whether each was one version."""
+
+    def __init__(self, store: CacheStore, dest: Path) -> None:
+        super().__init__()
+        self.store, self.dest = store, dest
+        self.stop = threading.Event()
+        self.seen: list[bool] = []
+        self.errors: list[BaseException] = []
+
+    def run(self) -> None:
+        self.dest.mkdir(exist_ok=True)
+        while not self.stop.is_set():
+            try:
+                result = self.store.restore("shared", self.dest)
+            except BaseException as exc:  # a torn archive would raise here
+                self.errors.append(exc)
+                continue
+            if result is not None:
+                texts = {(self.dest / f"f{i}").read_text() for i in range(20)}
+                self.seen.append(len(texts) == 1 and result.files == 20 and not result.warnings)
+
+
 def test_cache_store_concurrent_saves_threads_one_version(tmp_path: Path) -> None:
     store = CacheStore(tmp_path / "cache")
     sources = _versions(tmp_path, 4)
-    readers_ok: list[bool] = []
-    stop = threading.Event()
-
-    def read() -> None:  # restores meanwhile always see one whole version
-        while not stop.is_set():
-            dest = tmp_path / f"r{threading.get_ident()}"
-            dest.mkdir(exist_ok=True)
-            result = store.restore("shared", dest)
-            if result is not None:
-                texts = {(dest / f"f{i}").read_text() for i in range(20)}
-                readers_ok.append(len(texts) == 1 and result.files == 20)
-
+    reader = _Reader(store, tmp_path / "reader")
     threads = [
         threading.Thread(target=_save_version, args=(str(store.root), str(s), v))
         for v, s in enumerate(sources)
     ]
-    reader = threading.Thread(target=read)
     reader.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    stop.set()
+    reader.stop.set()
     reader.join()
-    assert readers_ok and all(readers_ok)
+    assert reader.errors == []
+    assert reader.seen and all(reader.seen)
     _assert_one_version(store, _workspace(tmp_path / "final", {}), 4)
 
 
@@ -215,11 +227,17 @@ def test_cache_store_concurrent_saves_processes_one_version(tmp_path: Path) -> N
         context.Process(target=_save_version, args=(str(store.root), str(s), v))
         for v, s in enumerate(sources)
     ]
+    reader = _Reader(store, tmp_path / "reader")
+    reader.start()
     for process in processes:
         process.start()
     for process in processes:
         process.join(60)
         assert process.exitcode == 0
+    reader.stop.set()
+    reader.join()
+    assert reader.errors == []
+    assert all(reader.seen)
     _assert_one_version(store, _workspace(tmp_path / "final", {}), 4)
 
 
