@@ -1,7 +1,7 @@
 """Benchmark cicd against the physical floor and gitlab-ci-local, side by side.
 
     .venv/bin/python bench/run_all.py [--runs N] [--only NAME ...] [--json] [--floor sdk|cli]
-                                      [--skip-gcl] [--skip-cicd]
+                                      [--skip-gcl] [--skip-cicd] [--projects]
 
 For each pipeline of ``bench/pipelines.py`` (uneven, wide, long, big) it measures, as the median
 of N runs (wall-clock seconds):
@@ -12,6 +12,8 @@ of N runs (wall-clock seconds):
 - gcl: gitlab-ci-local 4.70.1 on the same pipeline as ``.gitlab-ci.yml``.
 
 and prints one table with the ratios and warm's per-job overhead, then the issue's targets.
+``--projects`` adds real projects' ``.gitlab-ci.yml`` files (``bench/gitlab_projects.py``:
+more-itertools and six from PyPI, run by cicd and gitlab-ci-local, with each job's outcome).
 Nothing here asserts: these are figures for people, not tests. Every container started here is
 removed; the Prefect servers cicd started for the temporary homes are stopped.
 """
@@ -30,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import floor, pipelines, tools
+from bench import floor, gitlab_projects, pipelines, tools
 
 
 def _median(values: list[float]) -> float | None:
@@ -215,6 +217,11 @@ def main() -> int:
     parser.add_argument("--skip-cicd", action="store_true")
     parser.add_argument("--skip-gcl", action="store_true")
     parser.add_argument(
+        "--projects",
+        action="store_true",
+        help="also run real projects' .gitlab-ci.yml files (bench/gitlab_projects.py)",
+    )
+    parser.add_argument(
         "--gcl-timeout",
         type=float,
         default=900,
@@ -239,6 +246,10 @@ def main() -> int:
                     args.gcl_timeout,
                 )
             )
+        projects = [
+            gitlab_projects.measure(name, args.runs, not args.skip_cicd, not args.skip_gcl)
+            for name in (gitlab_projects.PROJECTS if args.projects else ())
+        ]
     finally:
         floor.cleanup()
         tools.cleanup_gcl()
@@ -252,7 +263,12 @@ def main() -> int:
         "seconds": round(time.time() - began, 1),
         "gcl_version": tools.GCL_VERSION,
     }
-    document = {"meta": meta, "results": results, "targets": targets(results)}
+    document = {
+        "meta": meta,
+        "results": results,
+        "projects": projects,
+        "targets": targets(results),
+    }
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(document, indent=2) + "\n")
     if args.json:
@@ -266,6 +282,9 @@ def main() -> int:
         print()
         for line in targets(results):
             print(line)
+        if projects:
+            print()
+            print(gitlab_projects.table(projects))
         for r in results:
             for failure in r["failures"]:
                 print(f"\n{r['pipeline']}: {failure}")
