@@ -289,7 +289,8 @@ class DockerRunner:
     ) -> str:
         """The job's container running ``command``: as its entrypoint, or as the arguments of
         the job's ``image:entrypoint``; on the services' network when the job has one."""
-        binds = {str(spec.workspace.resolve()): {"bind": WORKDIR, "mode": "rw"}}
+        source = spec.workspace_volume or str(spec.workspace.resolve())  # volume: an overlay
+        binds = {source: {"bind": WORKDIR, "mode": "rw"}}
         network = attempt.services.network if attempt.services is not None else None
         host_config = client.api.create_host_config(binds=binds, network_mode=network)
         if spec.entrypoint is None:
@@ -377,10 +378,11 @@ class _Attempt:
             self.reader.close()
         if self.shells is not None:
             self.shells.close()
-        if self.client is not None and self.container is not None:
-            remove_container(self.client, self.container)
+        job = [self.container] if self.container is not None else []
         if self.services is not None:
-            self.services.remove()
+            self.services.remove(*job)
+        elif self.client is not None and job:
+            remove_container(self.client, job[0])
 
 
 class _Waiter:
