@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,14 @@ from pathlib import Path
 from backend.errors import CicdError, NotFound
 
 _CHUNK = 1024 * 1024
+MAX_ARTIFACT_BYTES = 1024**3  # one job's artifacts, in all (GitLab's instance default: 100 MiB)
+MAX_DOTENV_BYTES = 5 * 1024  # GitLab's dotenv_size default
+MAX_DOTENV_VARIABLES = 20  # GitLab's dotenv_variables default (self-managed)
+_DOTENV_KEY = re.compile(r"[A-Za-z0-9_]+")
+
+
+class _TooBig(Exception):
+    """The copy would pass the job's artifact limit."""
 
 
 class ArtifactPatternError(CicdError):
@@ -67,25 +76,147 @@ def match_artifacts(workspace: Path, patterns: list[str]) -> tuple[list[str], li
     return sorted(found), list(dict.fromkeys(warnings))
 
 
-def collect_artifacts(workspace: Path, patterns: list[str], dest: Path) -> CollectResult:
-    """Copy the files ``patterns`` name into ``dest`` (same relative paths), hashing as it goes."""
+def collect_artifacts(
+    workspace: Path,
+    patterns: list[str],
+    dest: Path,
+    *,
+    exclude: list[str] | None = None,
+    tracked: frozenset[str] | None = None,
+    max_bytes: int = MAX_ARTIFACT_BYTES,
+) -> CollectResult:
+    """Copy the files ``patterns`` name into ``dest`` (same relative paths), hashing as it goes.
+
+    ``exclude`` patterns (same syntax) take files out again. With ``tracked`` (the commit's
+    file list), every file of the workspace not in it is added too (``untracked: true``).
+    At most ``max_bytes`` are kept in all: the files that would pass it are skipped with a
+    warning (a job cannot fill the disk through its artifacts).
+    """
     root = workspace.resolve()
-    paths, warnings = match_artifacts(root, patterns)
-    result = CollectResult(warnings=warnings)
-    for rel in paths:
+    paths, warnings = match_artifacts(root, patterns) if patterns else ([], [])
+    found = set(paths)
+    if tracked is not None:
+        found |= untracked_files(root, tracked, warnings)
+    if exclude:
+        for pattern in exclude:
+            found -= _match_one(root, pattern, warnings)
+    result = CollectResult(warnings=list(dict.fromkeys(warnings)))
+    kept = 0
+    for rel in sorted(found):
         source = root / rel
         if not _inside(root, source.resolve()):  # a link changed since matching
             result.warnings.append(f"artifact '{rel}' is a symlink out of the workspace; skipped")
             continue
         target = dest / rel
         try:
-            size, digest = _copy_hashing(source, target)
+            size, digest = _copy_hashing(source, target, limit=max_bytes - kept)
+        except _TooBig:
+            target.unlink(missing_ok=True)
+            result.warnings.append(
+                f"artifact '{rel}' skipped: the job's artifacts would pass {_human(max_bytes)}"
+            )
+            continue
         except OSError as exc:
             target.unlink(missing_ok=True)
             result.warnings.append(f"artifact '{rel}' cannot be copied: {exc.strerror or exc}")
             continue
+        kept += size
         result.files.append(CollectedFile(rel, size, digest, target))
     return result
+
+
+def untracked_files(root: Path, tracked: frozenset[str], warnings: list[str]) -> set[str]:
+    """Regular files under ``root`` whose relative path is not in ``tracked``."""
+    return {rel for rel in _files_under(root, "", warnings) if rel not in tracked}
+
+
+def tree_files(root: Path) -> frozenset[str]:
+    """Relative POSIX paths of every file and symlink under ``root`` (a checkout's file list)."""
+    out: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        prefix = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
+        out.update(prefix + name for name in filenames)
+        out.update(prefix + n for n in dirnames if (Path(dirpath) / n).is_symlink())
+    return frozenset(out)
+
+
+def restore_files(files: list[tuple[str, Path]], workspace: Path) -> list[str]:
+    """Copy stored artifacts (relative path, stored file) into ``workspace``; return warnings.
+
+    A file already there is replaced (a later dependency's file wins); a symlink at the path is
+    replaced by the file, never written through. A path under a symlinked or non-directory
+    parent (the checkout may commit ``lib -> /etc``) is skipped with a warning: nothing is ever
+    written outside ``workspace``.
+    """
+    root = workspace.resolve()
+    warnings: list[str] = []
+    for rel, stored in files:
+        parts = rel.split("/")
+        if not rel or rel.startswith("/") or ".." in parts or "" in parts:
+            warnings.append(f"artifact '{rel}' not restored: not a path inside the workspace")
+            continue
+        parent = root
+        blocked = False
+        for part in parts[:-1]:
+            parent = parent / part
+            if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+                blocked = True
+                break
+            if not parent.exists():
+                parent.mkdir()
+        if blocked:
+            warnings.append(
+                f"artifact '{rel}' not restored: '{parent.relative_to(root).as_posix()}' "
+                "is a symlink or a file in the workspace"
+            )
+            continue
+        target = parent / parts[-1]
+        try:
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.exists():
+                warnings.append(f"artifact '{rel}' not restored: a directory is in its place")
+                continue
+            _copy_exclusive(stored, target)
+        except OSError as exc:
+            warnings.append(f"artifact '{rel}' not restored: {exc.strerror or exc}")
+    return warnings
+
+
+def parse_dotenv(path: Path) -> tuple[dict[str, str], str | None]:
+    """The variables of a ``reports: dotenv`` file, or ({}, why) when GitLab would refuse it.
+
+    GitLab's rules: at most ``MAX_DOTENV_BYTES`` bytes and ``MAX_DOTENV_VARIABLES`` variables,
+    UTF-8, one ``KEY=VALUE`` per line, keys of ASCII letters, digits and ``_``; the value is
+    taken as written (stripped; quotes kept, nothing expanded, no multi-line values). Empty lines
+    and ``#`` comments are skipped. One bad line refuses the whole file, as GitLab does.
+    """
+    try:
+        if not path.is_file() or path.is_symlink():
+            return {}, f"{path.name} is not a regular file"
+        if path.stat().st_size > MAX_DOTENV_BYTES:
+            return {}, f"it is larger than {_human(MAX_DOTENV_BYTES)}"
+        text = path.read_bytes()[: MAX_DOTENV_BYTES + 1].decode("utf-8")
+    except UnicodeDecodeError:
+        return {}, "it is not UTF-8 text"
+    except OSError as exc:
+        return {}, str(exc.strerror or exc)
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not _DOTENV_KEY.fullmatch(key):
+            return {}, f"line {number} is not KEY=VALUE with a key of letters, digits and '_'"
+        if "\0" in value:
+            return {}, f"line {number} holds a NUL character"
+        values[key] = value.strip()
+        if len(values) > MAX_DOTENV_VARIABLES:
+            return {}, f"it sets more than {MAX_DOTENV_VARIABLES} variables"
+    return values, None
 
 
 def safe_join(root: Path, relpath: str) -> Path:
@@ -235,23 +366,46 @@ def _inside(root: Path, path: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _copy_hashing(source: Path, target: Path) -> tuple[int, str]:
+def _copy_hashing(source: Path, target: Path, limit: int | None = None) -> tuple[int, str]:
     """Copy in chunks, returning (size, sha256 hex) of what was copied.
 
     Only the content and the exec bit are kept (``_stored_mode``): the copy belongs to us,
-    whoever owned the original in the container.
+    whoever owned the original in the container. More than ``limit`` bytes raise ``_TooBig``
+    (checked while copying: a running container may still grow the file).
     """
     digest = hashlib.sha256()
     size = 0
     target.parent.mkdir(parents=True, exist_ok=True)
     with source.open("rb") as src, target.open("wb") as dst:
+        if limit is not None and os.fstat(src.fileno()).st_size > limit:
+            raise _TooBig
         while chunk := src.read(_CHUNK):
             digest.update(chunk)
             dst.write(chunk)
             size += len(chunk)
+            if limit is not None and size > limit:
+                raise _TooBig
         # fchmod on the open file: the path cannot be swapped for something else in between
         os.fchmod(dst.fileno(), _stored_mode(os.fstat(src.fileno()).st_mode))
     return size, digest.hexdigest()
+
+
+def _copy_exclusive(stored: Path, target: Path) -> None:
+    """Copy ``stored`` to the new file ``target`` (never through a link planted there)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    mode = _stored_mode(stored.stat().st_mode)
+    fd = os.open(target, flags, mode)
+    with stored.open("rb") as src, os.fdopen(fd, "wb") as dst:
+        shutil.copyfileobj(src, dst, _CHUNK)
+        os.fchmod(dst.fileno(), mode)
+
+
+def _human(size: int) -> str:
+    """``1 GiB``, ``5 KiB``, ``300 B``."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:g} {unit}"
+    return f"{size} B"
 
 
 def _stored_mode(source_mode: int) -> int:

@@ -125,6 +125,9 @@ class JobSpec:
     entrypoint: list[str] | None = None
     # how the job's image was made available (prepare_images); named in a missing-image error
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
+    # a Docker volume mounted at /workspace instead of binding ``workspace``: an isolated job's
+    # overlay of the run's checkout (backend.jobspace); None binds ``workspace``
+    workspace_volume: str | None = None
 
 
 @dataclass
@@ -159,7 +162,8 @@ class Runner(Protocol):
         """
 
     def remove_run_containers(self, run_id: str) -> int:
-        """Remove every container of a run (any state); return how many there were."""
+        """Remove every container of a run (any state, services included) and its networks;
+        return how many containers there were."""
 
 
 @dataclass
