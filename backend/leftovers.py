@@ -37,13 +37,17 @@ def owner_alive(worker: str | None) -> bool:
 
 
 def clean_leftovers(runner: Runner, workspace: Path, key: str) -> None:
-    """Remove the containers of run ``key`` and its workspace."""
+    """Remove the containers of run ``key`` (services included), its networks and its workspace."""
     from backend.source.workspace import remove_tree
 
     with contextlib.suppress(Exception):  # no engine: nothing of ours runs on it
         runner.remove_run_containers(key)
     if workspace.exists():
         remove_tree(workspace)
+    from backend.jobspace import jobs_root, remove_run_volumes
+
+    remove_run_volumes(runner, key)  # isolated jobs' overlay volumes
+    remove_tree(jobs_root(workspace))  # and their folders (a missing path is fine)
 
 
 def crash_flow_run(home: Path, name: str, flow_run_id: str) -> None:
