@@ -243,6 +243,7 @@ def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], No
         script=[*job.before_script, *job.script],  # one shell, as GitLab runs them
         env={**ctx.job_env(job), **jobspace.dotenv_of_dependencies(ctx, job)},
         workspace=workspace,
+        workspace_volume=jobspace.volume_of(ctx, workspace),
         timeout=job.timeout,
         secrets=dict(ctx.secrets),
         after_script=list(job.after_script),

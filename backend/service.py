@@ -255,6 +255,9 @@ class Service:
             finally:
                 try:
                     remove_tree(workspace)
+                    from backend.jobspace import finish_run
+
+                    finish_run(ctx)  # the isolated jobs' folder and the run's bookkeeping
                 finally:
                     for deliver in held:  # a follower that sees the end sees nothing left
                         deliver()

@@ -282,9 +282,23 @@ class Store:
 
     @_write
     def add_artifact(
-        self, run_id: int, job: str, path: str, size: int, sha256: str, stored_path: str
+        self,
+        run_id: int,
+        job: str,
+        path: str,
+        size: int,
+        sha256: str,
+        stored_path: str,
+        *,
+        name: str | None = None,
+        expires_at: datetime | None = None,
+        kind: str = "file",
     ) -> None:
-        """Record a collected artifact of a job (replacing an earlier record of the same path)."""
+        """Record a collected artifact of a job (replacing an earlier record of the same path).
+
+        ``name`` is the job's ``artifacts:name``, ``expires_at`` when ``cicd gc`` may remove it
+        (None: never), ``kind`` ``file`` or ``dotenv`` (a ``reports: dotenv`` file).
+        """
         with writing(self._engine) as connection:
             job_id = queries.job_row(connection, run_id, job, job_runs.c.id).id
             connection.execute(
@@ -297,8 +311,32 @@ class Store:
                     size=size,
                     sha256=sha256,
                     stored_path=stored_path,
+                    name=name,
+                    expires_at=expires_at,
+                    kind=kind,
                 )
             )
+
+    @_read
+    def expired_artifacts(self, now: datetime, limit: int = 1000) -> list[tuple[int, str]]:
+        """``(id, stored_path)`` of up to ``limit`` artifacts expired at ``now``."""
+        with reading(self._engine) as connection:
+            rows = connection.execute(
+                select(artifacts.c.id, artifacts.c.stored_path)
+                .where(artifacts.c.expires_at.is_not(None), artifacts.c.expires_at <= now)
+                .order_by(artifacts.c.id)
+                .limit(limit)
+            )
+            return [(row.id, row.stored_path) for row in rows]
+
+    @_write
+    def delete_artifacts(self, ids: list[int]) -> int:
+        """Forget the artifact records ``ids``; return how many there were."""
+        if not ids:
+            return 0
+        with writing(self._engine) as connection:
+            result = connection.execute(delete(artifacts).where(artifacts.c.id.in_(ids)))
+            return int(result.rowcount or 0)
 
     # -- reads ---------------------------------------------------------------------------------
 
