@@ -11,7 +11,14 @@ written by the daemon once it serves and removed when it exits; ``daemon.lock``,
 client checks or starts the daemon (so concurrent runs start one) and by a daemon that retires
 after its idle timeout (so it never leaves between a client's check and its request);
 ``daemon.log``, the daemon's output. A daemon started from other code or another environment
-(its ``fingerprint``) is replaced.
+(its ``fingerprint``) is replaced. The state file also records the daemon's start time, so a
+pid the system reused for another process is never taken for the daemon (nor signalled).
+The files, spawning, health waits and stopping go through ``backend.processes``, shared with
+the local Prefect server.
+
+A daemon without requests or runs for ``CICD_DAEMON_IDLE_TIMEOUT`` seconds (else
+``CICD_IDLE_TIMEOUT``, else 30 minutes; 0: never) exits, and stops the local Prefect server of
+its ``CICD_HOME`` with it unless another process (a worker, a running ``cicd run``) uses it.
 
 The daemon outlives the ``cicd run`` that started it, so it does not inherit that command's
 environment: only the allow-listed configuration (``backend.processes.background_env``), never
@@ -24,31 +31,36 @@ docker, FastAPI or ``backend.service`` at module level).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import http.client
-import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from backend.errors import CicdError
-from backend.processes import background_env, pid_running
+from backend.processes import (
+    ProcessState,
+    background_env,
+    idle_timeout,
+    pid_running,
+    same_process,
+    spawn,
+    stop_process,
+    wait_for,
+)
 from backend.settings import Settings
 
 HEALTH_PATH = "/api/v1/health"
 START_TIMEOUT = 60.0  # a fresh CICD_HOME may first start its local Prefect server
 STOP_TIMEOUT = 15.0  # SIGTERM lets running runs be canceled and settled; then SIGKILL
-DEFAULT_IDLE_TIMEOUT = 30 * 60.0  # seconds without requests or runs before the daemon exits
-IDLE_ENV = "CICD_DAEMON_IDLE_TIMEOUT"
+IDLE_ENV = "CICD_DAEMON_IDLE_TIMEOUT"  # else CICD_IDLE_TIMEOUT, else 30 minutes
+USABLE_TIMEOUT = 10.0  # a daemon busy with many runs may answer its health route slowly
 # What a daemon inherits that changes what it does: a daemon started with other values is replaced.
 FINGERPRINT_ENV = ("CICD_DATABASE_URL", "PREFECT_API_URL", "DOCKER_HOST")
 _PACKAGES = ("cicd_cli", "backend", "flows")
@@ -81,45 +93,24 @@ def log_path(home: Path) -> Path:
     return daemon_dir(home) / "daemon.log"
 
 
-@contextlib.contextmanager
-def locked(state_file: Path) -> Iterator[None]:
+def locked(state_file: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the exclusive lock beside ``state_file`` (blocking)."""
-    state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(lock_path(state_file), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return ProcessState(state_file).locked()
 
 
 def read_state(state_file: Path) -> dict[str, Any] | None:
     """The recorded daemon, or None when there is no readable state file."""
-    try:
-        info = json.loads(state_file.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
-        return None
-    return info
-
-
-def write_state(state_file: Path, info: dict[str, Any]) -> None:
-    """Write ``info`` to ``state_file`` atomically, readable by its owner only (0600)."""
-    state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    partial = state_file.with_name(f".{state_file.name}.{os.getpid()}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(info, handle)
-    os.replace(partial, state_file)
+    return ProcessState(state_file).read()
 
 
 def remove_state(state_file: Path, pid: int) -> None:
     """Remove ``state_file`` if it still records process ``pid``."""
-    info = read_state(state_file)
-    if info is not None and info["pid"] == pid:
-        with contextlib.suppress(OSError):
-            state_file.unlink()
+    ProcessState(state_file).forget(pid)
+
+
+def _started(info: dict[str, Any]) -> int | None:
+    started = info.get("started")
+    return started if isinstance(started, int) else None
 
 
 # -- processes ------------------------------------------------------------------------------------
@@ -166,12 +157,12 @@ def fingerprint() -> str:
 
 
 def idle_timeout_from_env() -> float:
-    """Seconds a daemon stays without work: ``CICD_DAEMON_IDLE_TIMEOUT`` or 30 minutes."""
-    value = os.environ.get(IDLE_ENV, "")
+    """Seconds a daemon stays without work: ``CICD_DAEMON_IDLE_TIMEOUT``, else
+    ``CICD_IDLE_TIMEOUT``, else 30 minutes."""
     try:
-        return max(0.0, float(value)) if value else DEFAULT_IDLE_TIMEOUT
-    except ValueError:
-        raise DaemonUnavailable(f"{IDLE_ENV}={value!r}: expected a number of seconds") from None
+        return idle_timeout(os.environ, IDLE_ENV)
+    except ValueError as exc:
+        raise DaemonUnavailable(str(exc)) from None
 
 
 # -- client side ----------------------------------------------------------------------------------
@@ -196,15 +187,15 @@ def ensure_daemon(settings: Settings, *, idle_timeout: float | None = None) -> t
 
 
 def _usable(info: dict[str, Any], wanted: str) -> bool:
-    if info.get("fingerprint") != wanted or not pid_running(info["pid"]):
+    if info.get("fingerprint") != wanted or not same_process(info["pid"], _started(info)):
         return False
-    deadline = time.monotonic() + 10.0  # a daemon busy with many runs may answer slowly
-    while True:
-        status = health(str(info["url"]))
-        if status is not None:
-            return status == 200  # 503: its store or Prefect API is gone; a new one restarts them
-        if time.monotonic() > deadline or not pid_running(info["pid"]):
-            return False
+    status = wait_for(  # a refused connection answers at once: sleeps between the probes
+        lambda: health(str(info["url"])),
+        alive=lambda: pid_running(info["pid"]),
+        timeout=USABLE_TIMEOUT,
+        interval=0.1,
+    )
+    return status == 200  # 503: its store or Prefect API is gone; a new one restarts them
 
 
 def _start(
@@ -236,31 +227,24 @@ def _start(
         "--idle-timeout",
         f"{idle:g}",
     ]
-    from flows.prefect_api import spawn_local_server
+    from backend.engines import spawn_local_prefect
 
-    spawn_local_server(home)  # boots beside the daemon's imports instead of after them
+    spawn_local_prefect(home)  # boots beside the daemon's imports instead of after them
     log = log_path(home)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=daemon_dir(home),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        code = proc.poll()
-        if code is not None:
-            raise DaemonUnavailable(
-                f"the cicd daemon exited at start (exit status {code}); see {log}"
-            )
+    proc = spawn(command, env=env, log=log, cwd=daemon_dir(home))
+
+    def serving() -> str | None:
         info = read_state(state_file)
         if info is not None and info["pid"] == proc.pid and health(str(info["url"])) is not None:
-            return str(info["url"]), token
-        time.sleep(0.05)
+            return str(info["url"])
+        return None
+
+    url = wait_for(serving, alive=lambda: proc.poll() is None, timeout=START_TIMEOUT, interval=0.05)
+    if url is not None:
+        return url, token
+    code = proc.poll()
+    if code is not None:
+        raise DaemonUnavailable(f"the cicd daemon exited at start (exit status {code}); see {log}")
     stop_daemon(home, pid=proc.pid)
     raise DaemonUnavailable(f"the cicd daemon did not start within {START_TIMEOUT:.0f}s; see {log}")
 
@@ -270,24 +254,15 @@ def stop_daemon(home: Path, *, pid: int | None = None) -> bool:
 
     Runs it is executing are canceled and settled first. Returns True when one was running.
     """
-    state_file = state_path(home)
-    info = read_state(state_file)
-    with contextlib.suppress(OSError):
-        state_file.unlink()
-    pid = pid if pid is not None else (info["pid"] if info is not None else None)
-    if pid is None or not pid_running(pid) or not _is_daemon(pid):
+    state = ProcessState(state_path(home))
+    info = state.read()
+    state.forget()
+    started = None
+    if pid is None and info is not None:
+        pid, started = info["pid"], _started(info)
+    if pid is None:
         return False
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signum)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and pid_running(pid):
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # our own child: reap it
-            time.sleep(0.05)
-        if not pid_running(pid):
-            break
-    return True
+    return stop_process(pid, started=started, timeout=STOP_TIMEOUT, expected=_is_daemon)
 
 
 # -- daemon side ----------------------------------------------------------------------------------
@@ -318,6 +293,7 @@ class DaemonWatch:
         self.busy = busy
         self.last_activity = time.monotonic()
         self.open_requests = 0
+        self.retired = False  # set when it asked the server to exit for being idle
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -353,24 +329,24 @@ class DaemonWatch:
         self._thread.start()
 
     def stop(self) -> None:
-        """The server has stopped: forget the state file."""
+        """The server has stopped: forget the state file; after retiring for being idle, stop
+        the local Prefect server too unless another process uses it."""
         self._stop.set()
         if self.state_file is not None:
             remove_state(self.state_file, os.getpid())
+            if self.retired:  # the daemon: its Prefect server goes with it
+                _release_prefect(self.state_file)
 
     def _watch(self, server: Any) -> None:
         while not server.started:
             if self._stop.wait(0.02) or server.should_exit:
                 return
         if self.state_file is not None:
-            write_state(
-                self.state_file,
-                {
-                    "pid": os.getpid(),
-                    "url": self.url,
-                    "token": self.token,
-                    "fingerprint": os.environ.get("CICD_DAEMON_FINGERPRINT", ""),
-                },
+            ProcessState(self.state_file).record(
+                os.getpid(),
+                url=self.url,
+                token=self.token,
+                fingerprint=os.environ.get("CICD_DAEMON_FINGERPRINT", ""),
             )
         if self.idle_timeout <= 0:
             return
@@ -385,5 +361,15 @@ class DaemonWatch:
                     continue
                 if self.state_file is not None:
                     remove_state(self.state_file, os.getpid())
+                self.retired = True
                 server.should_exit = True
-                return
+            return
+
+
+def _release_prefect(state_file: Path) -> None:
+    """A retiring daemon stops its home's local Prefect server unless something else uses it."""
+    from backend.engines import release_local_prefect
+
+    home = state_file.parent.parent  # CICD_HOME/daemon/daemon.json
+    with contextlib.suppress(Exception):  # best effort: its own watchdog stops it later anyway
+        release_local_prefect(home)

@@ -25,11 +25,9 @@ def worker(
     shared store with CICD_DATABASE_URL.
     """
     settings = Settings()
-    from flows.prefect_api import configure_prefect
+    from backend.engines import ensure_work_pool, use_prefect
 
-    configure_prefect(settings.home)
-    from flows.worker import ensure_work_pool
-
+    use_prefect(settings.home)
     if ensure_work_pool(pool):
         typer.echo(f"created work pool '{pool}'")
     prefect = Path(sys.executable).with_name("prefect")

@@ -15,29 +15,40 @@ auth string (``PREFECT_SERVER_API_AUTH_STRING``, generated once into ``CICD_HOME
 answers cross-origin requests from its own origin only, not ``*``, so a web page cannot read
 it; and it gets an allow-listed environment (``backend.processes.background_env``), not the
 starting command's secrets.
+
+It does not run for ever. Every process that uses it through ``configure_prefect`` (the daemon,
+``cicd server``, ``cicd worker``, an embedded ``cicd run``) holds a lease on it for its lifetime
+(``CICD_HOME/prefect/users/``); a small watchdog (``backend.watchdog``) started with it stops it
+once no lease holder has been alive for ``CICD_IDLE_TIMEOUT`` seconds (30 minutes by default, 0:
+never), and a daemon that retires after its own idle timeout stops it at once when nothing else
+uses it (``release_local_server``). The next command starts it again.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import importlib.metadata
-import json
 import os
 import shutil
-import signal
 import socket
 import sqlite3
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from backend.errors import CicdError
-from backend.processes import background_env, pid_running
+from backend.processes import (
+    Leases,
+    ProcessState,
+    background_env,
+    idle_timeout,
+    pid_running,
+    spawn,
+    stop_process,
+    wait_for,
+)
 from backend.tokens import read_secret, secret_file
 
 # Offline-safe and tuned: no telemetry; SQLite lock contention cut by batching (PREFECT_NOTES.md).
@@ -93,6 +104,15 @@ def server_state_file(home: Path) -> Path:
     return home / "prefect" / "server.json"
 
 
+def _state(home: Path) -> ProcessState:
+    return ProcessState(server_state_file(home))  # its lock: prefect/server.lock
+
+
+def users(home: Path) -> Leases:
+    """The processes using ``home``'s local Prefect server (one lease file each)."""
+    return Leases(home / "prefect" / "users")
+
+
 def auth_path(home: Path) -> Path:
     """Where the auth string of ``home``'s local Prefect server is kept (0600)."""
     return home / "prefect" / "auth"
@@ -120,15 +140,9 @@ def _secured(info: dict[str, object] | None) -> bool:
 
 
 def read_local_server(home: Path) -> dict[str, object] | None:
-    """The recorded local server of ``home`` if its process is alive, else None."""
-    state = server_state_file(home)
-    try:
-        info = json.loads(state.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or not pid_running(int(info.get("pid", 0))):
-        return None
-    return info
+    """The recorded local server of ``home`` if its process is alive (and is the process
+    recorded: a pid reused by another process since does not count), else None."""
+    return _state(home).alive()
 
 
 def start_local_server(home: Path, host: str = "127.0.0.1", port: int | None = None) -> str:
@@ -136,8 +150,8 @@ def start_local_server(home: Path, host: str = "127.0.0.1", port: int | None = N
     prefect_home = home / "prefect"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as Settings.ensure_home makes it
     prefect_home.mkdir(mode=0o700, exist_ok=True)
-    with open(prefect_home / "server.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two commands at once start one server
+    with _state(home).locked():  # two commands at once start one server
+        users(home).hold()  # the caller uses it: its watchdog keeps it while the caller lives
         info = read_local_server(home)
         if info is not None and not _secured(info):
             stop_local_server(home)
@@ -170,8 +184,7 @@ def spawn_local_server(home: Path) -> None:
     prefect_home = home / "prefect"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as Settings.ensure_home makes it
     prefect_home.mkdir(mode=0o700, exist_ok=True)
-    with open(prefect_home / "server.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _state(home).locked():
         info = read_local_server(home)
         if info is not None and not _secured(info):
             stop_local_server(home)
@@ -205,7 +218,6 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
         env.setdefault("PREFECT_SERVER_UI_API_URL", f"http://{socket.gethostname()}:{port}/api")
         origins.append(f"http://{socket.gethostname()}:{port}")
     env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] = ",".join(origins)
-    log = open(prefect_home / "server.log", "ab")
     prefect = Path(sys.executable).with_name("prefect")
     command = [
         str(prefect) if prefect.exists() else "prefect",
@@ -216,27 +228,36 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
         "--port",
         str(port),
     ]
-    proc = subprocess.Popen(
-        command,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log.close()
-    _write_state(home, {"pid": proc.pid, "url": url, "secured": True})
+    idle = _idle_timeout()
+    if idle > 0:  # a watchdog stops the server once nothing has used it for that long
+        root = str(Path(__file__).resolve().parent.parent)  # importable from any directory
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        state = _state(home)
+        command = [
+            sys.executable,
+            "-m",
+            "backend.watchdog",
+            "--leases",
+            str(users(home).folder),
+            "--idle",
+            f"{idle:g}",
+            "--lock",
+            str(state.lock_path),
+            "--state",
+            str(state.path),
+            "--",
+            *command,
+        ]
+    proc = spawn(command, env=env, log=prefect_home / "server.log")
+    _state(home).record(proc.pid, url=url, secured=True, idle_timeout=idle)
     return url, proc.pid
 
 
-def _write_state(home: Path, info: dict[str, object]) -> None:
-    """Record the server in its state file, atomically and readable by its owner only."""
-    state = server_state_file(home)
-    partial = state.with_name(f".{state.name}.{os.getpid()}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(info, handle)
-    os.replace(partial, state)
+def _idle_timeout() -> float:
+    try:
+        return idle_timeout(os.environ)
+    except ValueError as exc:
+        raise PrefectUnavailable(str(exc)) from None
 
 
 def _template_path() -> Path:
@@ -273,35 +294,51 @@ def _save_template(prefect_home: Path) -> None:
 
 
 def _wait_healthy(url: str, pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _healthy(url):
-            return True
-        if not pid_running(pid):
-            return False
-        time.sleep(0.05)
-    return False
+    healthy = wait_for(
+        lambda: True if _healthy(url) else None,
+        alive=lambda: pid_running(pid),
+        timeout=timeout,
+        interval=0.05,
+    )
+    return healthy is not None
 
 
 def stop_local_server(home: Path) -> bool:
     """Stop ``home``'s local Prefect server if one runs; True when one was stopped."""
-    info = read_local_server(home)
-    with contextlib.suppress(OSError):
-        server_state_file(home).unlink()
+    state = _state(home)
+    info = state.alive()
+    state.forget()
     if info is None:
         return False
-    pid = int(info["pid"])
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and pid_running(pid):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.1)
-    if pid_running(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    started = info.get("started")
+    stop_process(info["pid"], started=started if isinstance(started, int) else None)
     return True
+
+
+def hold_local_server(home: Path) -> None:
+    """Record this process as a user of ``home``'s local server (for as long as it lives).
+
+    Under the server's lock: a watchdog about to stop the idle server either sees the lease
+    and keeps it, or has removed its state first, and this process starts a new one.
+    """
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as Settings.ensure_home makes it
+    (home / "prefect").mkdir(mode=0o700, exist_ok=True)
+    with _state(home).locked():
+        users(home).hold()
+
+
+def release_local_server(home: Path) -> bool:
+    """This process no longer uses ``home``'s local server: stop it now if nothing else does.
+
+    Called by a daemon retiring after its idle timeout, so the server goes with it instead of
+    idling on until its own watchdog's timeout. True when it was stopped.
+    """
+    with _state(home).locked():
+        leases = users(home)
+        leases.drop()
+        if leases.alive():
+            return False
+        return stop_local_server(home)
 
 
 def configure_prefect(home: Path, start: bool = True, wait: bool = True) -> str:
@@ -317,9 +354,13 @@ def configure_prefect(home: Path, start: bool = True, wait: bool = True) -> str:
         os.environ.setdefault(key, value)
     url = os.environ.get("PREFECT_API_URL")
     if url:
+        info = read_local_server(home)
+        if info is not None and info.get("url") == url:  # handed down: still this home's server
+            hold_local_server(home)
         return url
     if "prefect" in sys.modules:
         raise PrefectUnavailable("internal: Prefect was imported before its API was configured")
+    hold_local_server(home)  # before reading it: an idle watchdog now keeps it for us
     info = read_local_server(home)
     if not wait and start:
         if not _secured(info):

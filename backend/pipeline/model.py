@@ -87,6 +87,9 @@ class Job(BaseModel):
     dependencies: list[str] | None = Field(
         default=None, description="jobs whose artifacts it gets; None: GitLab's default"
     )
+    needs_without_artifacts: list[str] = Field(
+        default_factory=list, description="needs given with `artifacts: false`: none from them"
+    )
     allow_failure_exit_codes: list[int] = Field(
         default_factory=list, description="only these exit codes are allowed to fail"
     )
@@ -133,6 +136,11 @@ class Pipeline(BaseModel):
         default_factory=dict, description="--override KEY=VALUE applied when loading, in order"
     )
     format: Format = Field(default="native", description="the front end that read the file")
+    workspace: Literal["shared", "isolated"] = Field(
+        default="shared",
+        description="shared: every job works in the run's checkout; isolated: each job in its "
+        "own copy of it plus its dependencies' artifacts (GitLab files)",
+    )
     ignored: list[str] = Field(
         default_factory=list,
         description="keywords accepted without a local meaning, each once with why",

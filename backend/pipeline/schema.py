@@ -114,7 +114,128 @@ def _pipeline_properties() -> dict[str, Any]:
         "stages": {"$ref": "#/$defs/stages"},
         "image": {"$ref": "#/$defs/image"},
         "variables": {"$ref": "#/$defs/variables"},
+        "workspace": {
+            "description": (
+                "shared: every job works in the run's one checkout and sees what earlier jobs "
+                "left there; isolated: each job gets its own copy of the clean checkout plus "
+                "the artifacts of the jobs of earlier stages (and of those it needs)."
+            ),
+            "enum": ["shared", "isolated"],
+            "default": "shared",
+        },
     }
+
+
+def _artifact_list(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "type": "array",
+        "items": {"type": "string", "pattern": _NON_BLANK},
+    }
+
+
+def _artifacts_mapping() -> dict[str, Any]:
+    paths = _artifact_list("Patterns of the files to keep.")
+    return {
+        "type": "object",
+        "properties": {
+            "paths": paths,
+            "exclude": _artifact_list("Patterns of files not to keep after all."),
+            "when": {
+                "description": "Which outcomes keep them.",
+                "enum": ["on_success", "on_failure", "always"],
+                "default": "on_success",
+            },
+            "expire_in": {
+                "description": "How long they are kept ('1 week', '3 days 2h', 'never'); "
+                "'cicd gc' removes them after.",
+                "type": "string",
+                "pattern": _NON_BLANK,
+            },
+            "untracked": {
+                "description": "Also keep every file the commit does not hold.",
+                "type": "boolean",
+                "default": False,
+            },
+            "name": _text("The name of the artifacts (recorded)."),
+            "reports": {
+                "type": "object",
+                "properties": {
+                    "dotenv": {
+                        "description": "KEY=VALUE files: variables for the jobs that get the "
+                        "artifacts.",
+                        "oneOf": [
+                            {"type": "string", "pattern": _NON_BLANK},
+                            _artifact_list("dotenv files"),
+                        ],
+                    },
+                    "junit": {
+                        "oneOf": [
+                            {"type": "string", "pattern": _NON_BLANK},
+                            _artifact_list("JUnit XML files"),
+                        ],
+                    },
+                },
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    }
+
+
+def _cache_mapping() -> dict[str, Any]:
+    """One ``cache:`` entry (backend/pipeline/cache_keyword.py)."""
+    strings = {"type": "array", "items": {"type": "string", "pattern": _NON_BLANK}}
+    return {
+        "type": "object",
+        "properties": {
+            "key": {
+                "description": "The cache's name ($VARIABLES expanded): no '/', not only dots; "
+                "or {files: [1 or 2 files], prefix}: a hash of those files' contents.",
+                "oneOf": [
+                    {"type": "string", "pattern": _CACHE_KEY},
+                    {"type": "integer"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "files": {**strings, "minItems": 1, "maxItems": 2},
+                            "prefix": _text("Put before the hash, with '-'."),
+                        },
+                        "required": ["files"],
+                        "additionalProperties": False,
+                    },
+                ],
+                "default": "default",
+            },
+            "paths": {**strings, "description": "Patterns of the files to keep (as artifacts)."},
+            "policy": {
+                "description": "pull: restore only; push: save only; pull-push: both.",
+                "enum": ["pull", "push", "pull-push"],
+                "default": "pull-push",
+            },
+            "when": {
+                "description": "Which outcomes save it.",
+                "enum": ["on_success", "on_failure", "always"],
+                "default": "on_success",
+            },
+            "untracked": {
+                "description": "Also keep every file the commit does not hold.",
+                "type": "boolean",
+                "default": False,
+            },
+            "fallback_keys": {**strings, "description": "Keys tried in order when key has none."},
+        },
+        "additionalProperties": False,
+    }
+
+
+def _string_list() -> dict[str, Any]:
+    return {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+
+def _pull_policy() -> dict[str, Any]:
+    choice = {"enum": ["always", "if-not-present", "never"]}
+    return {"oneOf": [choice, {"type": "array", "minItems": 1, "items": choice}]}
 
 
 def _job_properties() -> dict[str, Any]:
@@ -160,12 +281,27 @@ def _job_properties() -> dict[str, Any]:
             "description": (
                 "Workspace paths copied to the artifact store when the job succeeds: a file, "
                 "'dir/', '*' within one path segment, '**' across segments. A pattern that "
-                "matches nothing is a warning."
+                "matches nothing is a warning. Or a mapping as GitLab's (paths, exclude, when, "
+                "expire_in, untracked, name, reports: dotenv)."
             ),
-            "type": "array",
-            "items": {"type": "string", "pattern": _NON_BLANK},
+            "oneOf": [
+                {"type": "array", "items": {"type": "string", "pattern": _NON_BLANK}},
+                _artifacts_mapping(),
+            ],
             "default": [],
             "examples": [["build/", "dist/*.whl", "reports/**/junit.xml"]],
+        },
+        "cache": {
+            "description": (
+                "Paths kept between runs under a key in CICD_HOME/cache, restored before the "
+                "job and saved after it: one mapping or a list of up to 4, as GitLab's "
+                "(key or key: {files, prefix}, paths, policy, when, untracked, fallback_keys)."
+            ),
+            "oneOf": [
+                _cache_mapping(),
+                {"type": "array", "maxItems": 4, "items": _cache_mapping()},
+            ],
+            "examples": [{"key": "pip", "paths": [".cache/pip/"]}],
         },
         "variables": {"$ref": "#/$defs/variables"},
         "timeout": {

@@ -17,11 +17,21 @@ from dataclasses import dataclass, field
 
 from backend.errors import PipelineInvalid, Problem
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
-from backend.pipeline.model import DEFAULT_IMAGE, DEFAULT_STAGES, Job, Pipeline, Stage
+from backend.pipeline.model import (
+    DEFAULT_IMAGE,
+    DEFAULT_STAGES,
+    Artifacts,
+    Job,
+    Pipeline,
+    Stage,
+)
 from backend.pipeline.plan import find_cycles
 
 TOP_KEYS = ("pipeline", "jobs", "stages")
-PIPELINE_KEYS = ("name", "stages", "image", "variables")
+PIPELINE_KEYS = ("name", "stages", "image", "variables", "workspace")
+WORKSPACE_MODES = ("shared", "isolated")
+ARTIFACT_KEYS = ("paths", "exclude", "when", "expire_in", "untracked", "name", "reports")
+ARTIFACT_WHEN = ("on_success", "on_failure", "always")
 JOB_KEYS = (
     "name",
     "stage",
@@ -246,6 +256,15 @@ class _Validator:
         variables = node.get("variables")
         if variables is not None:
             head["variables"] = self.variables(variables, "pipeline: ")
+        workspace = node.get("workspace")
+        if workspace is not None:
+            if isinstance(workspace, Scalar) and workspace.value in WORKSPACE_MODES:
+                head["workspace"] = workspace.value
+            else:
+                self.add(
+                    workspace,
+                    f"pipeline: 'workspace' must be shared or isolated, not {describe(workspace)}",
+                )
         return head
 
     def stages(self, root: Map) -> tuple[list[tuple[str, Node]] | None, bool]:
@@ -331,7 +350,7 @@ class _Validator:
             "image": lambda n: self.string(n, f"{label}: 'image'"),
             "script": lambda n: self.script(n, label),
             "allow_failure": lambda n: self.boolean(n, f"{label}: 'allow_failure'"),
-            "artifacts": lambda n: self.artifacts(n, label),
+            "artifacts": lambda n: self.artifacts(n, label, draft),
             "variables": lambda n: self.variables(n, f"{label}: "),
             "timeout": lambda n: self.timeout(n, label),
             "retry": lambda n: self.retry(n, label),
@@ -375,9 +394,73 @@ class _Validator:
         self.add(node, f"{what} must be true or false, not {describe(node)}")
         return None
 
-    def artifacts(self, node: Node, label: str) -> list[str] | None:
-        paths = self.string_list(node, f"{label}: 'artifacts'", f"{label}: 'artifacts' entries")
-        return None if paths is None else [path for path, _ in paths]
+    def artifacts(self, node: Node, label: str, draft: _JobDraft) -> list[str] | None:
+        """A list of patterns, or GitLab's mapping (paths, exclude, when, expire_in, ...)."""
+        what = f"{label}: 'artifacts"
+        if not isinstance(node, Map):
+            paths = self.string_list(node, f"{what}'", f"{what}' entries")
+            return None if paths is None else [path for path, _ in paths]
+        self.unknown_keys(node, ARTIFACT_KEYS, f"in {what}'")
+        options: dict[str, object] = {}
+        result: list[str] = []
+        for key, value in node.entries:
+            name = key.value
+            if name in ("paths", "exclude"):
+                found = self.string_list(value, f"{what}:{name}'", f"{what}:{name}' entries")
+                listed = [path for path, _ in found or []]
+                if name == "paths":
+                    result = listed
+                else:
+                    options["exclude"] = listed
+            elif name == "when":
+                if isinstance(value, Scalar) and value.value in ARTIFACT_WHEN:
+                    options["when"] = value.value
+                else:
+                    self.add(
+                        value,
+                        f"{what}:when' must be one of {', '.join(ARTIFACT_WHEN)}, "
+                        f"not {describe(value)}",
+                    )
+            elif name == "expire_in":
+                from backend.pipeline.gitlab.duration import parse_duration as gitlab_duration
+
+                text = value.value if isinstance(value, Scalar) else None
+                if isinstance(text, str) and (text == "never" or gitlab_duration(text) is not None):
+                    options["expire_in"] = text
+                else:
+                    self.add(
+                        value,
+                        f"{what}:expire_in' must be a duration like '1 week' or 'never', "
+                        f"not {describe(value)}",
+                    )
+            elif name == "untracked":
+                flag = self.boolean(value, f"{what}:untracked'")
+                if flag is not None:
+                    options["untracked"] = flag
+            elif name == "name":
+                options["name"] = self.string(value, f"{what}:name'")
+            elif name == "reports":
+                options["reports"] = self.reports(value, what)
+        draft.fields["artifacts_options"] = Artifacts(**options)  # type: ignore[arg-type]
+        return result
+
+    def reports(self, node: Node, what: str) -> dict[str, list[str]]:
+        """``reports: {dotenv: PATH | [PATHS]}`` (the kinds a native job can hand on)."""
+        if not isinstance(node, Map):
+            self.add(node, f"{what}:reports' must be a mapping, not {describe(node)}")
+            return {}
+        self.unknown_keys(node, ("dotenv", "junit"), f"in {what}:reports'")
+        result: dict[str, list[str]] = {}
+        for key, value in node.entries:
+            if isinstance(value, Scalar) and isinstance(value.value, str) and value.value.strip():
+                result[str(key.value)] = [value.value]
+                continue
+            found = self.string_list(
+                value, f"{what}:reports:{key.text}'", f"{what}:reports:{key.text}' entries"
+            )
+            if found is not None:
+                result[str(key.value)] = [path for path, _ in found]
+        return result
 
     def timeout(self, node: Node, label: str) -> float | None:
         seconds = parse_duration(node.value) if isinstance(node, Scalar) else None
@@ -499,6 +582,7 @@ class _Validator:
                     needs=[need for need, _ in draft.needs],
                     allow_failure=fields.get("allow_failure", False),
                     artifacts=fields.get("artifacts", []),
+                    artifacts_options=fields.get("artifacts_options") or Artifacts(),
                     variables=fields.get("variables", {}),
                     timeout=fields.get("timeout"),
                     retry=fields.get("retry", 0),
@@ -511,6 +595,7 @@ class _Validator:
             ],
             image=pipeline_image,
             variables=head["variables"],
+            workspace=head.get("workspace", "shared"),
         )
 
 

@@ -380,8 +380,10 @@ class _Front:
             predefined = setting.predefined(
                 draft.name, draft.spec.stage, draft.node_index, draft.node_total
             )
+            job = _job(draft, needs[draft.name], dependencies[draft.name], predefined)
+            no_artifacts = links.no_artifacts.get(draft.name, [])
             jobs[draft.spec.stage].append(
-                _job(draft, needs[draft.name], dependencies[draft.name], predefined)
+                job.model_copy(update={"needs_without_artifacts": no_artifacts})
             )
         return Pipeline(
             name=name,
@@ -390,6 +392,7 @@ class _Front:
             variables=_pipeline_variables(setting),
             source=self.path,
             format="gitlab",
+            workspace="isolated",  # GitLab: each job its own checkout plus what it depends on
             ignored=list(self.notes.values()),
         )
 

@@ -44,11 +44,7 @@ NO_EFFECT = {
     "rules:exists:ref": "the files of the commit run are used",
     "rules:interruptible": INTERRUPTIBLE,
     "interruptible": INTERRUPTIBLE,
-    "needs:artifacts": "checked, then not used: jobs share one workspace today; artifacts "
-    "between jobs come with part 2",
     "cache:unprotect": "there are no protected branches locally",
-    "artifacts:expire_in": "checked as a duration or 'never'; nothing expires local artifacts",
-    "artifacts:name": SERVER_FILES,
     "artifacts:expose_as": SERVER_FILES,
     "artifacts:public": SERVER_FILES,
     "artifacts:access": SERVER_FILES,

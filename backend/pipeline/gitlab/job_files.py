@@ -123,7 +123,8 @@ class FilesReader(KeywordReader):
                 text = self.string(value, f"'artifacts:{key}'")
                 if key == "name":
                     options["name"] = text
-                self.no_effect(f"artifacts:{key}")
+                else:
+                    self.no_effect(f"artifacts:{key}")
             elif key == "untracked":
                 flag = self.boolean(value, "'artifacts:untracked'")
                 if flag is not None:
@@ -158,7 +159,6 @@ class FilesReader(KeywordReader):
                     )
                 else:
                     options["expire_in"] = text
-                self.no_effect("artifacts:expire_in")
             elif key == "reports":
                 options["reports"] = self.reports(value)
             elif key == "access":

@@ -310,11 +310,10 @@ class _Reader(FilesReader, IgnoredReader):
             name = self.string(job, f"{what}:job")
             optional = entry.get("optional")
             is_optional = bool(optional is not None and self.boolean(optional, f"{what}:optional"))
-            if entry.get("artifacts") is not None:
-                self.boolean(entry.get("artifacts"), f"{what}:artifacts")  # type: ignore[arg-type]
-                self.ignore_key("needs:artifacts")
+            flag = entry.get("artifacts")
+            wants = flag is None or self.boolean(flag, f"{what}:artifacts") is not False  # type: ignore[arg-type]
             if name is not None:
-                result.append(NeedEntry(name, job, is_optional, entry.get("parallel")))
+                result.append(NeedEntry(name, job, is_optional, entry.get("parallel"), wants))
         return result
 
     def k_dependencies(self, node: Node) -> None:

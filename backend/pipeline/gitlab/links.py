@@ -52,6 +52,7 @@ class Links:
         self.problems = problems
         self.filename = filename
         self.need_nodes: dict[tuple[str, str], Node] = {}  # (job, need) -> where it is written
+        self.no_artifacts: dict[str, list[str]] = {}  # job -> needs given `artifacts: false`
 
     def add(self, node: Node, message: str) -> None:
         self.problems.append(problem_at(node, message, self.filename))
@@ -96,6 +97,8 @@ class Links:
                 else:
                     result.append(need)
                     self.need_nodes[(draft.name, need)] = entry.node
+                    if not entry.artifacts:
+                        self.no_artifacts.setdefault(draft.name, []).append(need)
         return result
 
     def dependencies(self, draft: Draft) -> list[str] | None:

@@ -22,6 +22,7 @@ class NeedEntry:
     node: Node
     optional: bool = False
     parallel: Node | None = None
+    artifacts: bool = True  # False: `artifacts: false`, none of that job's artifacts
 
 
 @dataclass
