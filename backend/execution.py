@@ -63,6 +63,7 @@ class RunContext:
     max_jobs: int | None = None  # --jobs; None: default_max_jobs()
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     artifacts_dir: Path | None = None
+    cache_dir: Path | None = None  # CICD_HOME/cache: cache: archives (backend.caching)
     store: Any = None
     cancel: threading.Event = field(default_factory=CancelEvent)  # counts: a 2nd stops after_script
     image_errors: dict[str, str | None] = field(default_factory=dict)

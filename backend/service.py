@@ -220,6 +220,7 @@ class Service:
             max_jobs=request.jobs,
             pull=request.pull,
             artifacts_dir=self.settings.artifacts_dir / str(submission.run_id),
+            cache_dir=self.settings.cache_dir,
             store=self.store,
         )
         with self._lock:

@@ -27,6 +27,8 @@ _NON_BLANK = r"\S"  # validate.py's value.strip(): at least one character that i
 _ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"  # validate._NAME_TEXT
 _ROOTED = r"^/"
 _DOT_SEGMENT = r"(^|/)\.\.?(/|$)"
+# cache_keyword: no '/' (nor %2F), not made only of dots (nor %2E), one non-blank character
+_CACHE_KEY = r"^(?!(?:[.]|%2[eE])*$)(?!.*(?:/|%2[fF]))(?=.*\S)"
 _PIPELINE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # validate._PIPELINE_NAME
 _VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # validate._VARIABLE_NAME
 # validate.parse_duration: a bare number of seconds, or hours, minutes, seconds in that order

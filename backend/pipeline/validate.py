@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from backend.errors import PipelineInvalid, Problem
+from backend.pipeline.cache_keyword import read_cache
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
 from backend.pipeline.model import (
     DEFAULT_IMAGE,
@@ -40,6 +41,7 @@ JOB_KEYS = (
     "needs",
     "allow_failure",
     "artifacts",
+    "cache",
     "variables",
     "timeout",
     "retry",
@@ -351,6 +353,7 @@ class _Validator:
             "script": lambda n: self.script(n, label),
             "allow_failure": lambda n: self.boolean(n, f"{label}: 'allow_failure'"),
             "artifacts": lambda n: self.artifacts(n, label, draft),
+            "cache": lambda n: read_cache(n, label, self.add),
             "variables": lambda n: self.variables(n, f"{label}: "),
             "timeout": lambda n: self.timeout(n, label),
             "retry": lambda n: self.retry(n, label),
@@ -583,6 +586,7 @@ class _Validator:
                     allow_failure=fields.get("allow_failure", False),
                     artifacts=fields.get("artifacts", []),
                     artifacts_options=fields.get("artifacts_options") or Artifacts(),
+                    cache=fields.get("cache") or [],
                     variables=fields.get("variables", {}),
                     timeout=fields.get("timeout"),
                     retry=fields.get("retry", 0),
