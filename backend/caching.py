@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,10 +40,6 @@ DEFAULT_KEY = "default"
 FALLBACK_VARIABLE = "CACHE_FALLBACK_KEY"
 MAX_KEY_LENGTH = 1024  # characters; the file name is a slug and a hash whatever the length
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-
-# the key each cache of a running job resolved to before it ran: (run key, job) -> keys
-_KEYS: dict[tuple[str, str], list[str | None]] = {}
-_KEYS_LOCK = threading.Lock()
 
 
 def key_problem(key: str) -> str | None:
@@ -103,11 +98,9 @@ def restore_caches(ctx: RunContext, job: Job, workspace: Path, line: Callable[[s
         return
     store = CacheStore(ctx.cache_dir)
     env = ctx.job_env(job)
-    keys: list[str | None] = []
     announced = False
     for cache in job.cache:
         key = _checked_key(cache, env, ctx.workspace, line)
-        keys.append(key)
         if key is None:
             continue
         if cache.policy == "push":
@@ -117,8 +110,6 @@ def restore_caches(ctx: RunContext, job: Job, workspace: Path, line: Callable[[s
             line("cicd: Restoring cache")
             announced = True
         _restore_one(store, cache, key, env, workspace, line)
-    with _KEYS_LOCK:
-        _KEYS[(ctx.key, job.name)] = keys
 
 
 def _checked_key(
@@ -177,13 +168,10 @@ def save_caches(
     ctx: RunContext, job: Job, workspace: Path, status: Status, line: Callable[[str], None]
 ) -> None:
     """Save ``job``'s cached paths from ``workspace`` after it ran (by ``policy`` and ``when``)."""
-    with _KEYS_LOCK:
-        keys = _KEYS.pop((ctx.key, job.name), None)
     if not job.cache or ctx.cache_dir is None:
         return
-    if keys is None:  # restore did not run (it always does before the job): key them now
-        env = ctx.job_env(job)
-        keys = [_checked_key(cache, env, ctx.workspace, None) for cache in job.cache]
+    env = ctx.job_env(job)  # the same keys as before the job: nothing they hash has changed
+    keys = [_checked_key(cache, env, ctx.workspace, None) for cache in job.cache]
     from backend.jobspace import keeps_artifacts, merged_view
 
     merged_view(ctx, job, workspace)  # an overlay's upper layer becomes the whole tree (once)

@@ -276,3 +276,17 @@ def test_caching_runs_around_the_job(make: Factory, tmp_path: Any) -> None:
     assert execute_job(ctx, job, shown.append) is Status.SUCCESS
     assert any("Created cache k (1 file(s), 12 bytes)" in text for text in shown)
     assert [e.key for e in CacheStore(ctx.cache_dir).entries()] == ["k"]  # type: ignore[arg-type]
+
+
+def test_caching_key_files_hash_the_checkout_not_the_job(make: Factory, tmp_path: Path) -> None:
+    """An overlay workspace is empty before the job, and a job may rewrite the lock file."""
+    ctx, job = make(Cache(key_files=["tracked.txt"], key_prefix="lock", paths=["a"]))
+    expected = "lock-" + caching.files_digest(ctx.workspace, ["tracked.txt"])  # type: ignore[operator]
+    ws = _ws(tmp_path / "upper-layer")  # no tracked.txt in it yet
+    lines: list[str] = []
+    caching.restore_caches(ctx, job, ws, lines.append)
+    assert f"cicd: Checking cache for {expected}..." in lines
+    _ws(ws, {"tracked.txt": "rewritten by the job", "a": "1"})
+    saved: list[str] = []
+    caching.save_caches(ctx, job, ws, Status.SUCCESS, saved.append)
+    assert saved[-1] == f"cicd: Created cache {expected} (1 file(s), 1 bytes)"
