@@ -142,7 +142,7 @@ def test_gitlab_project_six_allowed_failure_and_service(project: Project) -> Non
     assert by_name["test: [plain]"]["tests"]["tests"] > 100
     # the service answered by its alias (the job fetched a file the service serves)
     assert any(
-        line.endswith("served: root:x:0:0:root:/root:/bin/sh") for line in out.job_lines("network")
+        line.endswith("served=root:x:0:0:root:/root:/bin/sh") for line in out.job_lines("network")
     ), out.stdout
     assert containers_of_home(project.home) == set()
     assert networks_of(project.home) == []
