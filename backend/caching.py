@@ -7,7 +7,8 @@ restored into the job's workspace: the first of its key, its ``fallback_keys`` a
 ``CACHE_FALLBACK_KEY`` variable that has a cache. After the job, each whose ``policy`` pushes
 (``push``, ``pull-push``) is saved when the outcome matches its ``when`` (``on_success``,
 ``on_failure``, ``always``; a canceled job saves nothing), from ``paths`` (the artifact pattern
-syntax) and, with ``untracked``, every file the commit does not track.
+syntax; symlinks kept as links, ``backend.runner.cache_paths``) and, with ``untracked``, every
+file the commit does not track.
 
 Keys are GitLab's: ``$VARIABLES`` expanded with the job's environment; ``key: files:`` is
 ``[<prefix>-]<SHA-256 of the files' contents>`` (``default`` when none of them exists); a key
@@ -202,25 +203,24 @@ def _save_one(
     workspace: Path,
     line: Callable[[str], None],
 ) -> None:
-    from backend.runner.artifacts import ArtifactPatternError, match_artifacts, untracked_files
+    from backend.runner.artifacts import ArtifactPatternError
+    from backend.runner.cache_paths import match_cache_paths
 
     line(f"cicd: Creating cache {key}...")
+    tracked = _tracked(ctx) if cache.untracked else None
     try:
-        found, warnings = match_artifacts(workspace, list(cache.paths)) if cache.paths else ([], [])
+        paths, warnings = match_cache_paths(workspace, list(cache.paths), tracked)
     except ArtifactPatternError as exc:
-        line(f"cicd: warning: {str(exc).replace('artifact', 'cache')}; cache {key} not saved")
+        line(f"cicd: warning: {exc}; cache {key} not saved")
         return
-    paths = set(found)
-    if cache.untracked:
-        paths |= untracked_files(workspace.resolve(), _tracked(ctx), warnings)
     for warning in warnings:
-        line(f"cicd: warning: {warning.replace('artifact', 'cache')}")
+        line(f"cicd: warning: {warning}")
     if not paths:
         line(f"cicd: warning: no file matches the cache's paths; cache {key} not saved")
         return
     meta = {"pipeline": ctx.pipeline.name, "run": ctx.name, "job": job.name}
     try:
-        result = store.save(key, workspace, sorted(paths), meta)
+        result = store.save(key, workspace, paths, meta)
     except CacheTooBig as exc:
         line(f"cicd: warning: cache {key} not saved: {exc}")
         return

@@ -55,34 +55,42 @@ def test_cache_store_hostile_keys_stay_in_folder(tmp_path: Path) -> None:
                                                 "x\0y", "."}  # fmt: skip
 
 
-def test_cache_store_symlink_out_not_saved(tmp_path: Path) -> None:
+def test_cache_store_symlinks_kept_as_links_never_followed(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("host secret")
     (tmp_path / "outdir").mkdir()
     (tmp_path / "outdir" / "s").write_text("host secret 2")
     source = _workspace(tmp_path / "ws", {"deps/ok.txt": "ok"})
-    (source / "deps" / "leak").symlink_to(secret)
+    (source / "deps" / "leak").symlink_to(secret)  # a venv's bin/python -> /usr/bin/python3
     (source / "deps" / "up").symlink_to("../../secret.txt")
     (source / "deps" / "inside").symlink_to("ok.txt")
     (source / "linkdir").symlink_to(tmp_path / "outdir")
     store = CacheStore(tmp_path / "cache")
-    saved = store.save(
-        "k", source, ["deps/ok.txt", "deps/leak", "deps/up", "deps/inside", "linkdir/s"], META
-    )
-    assert saved.files == 2  # ok.txt and the link inside
-    assert sorted(saved.warnings) == [
-        "cache path 'deps/leak' is a symlink out of the workspace; skipped",
-        "cache path 'deps/up' is a symlink out of the workspace; skipped",
-        "cache path 'linkdir/s' not saved: a symlink or a file is in the way",
-    ]
+    paths = ["deps/ok.txt", "deps/leak", "deps/up", "deps/inside", "linkdir", "linkdir/s"]
+    saved = store.save("k", source, paths, META)
+    assert (saved.files, saved.bytes) == (5, 2)
+    assert saved.warnings == ["cache path 'linkdir/s' not saved: a symlink or a file is in the way"]
     with tarfile.open(store.archive("k")) as tar:
-        names = {m.name: m for m in tar.getmembers()}
-    assert sorted(names) == ["deps/inside", "deps/ok.txt"]
-    assert names["deps/inside"].issym() and names["deps/inside"].linkname == "ok.txt"
+        members = {m.name: (m.type, m.linkname, m.size) for m in tar.getmembers()}
+        data = b"".join(
+            f.read()
+            for m in tar.getmembers()
+            if m.isreg() and (f := tar.extractfile(m)) is not None
+        )
+    assert members == {
+        "deps/ok.txt": (tarfile.REGTYPE, "", 2),
+        "deps/leak": (tarfile.SYMTYPE, str(secret), 0),
+        "deps/up": (tarfile.SYMTYPE, "../../secret.txt", 0),
+        "deps/inside": (tarfile.SYMTYPE, "ok.txt", 0),
+        "linkdir": (tarfile.SYMTYPE, str(tmp_path / "outdir"), 0),
+    }
+    assert b"secret" not in data  # nothing was read through a link
     dest = _workspace(tmp_path / "b", {})
-    store.restore("k", dest)
-    assert os.readlink(dest / "deps/inside") == "ok.txt"
+    restored = store.restore("k", dest)
+    assert restored is not None and (restored.files, restored.warnings) == (5, [])
+    assert os.readlink(dest / "deps/leak") == str(secret)
     assert (dest / "deps/inside").read_text() == "ok"
+    assert secret.read_text() == "host secret"
 
 
 def test_cache_store_restore_never_writes_through_symlinks(tmp_path: Path) -> None:
@@ -132,11 +140,38 @@ def test_cache_store_hostile_archive_extracts_only_inside(tmp_path: Path) -> Non
     _hostile_archive(archive)
     dest = _workspace(tmp_path / "deep" / "ws", {})
     restored = store.restore("k", dest)
-    assert restored is not None and restored.files == 1
-    assert len(restored.warnings) == 7
-    assert sorted(p.name for p in dest.iterdir()) == ["good"]
+    assert restored is not None and restored.files == 3  # good, and the two links as links
+    assert restored.warnings == [
+        f"cache entry '{name}' not restored: not a file inside the workspace"
+        for name in ("../escape", "/abs", "a/../../b", "hard", "dev")
+    ]
+    assert sorted(p.name for p in dest.iterdir()) == ["abs-link", "good", "out"]
+    assert os.readlink(dest / "out") == "../../outside" and (dest / "good").read_bytes() == b"data"
     assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["ws"]
     assert not (tmp_path / "escape").exists() and not (tmp_path / "outside").exists()
+
+
+def test_cache_store_archive_link_then_file_below_it_not_written_through(tmp_path: Path) -> None:
+    """An archive that plants ``lib -> OUTSIDE`` and then ``lib/x`` writes nothing outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store = CacheStore(tmp_path / "cache")
+    with tarfile.open(store.archive("k"), "w", format=tarfile.PAX_FORMAT) as tar:
+        link = tarfile.TarInfo("lib")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        tar.addfile(link)
+        for name in ("lib/x", "lib"):  # a file below the link, then a file over the link
+            info = tarfile.TarInfo(name)
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"evil"))
+    dest = _workspace(tmp_path / "ws", {})
+    restored = store.restore("k", dest)
+    assert restored is not None
+    assert restored.warnings == [
+        "cache entry 'lib/x' not restored: a symlink or a file is in the way"
+    ]
+    assert list(outside.iterdir()) == []
+    assert not (dest / "lib").is_symlink() and (dest / "lib").read_bytes() == b"evil"
 
 
 def test_cache_store_too_big_keeps_old_version(tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ complete archive, the last one written. A restore opens the archive once and rea
 open file, so a save that replaces it meanwhile does not change what it reads.
 
 What is kept: regular files (content and the exec bit: mode 0755 or 0644, owned by us) and
-symlinks whose target is relative and stays inside the workspace. Symlinks out of the
-workspace, symlinked directories' contents, devices and FIFOs are left out. Every path is
-opened one directory at a time with ``O_NOFOLLOW`` (on save and on restore), so a symlink
-planted in the workspace, even meanwhile, never makes us read or write outside it.
+symlinks as symlinks, whatever their target (``readlink``; never followed: a virtualenv's
+``bin/python -> /usr/bin/python3`` works again in the next job's container, and no host file
+is read through it). Devices and FIFOs are left out. Every path is opened one directory at a
+time with ``O_NOFOLLOW`` (on save and on restore), and a restored entry replaces what is at
+its path (never written through a link), so a symlink in the workspace, or in the archive,
+even planted meanwhile, never makes us read or write outside it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import posixpath
 import stat
 import tarfile
 import tempfile
@@ -273,12 +274,7 @@ def _add(tar: tarfile.TarFile, root_fd: int, rel: str, result: SaveResult, room:
         with _parent_fd(root_fd, parts, create=False) as dir_fd:
             info = os.lstat(parts[-1], dir_fd=dir_fd)
             if stat.S_ISLNK(info.st_mode):
-                target = os.readlink(parts[-1], dir_fd=dir_fd)
-                if not _link_inside(rel, target):
-                    result.warnings.append(
-                        f"cache path '{rel}' is a symlink out of the workspace; skipped"
-                    )
-                    return 0
+                target = os.readlink(parts[-1], dir_fd=dir_fd)  # kept as is, never followed
                 member = tarfile.TarInfo(rel)
                 member.type = tarfile.SYMTYPE
                 member.linkname = target
@@ -307,14 +303,6 @@ def _add(tar: tarfile.TarFile, root_fd: int, rel: str, result: SaveResult, room:
     return info.st_size
 
 
-def _link_inside(rel: str, target: str) -> bool:
-    """Whether symlink ``rel`` -> ``target`` stays inside the workspace, read lexically."""
-    if not target or target.startswith("/") or "\0" in target:
-        return False
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-    return joined != ".." and not joined.startswith("../") and joined != "."
-
-
 # --- restoring -------------------------------------------------------------------------------
 
 
@@ -327,8 +315,8 @@ def _extract(
     if parts is None or not (member.isreg() or member.issym()):
         out.warnings.append(f"cache entry '{rel}' not restored: not a file inside the workspace")
         return
-    if member.issym() and not _link_inside(rel, member.linkname):
-        out.warnings.append(f"cache entry '{rel}' not restored: a symlink out of the workspace")
+    if member.issym() and (not member.linkname or "\0" in member.linkname):
+        out.warnings.append(f"cache entry '{rel}' not restored: an empty symlink")
         return
     try:
         with _parent_fd(root_fd, parts, create=True) as dir_fd:
