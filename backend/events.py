@@ -18,7 +18,7 @@ import contextlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -153,7 +153,7 @@ class EventHub:
 
     async def afollow(
         self, run: str, after: int = 0, wait: float = 1.0
-    ) -> AsyncIterator[Event | None]:
+    ) -> AsyncGenerator[Event | None, None]:
         """``follow`` for asyncio code: the same events, awaited without holding a thread.
 
         Yields None after each ``wait`` seconds without news. KeyError when the run is not kept.

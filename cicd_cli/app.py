@@ -113,8 +113,8 @@ def _dispatch() -> None:
         from typer._click.exceptions import ClickException
         from typer._click.exceptions import UsageError as ClickUsageError
     except ImportError:  # pragma: no cover - older typer on the real click
-        from click.exceptions import ClickException
-        from click.exceptions import UsageError as ClickUsageError
+        from click.exceptions import ClickException  # type: ignore[assignment]
+        from click.exceptions import UsageError as ClickUsageError  # type: ignore[assignment]
 
     from backend.errors import CicdError, PipelineInvalid, UsageError
 

@@ -145,7 +145,8 @@ def dump(data: Any, fmt: OutputFormat) -> str:
 
         yaml = YAML(typ="safe", pure=True)
         yaml.default_flow_style = False
-        yaml.sort_base_mapping_type_on_output = False  # keep SPEC §3.1's key order
+        # keep SPEC §3.1's key order (ruamel types this attribute as None)
+        yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
         stream = io.StringIO()
         yaml.dump(data, stream)
         return stream.getvalue().rstrip("\n")

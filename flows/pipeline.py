@@ -100,7 +100,7 @@ def _state(status: Status, message: str) -> State[Any]:
     return Failed(message=message)
 
 
-@task(cache_policy=None, persist_result=False, log_prints=False)
+@task(cache_policy=None, persist_result=False, log_prints=False)  # type: ignore[call-overload]
 def job_task(key: str, job: str) -> State[Any]:
     """Run one job in its container; the state says how it ended."""
     ctx = context(key)
@@ -189,7 +189,7 @@ def pipeline_flow(key: str) -> State[Any]:
                 width = max(1, min(len(jobs), ctx.max_jobs or len(jobs)))
                 stage_flow.with_options(
                     flow_run_name=f"{ctx.name}/{stage}",
-                    task_runner=ThreadPoolTaskRunner(max_workers=width),
+                    task_runner=ThreadPoolTaskRunner(max_workers=width),  # type: ignore[arg-type]
                 )(key, stage, return_state=True)
         crash = _crashes.get(key)
         if crash is not None:
@@ -249,7 +249,8 @@ def run_pipeline(ctx: RunContext) -> Status:
     try:
         with _no_heartbeat():
             pipeline_flow.with_options(
-                flow_run_name=ctx.name, task_runner=ThreadPoolTaskRunner(max_workers=1)
+                flow_run_name=ctx.name,
+                task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
             )(ctx.key, return_state=True)
         with _contexts_lock:
             crash = _crashes.get(ctx.key)

@@ -36,6 +36,7 @@ import sqlite3
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from backend.errors import CicdError
@@ -139,7 +140,7 @@ def _secured(info: dict[str, object] | None) -> bool:
     return info is not None and info.get("secured") is True
 
 
-def read_local_server(home: Path) -> dict[str, object] | None:
+def read_local_server(home: Path) -> dict[str, Any] | None:
     """The recorded local server of ``home`` if its process is alive (and is the process
     recorded: a pid reused by another process since does not count), else None."""
     return _state(home).alive()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (CI runs it too): set up (venv, Docker engine, local images,
-# PostgreSQL), then run the whole test suite and the linter. Extra arguments go to pytest.
+# PostgreSQL), then run the whole test suite, the linter and the type checker (mypy, configured
+# in pyproject.toml). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # setup.sh prints only KEY=VALUE lines on stdout (progress goes to stderr); anything else is a bug.
@@ -14,3 +15,4 @@ while IFS= read -r line; do
 done <<<"$envs"
 .venv/bin/pytest -q "$@"
 .venv/bin/ruff check .
+.venv/bin/mypy backend cicd_cli flows

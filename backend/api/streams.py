@@ -132,7 +132,7 @@ async def _from_store(
         finished = run.status.finished
     run = await anyio.to_thread.run_sync(service.run, pipeline, number)
     if after <= 0:
-        kwargs = {"at": run.finished_at} if run.finished_at is not None else {}
+        kwargs: dict[str, Any] = {"at": run.finished_at} if run.finished_at is not None else {}
         yield event_to_json(
             Event("run_finished", f"{pipeline}#{number}", status=run.status, **kwargs)
         ) + "\n"

@@ -176,7 +176,13 @@ def _resolve_tagged(tag: str, text: str) -> Scalar_T:
     if kind == "str":
         return text
     value = resolve_plain(text)
-    expected = {"int": int, "float": (int, float), "bool": bool, "null": type(None)}.get(kind)
+    types: dict[str, type | tuple[type, ...]] = {
+        "int": int,
+        "float": (int, float),
+        "bool": bool,
+        "null": type(None),
+    }
+    expected = types.get(kind)
     if expected is None or not isinstance(value, expected):
         raise ValueError(kind)
     if kind == "int" and isinstance(value, bool):

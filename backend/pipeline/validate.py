@@ -168,7 +168,7 @@ class _Validator:
         if not isinstance(node, Seq):
             self.add(node, f"{what} must be a list, not {describe(node)}")
             return None
-        result = []
+        result: list[tuple[str, Node]] = []
         for item in node.items:
             if isinstance(item, Scalar) and isinstance(item.value, str) and item.value.strip():
                 result.append((item.value, item))

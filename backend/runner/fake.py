@@ -72,11 +72,9 @@ class FakeRunner:
             on_line(line)
         deadline = call.started + outcome.seconds
         limit = call.started + spec.timeout if spec.timeout is not None else None
-        result_outcome, exit_code, error = (
-            Outcome.SUCCESS if outcome.exit_code == 0 else Outcome.FAILED,
-            outcome.exit_code,
-            None,
-        )
+        result_outcome = Outcome.SUCCESS if outcome.exit_code == 0 else Outcome.FAILED
+        exit_code: int | None = outcome.exit_code
+        error: str | None = None
         while time.monotonic() < deadline:
             if cancel.is_set():
                 result_outcome, exit_code, error = Outcome.CANCELED, None, "canceled"

@@ -45,17 +45,21 @@ def insert_run(
         if _is_number_clash(exc):
             raise NumberTaken from exc
         raise
-    run_id = int(result.inserted_primary_key[0])
+    inserted = result.inserted_primary_key
+    assert inserted is not None and number is not None  # an INSERT of one row; max() + 1
+    run_id = int(inserted[0])
     position = 0
     for stage_position, (stage, jobs) in enumerate(stages):
-        stage_id = connection.execute(
+        stage_key = connection.execute(
             insert(stage_runs).values(
                 run_id=run_id,
                 name=stage,
                 position=stage_position,
                 status=Status.PENDING.value,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert stage_key is not None  # an INSERT of one row
+        stage_id = stage_key[0]
         job_rows = []
         for job, image, allow_failure in jobs:
             job_rows.append(

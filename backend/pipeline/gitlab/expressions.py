@@ -185,12 +185,14 @@ def _matches(left: Value, right: Value) -> bool:
         return False
     if isinstance(right, str):
         try:
-            right = _build_pattern(right)
+            pattern = _build_pattern(right)
         except RegexpError:
             # Not a /pattern/: GitLab's String#scan asks for a substring.
             return _to_s(left) in right
+        return pattern.search(_to_s(left))
     if isinstance(right, bool):
         return _to_s(left) in _to_s(right)
+    assert right is not None  # _truthy(None) is false
     return right.search(_to_s(left))
 
 

@@ -151,14 +151,14 @@ class _Builder:
             self.problems.append(problem_at(default, message))
         in_default = {k.value for k, _ in entries}
         for name in DEPRECATED_GLOBALS:
-            key = self.top.key_node(name)
-            if key is None:
+            found = self.top.key_node(name)
+            if found is None:
                 continue
             if name in in_default:
                 message = f"'{name}' is set both at the top level and in default"
-                self.problems.append(problem_at(key, message))
+                self.problems.append(problem_at(found, message))
                 continue
-            entries.append((key, self.top.get(name)))  # type: ignore[arg-type]
+            entries.append((found, self.top.get(name)))  # type: ignore[arg-type]
         return entries
 
     def job(self, name: str, key: Scalar, value: Node) -> Map | None:
