@@ -2,12 +2,12 @@
 
 The ``Service`` itself is the local one (it has every method below); ``RemoteBackend``
 (backend/remote.py) calls a cicd server's API over HTTP. CLI commands get one from
-``open_backend`` and never know which it is.
+``open_backend`` and never know which it is. This module imports ``backend.service``, never
+the other way round.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -56,35 +56,6 @@ class Backend(Protocol):
         self, pipeline: str, number: int, job: str, path: str, dest: Path
     ) -> None:
         """Write one artifact's bytes to ``dest``."""
-
-
-def follow_log(
-    service: Service, pipeline: str, number: int, job: str, follow: bool, poll: float = 0.2
-) -> Iterator[str]:
-    """Lines of a job's log file; with ``follow``, keep reading until the job is over."""
-    path: Path | None = None
-    while path is None:
-        try:
-            path = service.log_file(pipeline, number, job)
-        except Exception:
-            if not follow or service.job(pipeline, number, job).status.finished:
-                raise
-            time.sleep(poll)
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        buffer = ""
-        while True:
-            chunk = handle.readline()
-            if chunk:
-                buffer += chunk
-                if buffer.endswith("\n"):
-                    yield buffer.rstrip("\n")
-                    buffer = ""
-                continue
-            if not follow or service.job(pipeline, number, job).status.finished:
-                rest = handle.read()
-                yield from (buffer + rest).splitlines()
-                return
-            time.sleep(poll)
 
 
 def open_backend(settings: Settings, server: str | None) -> Backend:

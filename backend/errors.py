@@ -9,8 +9,7 @@
     ├── UnsafePath                 a path built from a name would leave its folder
     ├── RepoError                  a repository, branch or commit cannot be checked out
     ├── RunnerError                the container engine cannot be used
-    │   ├── EngineUnavailable      no Docker engine answers
-    │   └── ImageUnavailable       an image is missing and cannot be pulled
+    │   └── EngineUnavailable      no Docker engine answers
     ├── StoreError                 the history store cannot be read or written
     └── ServerError                a remote cicd server refused or failed a request
 
@@ -77,10 +76,6 @@ class RunnerError(CicdError):
 
 class EngineUnavailable(RunnerError):
     """No Docker engine answers."""
-
-
-class ImageUnavailable(RunnerError):
-    """An image is missing and cannot be pulled."""
 
 
 class StoreError(CicdError):

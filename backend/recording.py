@@ -161,10 +161,7 @@ class Recorder:
     def run_finished(self, status: Status, error: str | None = None) -> None:
         """The run is over: close logs, settle anything still open, flush the store."""
         now = datetime.now(UTC)
-        self._writer.call(
-            self.store.set_run, self.run_id, status=status, finished_at=now, error=error
-        )
-        self._writer.call(self.store.finish_open, self.run_id, Status.CANCELED, now)
+        self._writer.call(self.store.settle_run, self.run_id, status, error=error, at=now)
         self.close()
         self.emit(Event("run_finished", self.name, status=status, text=error, at=now))
 

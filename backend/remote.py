@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -30,6 +30,9 @@ from backend.schemas import (
     StageRunPublic,
     Status,
 )
+
+if TYPE_CHECKING:
+    from backend.requests import PreparedRun
 
 API_PREFIX = "/api/v1"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -191,7 +194,7 @@ class RemoteBackend:
 
     # -- runs -------------------------------------------------------------------------------------
 
-    def submit(self, prepared: Any, bundle: bytes | None) -> dict[str, Any]:
+    def submit(self, prepared: PreparedRun, bundle: bytes | None) -> dict[str, Any]:
         """Submit a ``PreparedRun`` with a git bundle of its commit.
 
         Returns ``{pipeline, run, name, duplicate}``.

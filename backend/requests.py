@@ -29,11 +29,11 @@ from backend.pipeline import (
 )
 from backend.pipeline.gitlab.front import load_gitlab
 from backend.pipeline.validate import name_problem
-from backend.runner.base import PullPolicy
+from backend.runs import PullPolicy
 from backend.service import RunRequest
 from backend.source.git import git
 from backend.source.gitfiles import CommitSource, commit_facts, list_committed, read_committed
-from backend.source.workspace import Source, redact_url, request_key, resolve_source
+from backend.source.workspace import Source, redact_url, resolve_source
 
 PIPELINES_DIR = ".pipelines"
 DEFAULT_FILE = f"{PIPELINES_DIR}/pipeline.yaml"
@@ -41,11 +41,11 @@ DEFAULT_FILE = f"{PIPELINES_DIR}/pipeline.yaml"
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """A validated request, where its commit lives, and its duplicate-detection key."""
+    """A validated request and where its commit lives: what ``Service.start`` takes (it keys
+    and plans the run), or what a client sends to a server (with a bundle of the commit)."""
 
     request: RunRequest
     source: Source
-    key: str
 
 
 def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
@@ -279,10 +279,7 @@ def prepare_run(
         pull=pull,
         force=force,
     )
-    content = text + "\0" + "\n".join(overrides or ())
-    if any(not job.run for job in pipeline.jobs):  # another selection is another run
-        content += "\0" + "\n".join(job.name for job in pipeline.jobs if job.run)
-    return PreparedRun(request, source, request_key(source, pipeline.name, content))
+    return PreparedRun(request, source)
 
 
 def _why_none(pipeline: Pipeline) -> str:

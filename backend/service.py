@@ -1,8 +1,16 @@
-"""Submit, execute, cancel and query runs: the one place that decides, for the CLI and the API.
+"""Start, execute, cancel and query runs: the one place that decides, for the CLI and the API.
 
-Embedded ``cicd run`` and the server call the same methods: ``submit`` records a run (or returns
-a running duplicate), ``execute`` checks out the commit and runs the Prefect flow, ``cancel``
-stops it wherever it runs.
+Every launcher takes the same path: the embedded ``cicd run`` (cicd_cli/run.py), the local daemon
+and a team server (``POST /runs``, backend/api/launcher.py) and the ``prefect.yaml`` deployment
+flow (flows/deployment.py) each turn what they were given into a ``RunRequest`` and a ``Source``,
+then call ``start`` (checks the secrets, keys, plans and records the run once, or finds the
+identical run still open) and ``execute`` (checks out the commit, runs the flow, cleans up).
+A run that cannot end by itself (it broke, was canceled before it started, or its process died)
+is settled by ``Store.settle_run`` through ``settle``. ``cancel`` stops a run wherever it runs.
+
+The names of a run (request, ``RunRef``, run id, run key, request key) are mapped in
+backend/runs.py. This module imports neither ``flows`` nor ``backend.runner`` at import time:
+the CLI imports it.
 """
 
 from __future__ import annotations
@@ -13,18 +21,18 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from backend.errors import CicdError, NotFound, UsageError
-from backend.leftovers import DEAD_OWNER, clean_leftovers, crash_flow_run, owner_alive
 from backend.pipeline.model import Job, Pipeline
 from backend.recording import Event, Recorder, Sink, log_path
-from backend.runner.base import PullPolicy, Runner, secret_problem
+from backend.runs import PullPolicy, RunRef
 from backend.schemas import (
     ArtifactPublic,
     JobRunPublic,
@@ -35,6 +43,12 @@ from backend.schemas import (
     Status,
 )
 from backend.settings import Settings
+
+if TYPE_CHECKING:
+    from backend.execution import RunContext
+    from backend.runner.base import Runner
+    from backend.source.workspace import Source
+    from backend.store.protocol import HistoryStore
 
 
 class RunRequest(BaseModel):
@@ -56,26 +70,49 @@ class RunRequest(BaseModel):
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     force: bool = False
 
-    def stage_order(self) -> dict[str, list[Job]]:
-        """Each stage's jobs in an order in which they can start (the pipeline's plan)."""
-        from backend.pipeline.plan import plan_pipeline
 
-        return {stage.name: list(stage.jobs) for stage in plan_pipeline(self.pipeline).stages}
+def request_key(request: RunRequest, source: Source) -> str:
+    """The request key of a run: equal for two requests that would run the same thing.
+
+    The redacted repository URL, the commit, the pipeline's name, and the file's text with the
+    overrides and the jobs that run (``--job a`` and ``--job b`` are two runs).
+    """
+    from backend.source.workspace import request_key as fingerprint
+
+    running = [job.name for job in request.pipeline.jobs if job.run]
+    content = "\0".join([request.file_content, "\n".join(request.overrides), "\n".join(running)])
+    return fingerprint(source, request.pipeline.name, content)
 
 
 @dataclass(frozen=True)
 class Submission:
-    """A recorded run: its store id and name; ``duplicate`` when an identical run was running."""
+    """A started run: its ``RunRef`` and store id, and what executing it needs.
+
+    ``duplicate`` when an identical run was still open (nothing was recorded; it has no
+    request to execute). ``stage_order`` is the plan, made once by ``Service.start``.
+    """
 
     run_id: int
-    pipeline: str
-    number: int
+    ref: RunRef
     duplicate: bool = False
+    request: RunRequest | None = field(default=None, repr=False)
+    git_dir: Path | None = None
+    stage_order: dict[str, list[Job]] = field(default_factory=dict, repr=False)
+
+    @property
+    def pipeline(self) -> str:
+        """The pipeline's name."""
+        return self.ref.pipeline
+
+    @property
+    def number(self) -> int:
+        """The run's number in its pipeline."""
+        return self.ref.number
 
     @property
     def name(self) -> str:
         """``NAME#N``."""
-        return f"{self.pipeline}#{self.number}"
+        return self.ref.name
 
 
 def _defer_run_finished(sink: Sink, held: list[Callable[[], None]]) -> Sink:
@@ -95,14 +132,6 @@ def _defer_run_finished(sink: Sink, held: list[Callable[[], None]]) -> Sink:
     return deferring
 
 
-def parse_run_name(name: str) -> tuple[str, int]:
-    """Split ``NAME#N`` (UsageError when it is not of that form)."""
-    pipeline, sep, number = name.rpartition("#")
-    if not sep or not pipeline or not number.isdigit():
-        raise UsageError(f"'{name}' is not a run name: expected NAME#N, e.g. build#3")
-    return pipeline, int(number)
-
-
 class Service:
     """Runs and history, over one store, one runner and one settings object."""
 
@@ -110,21 +139,25 @@ class Service:
         self,
         settings: Settings,
         *,
-        store: Any = None,
+        store: HistoryStore | None = None,
         runner: Runner | None = None,
         mode: str = "embedded",
+        flow: Callable[[RunContext], Status] | None = None,
     ) -> None:
+        """``flow`` runs a prepared run to its end (default: the Prefect flow,
+        ``flows.pipeline.run_pipeline``); tests give one without Prefect."""
         self.settings = settings
         self._store = store
         self._runner = runner
+        self._flow = flow
         self.worker = f"{socket.gethostname()}/{mode}-{os.getpid()}"
-        self._active: dict[int, Any] = {}  # run_id -> RunContext, runs executing in this process
+        self._active: dict[int, RunContext] = {}  # by run id: runs executing in this process
         self._lock = threading.Lock()
 
     # -- parts, made on first use ------------------------------------------------------------
 
     @property
-    def store(self) -> Any:
+    def store(self) -> HistoryStore:
         """The history store."""
         if self._store is None:
             from backend.store import Store
@@ -144,25 +177,32 @@ class Service:
 
     # -- runs ---------------------------------------------------------------------------------
 
-    def submit(self, request: RunRequest, request_key: str) -> Submission:
-        """Record a new PENDING run, or return the identical one still running (unless forced).
+    def start(self, request: RunRequest, source: Source) -> Submission:
+        """Record a new PENDING run of ``request`` at ``source``'s commit, or return the
+        identical run still open (unless ``request.force``): keyed and planned here, once.
 
         ``UsageError`` when a secret cannot reach a job safely: its name is not a shell
         variable name (it would have to go in the container's environment, on disk).
         """
+        from backend.pipeline.plan import plan_pipeline
+        from backend.runner.base import secret_problem
+
         for secret, value in request.secrets.items():
             problem = secret_problem(secret, value)
             if problem is not None:
                 raise UsageError(problem)
         name = request.pipeline.name
+        key = request_key(request, source)
         if not request.force:
-            found = self.store.find_active_duplicate(request_key)
+            found = self.store.find_active_duplicate(key)
             if found is not None:
                 run_id, number = found
-                return Submission(run_id, name, number, duplicate=True)
+                return Submission(run_id, RunRef(name, number), duplicate=True)
+        plan = plan_pipeline(request.pipeline)
+        stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
         stages = [
             (stage, [(job.name, job.image, job.allow_failure) for job in jobs])
-            for stage, jobs in request.stage_order().items()
+            for stage, jobs in stage_order.items()
         ]
         run_id, number = self.store.create_run(
             name,
@@ -171,27 +211,36 @@ class Service:
             branch=request.branch,
             commit=request.commit,
             file=request.file,
-            request_key=request_key,
+            request_key=key,
             overrides=request.overrides,
         )
         self.store.set_run(run_id, worker=self.worker)
-        return Submission(run_id, name, number)
+        return Submission(
+            run_id, RunRef(name, number), request=request, git_dir=source.git_dir,
+            stage_order=stage_order,
+        )
 
-    def execute(
-        self,
-        submission: Submission,
-        request: RunRequest,
-        git_dir: Path,
-        sinks: list[Sink] | None = None,
-    ) -> Status:
+    def execute(self, submission: Submission, sinks: list[Sink] | None = None) -> Status:
         """Check out the commit, run the pipeline's flow to its end, clean up; return its status.
 
-        The Prefect API must have been configured (``flows.prefect_api.configure_prefect``).
+        A run settled before it began (canceled while it waited its turn) is not executed: its
+        status is returned. With the default flow the Prefect API must have been configured
+        (``backend.engines.prepare_prefect``). Whatever breaks, the run is settled before this
+        returns.
         """
         from backend.execution import RunContext
         from backend.masking import Masker
         from backend.source.workspace import Source, checkout, remove_tree
-        from flows.pipeline import run_pipeline
+
+        request, git_dir = submission.request, submission.git_dir
+        if request is None or git_dir is None:
+            raise ValueError(f"{submission.name} was not started here: nothing to execute")
+        recorded = self.store.get_run(submission.pipeline, submission.number)
+        if recorded.status.finished:  # canceled while it waited for its turn
+            return recorded.status
+        flow = self._flow
+        if flow is None:
+            from flows.pipeline import run_pipeline as flow
 
         held: list[Callable[[], None]] = []  # run_finished, handed on once cleanup is done
         recorder = Recorder(
@@ -209,7 +258,7 @@ class Service:
         ctx = RunContext(
             key=key,
             pipeline=request.pipeline,
-            stage_order=request.stage_order(),
+            stage_order=submission.stage_order,
             runner=self.runner,
             recorder=recorder,
             workspace=workspace,
@@ -236,7 +285,7 @@ class Service:
                 dirty=[],
             )
             checkout(source, workspace)
-            status = run_pipeline(ctx)
+            status = flow(ctx)
         except BaseException as exc:
             ctx.cancel_run()  # every container of the run goes, whatever happened
             interrupted = isinstance(exc, KeyboardInterrupt)
@@ -270,11 +319,12 @@ class Service:
         try:
             recorder.run_finished(status, error=reason)
         except Exception:  # the writer may already be closed: write directly
-            from datetime import UTC, datetime
+            self.store.settle_run(recorder.run_id, status, error=reason)
 
-            now = datetime.now(UTC)
-            self.store.set_run(recorder.run_id, status=status, finished_at=now, error=reason)
-            self.store.finish_open(recorder.run_id, Status.CANCELED, now)
+    def settle(self, submission: Submission, error: str, status: Status = Status.FAILED) -> bool:
+        """End a run whose execution broke before it could record its end; False when it had
+        ended already. ``error`` must be masked (it is stored and shown as it is)."""
+        return self.store.settle_run(submission.run_id, status, error=error, if_open=True)
 
     def cancel(self, pipeline: str, number: int) -> Status:
         """Cancel a PENDING or RUNNING run; return its status as it stands after the request."""
@@ -288,12 +338,11 @@ class Service:
             ctx.cancel_run()
             return Status.RUNNING
         flow_run_id = next((f for r, _, _, f in self.store.open_runs() if r == run_id), None)
+        from backend.leftovers import owner_alive
+
         if flow_run_id is None or not owner_alive(run.worker):
             # nothing is executing it any more (or it never started): settle it here
-            from datetime import UTC, datetime
-
-            now = datetime.now(UTC)
-            self.store.finish_open(run_id, Status.CANCELED, now)
+            self.store.settle_run(run_id, Status.CANCELED, if_open=True)
             return Status.CANCELED
         from flows.prefect_api import configure_prefect
 
@@ -319,6 +368,8 @@ class Service:
         is marked Crashed (``backend.leftovers``). Called at start-up of the server, the
         daemon, workers and embedded commands; returns the names settled.
         """
+        from backend.leftovers import DEAD_OWNER, clean_leftovers, crash_flow_run, owner_alive
+
         settled = []
         with self._lock:
             active = set(self._active)
@@ -328,11 +379,8 @@ class Service:
             run = self.store.get_run(pipeline, number)
             if owner_alive(run.worker):
                 continue
-            from datetime import UTC, datetime
-
-            now = datetime.now(UTC)
-            self.store.set_run(run_id, status=Status.FAILED, finished_at=now, error=DEAD_OWNER)
-            self.store.finish_open(run_id, Status.CANCELED, now)
+            if not self.store.settle_run(run_id, Status.FAILED, error=DEAD_OWNER, if_open=True):
+                continue  # it ended meanwhile
             key = self.run_key(run_id)
             clean_leftovers(self.runner, self.settings.workspaces_dir / key, key)
             if flow_run_id:
@@ -371,14 +419,8 @@ class Service:
             raise NotFound(f"job '{job}' of {pipeline}#{number} has no log (it never started)")
         return path
 
-    def job_names(self, pipeline: str, number: int) -> list[str]:
-        """The jobs of a run in plan order."""
-        return self.store.job_names(pipeline, number)
-
     def log(self, pipeline: str, number: int, job: str, follow: bool = False) -> Iterator[str]:
         """The job's log lines; with ``follow``, new lines until the job has finished."""
-        from backend.client import follow_log
-
         return follow_log(self, pipeline, number, job, follow)
 
     def download_artifact(
@@ -395,3 +437,32 @@ class Service:
     def artifact_file(self, pipeline: str, number: int, job: str, path: str) -> Path:
         """Where an artifact's bytes are kept."""
         return Path(self.store.artifact_file(pipeline, number, job, path))
+
+
+def follow_log(
+    service: Service, pipeline: str, number: int, job: str, follow: bool, poll: float = 0.2
+) -> Iterator[str]:
+    """Lines of a job's log file; with ``follow``, keep reading until the job is over."""
+    path: Path | None = None
+    while path is None:
+        try:
+            path = service.log_file(pipeline, number, job)
+        except Exception:
+            if not follow or service.job(pipeline, number, job).status.finished:
+                raise
+            time.sleep(poll)
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        buffer = ""
+        while True:
+            chunk = handle.readline()
+            if chunk:
+                buffer += chunk
+                if buffer.endswith("\n"):
+                    yield buffer.rstrip("\n")
+                    buffer = ""
+                continue
+            if not follow or service.job(pipeline, number, job).status.finished:
+                rest = handle.read()
+                yield from (buffer + rest).splitlines()
+                return
+            time.sleep(poll)

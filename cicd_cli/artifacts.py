@@ -9,8 +9,8 @@ import typer
 
 from backend.client import open_backend
 from backend.errors import UsageError
+from backend.runs import RunRef
 from backend.schemas import ArtifactPublic
-from backend.service import parse_run_name
 from backend.settings import Settings
 from cicd_cli.errors import abort
 from cicd_cli.render import OutputFormat, artifacts_table, dump, size_text, table_console
@@ -43,7 +43,7 @@ def artifacts(
     --download DIR writes each artifact to DIR/<job>/<path>, checks its size and sha256, and
     refuses paths that would land outside DIR.
     """
-    pipeline, number = parse_run_name(run_name)
+    pipeline, number = RunRef.parse(run_name)
     if download is not None and fmt is not OutputFormat.TEXT:
         raise UsageError("--format lists artifacts; it cannot be used with --download")
     backend = open_backend(Settings(), server)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from backend.client import open_backend
+from backend.runs import RunRef
 from backend.schemas import Status
-from backend.service import parse_run_name
 from backend.settings import Settings
 
 
@@ -25,7 +25,7 @@ def cancel(
     is already settled, or `NAME#N already finished (STATUS)` when there was nothing to cancel
     (exit status 0 in each case; 1 when there is no such run).
     """
-    pipeline, number = parse_run_name(run_name)
+    pipeline, number = RunRef.parse(run_name)
     name = f"{pipeline}#{number}"
     backend = open_backend(Settings(), server)
     before = backend.run(pipeline, number).status

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from backend.client import Backend, open_backend
 from backend.errors import NotFound
-from backend.service import parse_run_name
+from backend.runs import RunRef
 from backend.settings import Settings
 from cicd_cli.errors import err_console
 from cicd_cli.render import job_prefixes
@@ -50,7 +50,7 @@ def logs(
     going until the job ends; without --job, while the run is going, the jobs' lines are printed
     as they come, like the live output of `cicd run`.
     """
-    pipeline, number = parse_run_name(run_name)
+    pipeline, number = RunRef.parse(run_name)
     backend = open_backend(Settings(), server)
     console = Console(highlight=False, markup=False)
     colour = has_colour(console)

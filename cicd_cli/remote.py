@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
@@ -13,13 +13,21 @@ from backend.settings import Settings
 from cicd_cli.errors import EXIT_OK
 from cicd_cli.render import LivePrinter, print_run_end, submitted_line
 
+if TYPE_CHECKING:
+    from backend.requests import PreparedRun
+
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def run_remote(
-    server: str, settings: Settings, prepared: Any, console: Console, *, bundle: bool = True
+    server: str,
+    settings: Settings,
+    prepared: PreparedRun,
+    console: Console,
+    *,
+    bundle: bool = True,
 ) -> int:
     """Submit the run, stream its events, print the summary; return the exit status.
 

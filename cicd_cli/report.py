@@ -11,8 +11,8 @@ from rich.text import Text
 
 from backend.client import Backend, open_backend
 from backend.errors import NotFound, UsageError
+from backend.runs import RunRef
 from backend.schemas import RunSummary
-from backend.service import parse_run_name
 from backend.settings import Settings
 from cicd_cli.render import (
     OutputFormat,
@@ -126,7 +126,7 @@ def status(
     without stages). With NAME#N: that run's stages and jobs with their statuses, running ones
     with the time they have been running (json: the run object of `cicd report --run`).
     """
-    target = parse_run_name(run_name) if run_name is not None else None
+    target = RunRef.parse(run_name) if run_name is not None else None
     backend = open_backend(Settings(), server)
     now = datetime.now(UTC)
     data: Any

@@ -6,16 +6,19 @@ import os
 import signal
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from backend.runner.base import PullPolicy
+from backend.runs import PullPolicy
 from backend.settings import Settings
 from cicd_cli.errors import EXIT_OK, err_console
 from cicd_cli.render import LivePrinter, print_run_end, submitted_line
+
+if TYPE_CHECKING:
+    from backend.requests import PreparedRun
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -165,7 +168,7 @@ def run(
     raise typer.Exit(run_daemon(settings, prepared, console))
 
 
-def run_daemon(settings: Settings, prepared: Any, console: Console) -> int:
+def run_daemon(settings: Settings, prepared: PreparedRun, console: Console) -> int:
     """Run through ``CICD_HOME``'s local backend daemon (started when none runs).
 
     The daemon has Prefect, the store and Docker warm; it reads the local repository itself, so
@@ -189,26 +192,24 @@ def run_daemon(settings: Settings, prepared: Any, console: Console) -> int:
         raise ServerError(f"{exc} (the local cicd daemon; see {log_path(settings.home)})") from None
 
 
-def run_embedded(settings: Settings, prepared: Any, console: Console) -> int:
+def run_embedded(settings: Settings, prepared: PreparedRun, console: Console) -> int:
     """Run in this process against the local store and Prefect API; return the exit status."""
-    from flows.prefect_api import configure_prefect, wait_for_prefect
-
-    configure_prefect(settings.home, wait=False)  # a starting server boots during the imports
-    import flows.pipeline  # noqa: F401  (imports Prefect)
+    from backend.engines import prepare_prefect, wait_for_prefect
     from backend.service import Service
 
+    prepare_prefect(settings.home)  # a local server boots meanwhile
     service = Service(settings)
     service.reconcile()
     wait_for_prefect()
     request = prepared.request
-    submission = service.submit(request, prepared.key)
+    submission = service.start(request, prepared.source)
     console.print(submitted_line(submission.name, request, submission.duplicate))
     if submission.duplicate:
         return EXIT_OK
     printer = LivePrinter(console, [job.name for job in request.pipeline.jobs if job.run])
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        service.execute(submission, request, prepared.source.git_dir, sinks=[printer])
+        service.execute(submission, sinks=[printer])
     except KeyboardInterrupt:
         console.print(Text(f"{submission.name} canceled (interrupted)", style="yellow"))
         return 130

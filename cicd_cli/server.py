@@ -114,19 +114,18 @@ def server(
         settings = settings.model_copy(update={"api_token": token})
     console = Console(highlight=False, markup=False, soft_wrap=True)
 
-    from flows.prefect_api import configure_prefect, wait_for_prefect
+    from backend.engines import docker_runner, prepare_prefect, wait_for_prefect
 
     # Before anything imports Prefect. A local Prefect server takes seconds to boot: the imports
-    # and the store's start-up below happen meanwhile; we wait for it before serving.
-    prefect_url = configure_prefect(settings.home, wait=False)
+    # and the store's start-up below happen meanwhile; we wait for it before serving. The flow
+    # is imported now (~1 s) rather than in the first run.
+    prefect_url = prepare_prefect(settings.home)
 
-    import flows.pipeline  # noqa: F401  (imports Prefect, ~1 s, now rather than in the first run)
     from backend.api import API_PREFIX, create_app
-    from backend.runner.docker import DockerRunner
     from backend.service import Service
     from cicd_cli.serving import uvicorn_config
 
-    runner = DockerRunner()
+    runner = docker_runner()
     service = Service(settings, mode="server", runner=runner)
     try:
         runner.check()

@@ -18,8 +18,8 @@ def shutdown() -> None:
     both again. A Prefect server given by PREFECT_API_URL is not cicd's and is left alone.
     Prints one line for each; exit status 0.
     """
+    from backend.engines import read_local_prefect, stop_local_prefect
     from cicd_cli.daemon import locked, read_state, state_path, stop_daemon
-    from flows.prefect_api import read_local_server, stop_local_server
 
     home = Settings().home
     state_file = state_path(home)
@@ -32,8 +32,8 @@ def shutdown() -> None:
     if os.environ.get("PREFECT_API_URL"):
         typer.echo("Prefect server: not cicd's (PREFECT_API_URL), left running")
         return
-    server = read_local_server(home)
-    if server is not None and stop_local_server(home):
+    server = read_local_prefect(home)
+    if server is not None and stop_local_prefect(home):
         typer.echo(f"Prefect server: stopped (pid {server['pid']}, {server['url']})")
     else:
         typer.echo("Prefect server: not running")

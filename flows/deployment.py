@@ -1,8 +1,9 @@
 """The flow ``prefect.yaml`` deploys: run a repository's pipeline on a schedule or a trigger.
 
 A Prefect worker picks the flow run up and executes it like ``cicd run --repo``: the committed
-pipeline file is validated, the run is recorded in this worker's history store (``CICD_HOME``,
-``CICD_DATABASE_URL``) and executed as the usual ``NAME#N`` flow run, here as a subflow.
+pipeline file is validated, the run is started and executed through ``Service`` as every run is,
+recorded in this worker's history store (``CICD_HOME``, ``CICD_DATABASE_URL``), as the usual
+``NAME#N`` flow run, here as a subflow.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def run_repository(
     )
     service = Service(settings, mode="worker")
     service.reconcile()
-    submission = service.submit(prepared.request, prepared.key)
+    submission = service.start(prepared.request, prepared.source)
     if submission.duplicate:
         return Completed(message=f"{submission.name} is already running", data=submission.name)
-    status = service.execute(submission, prepared.request, prepared.source.git_dir)
+    status = service.execute(submission)
     message = f"{submission.name} {status.value}"
     if status is Status.SUCCESS:
         return Completed(message=message, data=submission.name)

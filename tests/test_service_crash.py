@@ -16,8 +16,8 @@ import pytest
 
 from backend.errors import CicdError, UsageError
 from backend.requests import prepare_run
-from backend.runner.base import PullPolicy
 from backend.runner.fake import FakeRunner
+from backend.runs import PullPolicy
 from backend.service import Service
 from backend.settings import Settings
 
@@ -59,10 +59,10 @@ def test_execute_crash_error_quoting_a_secret_is_stored_masked(
         cwd=make_repo(tmp_path / "repo"), cache_dir=tmp_path / "cache", secrets={"TOKEN": SECRET}
     )
     service = Service(Settings(home=home), runner=BrokenEngine())
-    submission = service.submit(prepared.request, prepared.key)
+    submission = service.start(prepared.request, prepared.source)
 
     with pytest.raises(CicdError) as raised:
-        service.execute(submission, prepared.request, prepared.source.git_dir)
+        service.execute(submission)
 
     assert str(raised.value) == (
         "registry refused token **** for ['cicd-busybox:latest']"
@@ -87,14 +87,14 @@ def test_execute_crash_error_quoting_a_secret_is_stored_masked(
     assert logs and not [log.message for log in logs if SECRET in log.message]
 
 
-def test_submit_secret_name_not_a_shell_name_is_a_usage_error(tmp_path: Path) -> None:
+def test_start_secret_name_not_a_shell_name_is_a_usage_error(tmp_path: Path) -> None:
     prepared = prepare_run(
         cwd=make_repo(tmp_path / "repo"), cache_dir=tmp_path / "cache", secrets={"MY-TOKEN": "x"}
     )
     service = Service(Settings(home=tmp_path / "home"), runner=FakeRunner())
 
     with pytest.raises(UsageError) as raised:
-        service.submit(prepared.request, prepared.key)
+        service.start(prepared.request, prepared.source)
 
     assert str(raised.value) == (
         "secret name 'MY-TOKEN' is not a shell variable name "

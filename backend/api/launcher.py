@@ -3,8 +3,8 @@
 A submission names a commit that lives on the client's machine. The server finds it in a git
 bundle sent along (unpacked under ``CICD_HOME/repos``), or else in ``request.repo`` when that is a
 path or URL the server itself can reach. The pipeline file is read back from that commit and
-validated and planned again here, so the server runs exactly what is committed, whatever a client
-sent as its parsed form.
+validated again here, so the server runs exactly what is committed, whatever a client sent as
+its parsed form; ``Service.start`` then keys, plans and records it, as for every other launcher.
 
 At most ``max_runs`` runs execute at once (CICD_MAX_RUNS), each in its own thread; later ones
 wait in a queue, PENDING, with a ``warning`` event that says they are queued, and start in turn
@@ -19,7 +19,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from backend.api.repos import BUNDLE_HINT, check_allowed
@@ -31,7 +30,7 @@ from backend.schemas import Status
 from backend.service import RunRequest, Service, Submission
 from backend.settings import Settings
 from backend.source.bundles import source_from_bundle
-from backend.source.workspace import Source, redact_url, request_key, resolve_source
+from backend.source.workspace import Source, redact_url, resolve_source
 
 log = logging.getLogger("cicd.server")
 
@@ -41,8 +40,6 @@ class _Entry:
     """A run this launcher queued or executes."""
 
     submission: Submission
-    request: RunRequest
-    git_dir: Path
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -79,18 +76,12 @@ class RunLauncher:
         try:
             source = self._source(request, bundle)
             request = self._as_committed(request, source.git_dir, source.commit)
-            # the jobs that run belong to the key: `--job a` and `--job b` are two runs
-            running = [job.name for job in request.pipeline.jobs if job.run]
-            content = "\0".join(
-                [request.file_content, "\n".join(request.overrides), "\n".join(running)]
-            )
-            key = request_key(source, request.pipeline.name, content)
-            submission = self.service.submit(request, key)
+            submission = self.service.start(request, source)
         except BaseException:
             with self._lock:
                 self._reserved -= 1
             raise
-        entry = _Entry(submission, request, source.git_dir)
+        entry = _Entry(submission)
         if not submission.duplicate:
             self.hub.open(submission.name)
         with self._lock:
@@ -233,19 +224,14 @@ class RunLauncher:
         })
 
     def _execute(self, entry: _Entry) -> None:
-        submission, request = entry.submission, entry.request
+        submission = entry.submission
         status, error = Status.FAILED, None
-        try:
-            record = self.service.run(submission.pipeline, submission.number)
-            if record.status.finished:  # canceled while it waited for its turn
-                status = record.status
-            else:
-                status = self.service.execute(
-                    submission, request, entry.git_dir, sinks=[self.hub.sink_for(submission.name)]
-                )
+        try:  # a run canceled while it waited for its turn is not executed
+            status = self.service.execute(submission, sinks=[self.hub.sink_for(submission.name)])
         except BaseException as exc:  # a thread must never die silently: settle and say why
             # a crash message may quote what the run was given: never store or show its secrets
-            masker = Masker(request.secrets.values())
+            secrets = submission.request.secrets if submission.request else {}
+            masker = Masker(secrets.values())
             error = masker.mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             log.error("run %s failed to execute: %s", submission.name, error)
             self._settle(submission, error)
@@ -263,12 +249,6 @@ class RunLauncher:
     def _settle(self, submission: Submission, error: str) -> None:
         """A run whose execution broke before the service could record its end."""
         try:
-            run = self.service.run(submission.pipeline, submission.number)
-            if run.status.finished:
-                return
-            now = datetime.now(UTC)
-            store = self.service.store
-            store.set_run(submission.run_id, status=Status.FAILED, finished_at=now, error=error)
-            store.finish_open(submission.run_id, Status.CANCELED, now)
+            self.service.settle(submission, error)
         except Exception as exc:
             log.error("cannot settle %s in the history store: %s", submission.name, exc)

@@ -6,7 +6,6 @@
                                               across stages for GitLab files
     select_jobs(p, names, with_needs=, manual=) -> Pipeline   --job / --with-needs / --manual
     load_gitlab_file(path, root, name=, context=) -> Pipeline  a .gitlab-ci.yml of a work tree
-    check_all(dir)       -> [(path, Pipeline)]  every file of .pipelines/, names unique
     find_pipelines(dir), find_pipeline_by_name(dir, name), to_dry_run_dict(p, plan)
 
 Every failure is ``PipelineInvalid`` carrying positioned ``Problem``s (or ``NotFound`` for a name).
@@ -16,7 +15,6 @@ from backend.pipeline.discover import (
     GITLAB_FILE,
     DirectorySource,
     GitlabContext,
-    check_all,
     find_pipeline_by_name,
     find_pipelines,
     is_gitlab_file,
@@ -44,7 +42,6 @@ __all__ = [
     "Plan",
     "Stage",
     "StagePlan",
-    "check_all",
     "find_pipeline_by_name",
     "find_pipelines",
     "is_gitlab_file",

@@ -151,17 +151,6 @@ def load_all(pipelines_dir: str | Path) -> tuple[list[tuple[Path, Pipeline]], li
     return unique, sorted(problems)
 
 
-def check_all(pipelines_dir: str | Path) -> list[tuple[Path, Pipeline]]:
-    """Every pipeline of ``pipelines_dir``, or ``PipelineInvalid`` with every problem of every file.
-
-    Also checks that pipeline names are unique across the files.
-    """
-    valid, problems = load_all(pipelines_dir)
-    if problems:
-        raise PipelineInvalid(problems)
-    return valid
-
-
 def find_pipeline_by_name(pipelines_dir: str | Path, name: str) -> Path:
     """The file of ``pipelines_dir`` whose ``pipeline.name`` is ``name``.
 

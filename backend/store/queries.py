@@ -158,18 +158,6 @@ def get_job(connection: Connection, pipeline: str, number: int, job: str) -> Job
     return JobRunPublic.model_validate(dict(row._mapping))
 
 
-def job_names(connection: Connection, pipeline: str, number: int) -> list[str]:
-    """Names of the jobs of run ``pipeline#number`` in plan order."""
-    the_run = run_id(connection, pipeline, number)
-    return list(
-        connection.scalars(
-            select(job_runs.c.name)
-            .where(job_runs.c.run_id == the_run)
-            .order_by(job_runs.c.position)
-        )
-    )
-
-
 def list_artifacts(
     connection: Connection, pipeline: str, number: int, job: str | None = None
 ) -> list[ArtifactPublic]:

@@ -202,7 +202,6 @@ class Store:
         values = _changes(status=status, started_at=started_at, finished_at=finished_at)
         with writing(self._engine) as connection:
             where = (stage_runs.c.run_id == run_id, stage_runs.c.name == stage)
-            found: int | None
             if values:
                 found = connection.execute(
                     update(stage_runs).where(*where).values(**values)
@@ -252,34 +251,47 @@ class Store:
                 queries.job_row(connection, run_id, job, job_runs.c.id)  # raises NotFound
 
     @_write
-    def finish_open(self, run_id: int, status: Status, at: datetime) -> None:
-        """Close everything of a run still PENDING or RUNNING (the run too) with ``status``.
+    def settle_run(
+        self,
+        run_id: int,
+        status: Status,
+        *,
+        error: str | None = None,
+        at: datetime | None = None,
+        if_open: bool = False,
+    ) -> bool:
+        """End a run that will not end by itself, in one transaction; True if it changed.
 
-        Used for cancellation and crash reconciliation, so the store never says RUNNING about
-        something that is over. ``at`` becomes the finish time of what had none.
+        The run gets ``status``, its finish time (``at``, default now) and ``error`` (when
+        given); every stage and job of it still PENDING or RUNNING becomes CANCELED. With
+        ``if_open`` a run already finished keeps its status (its open parts are still closed).
+        The one place that settles a run whose execution ended, broke, was canceled before it
+        started, or whose process died.
         """
         status = Status(status)
         if not status.finished:
-            raise ValueError(f"finish_open needs a finished status, not {status}")
+            raise ValueError(f"settle_run needs a finished status, not {status}")
+        at = at or _now()
         with writing(self._engine) as connection:
-            queries.run_ref(connection, run_id)
+            queries.run_ref(connection, run_id)  # NotFound for an unknown run
+            where = [pipeline_runs.c.id == run_id]
+            if if_open:
+                where.append(pipeline_runs.c.status.in_(_OPEN))
+            changed = connection.execute(
+                update(pipeline_runs)
+                .where(*where)
+                .values(**_changes(status=status, finished_at=at, error=error))
+            ).rowcount
             for table in (job_runs, stage_runs):
                 connection.execute(
                     update(table)
                     .where(table.c.run_id == run_id, table.c.status.in_(_OPEN))
                     .values(
-                        status=status.value,
+                        status=Status.CANCELED.value,
                         finished_at=func.coalesce(table.c.finished_at, at),
                     )
                 )
-            connection.execute(
-                update(pipeline_runs)
-                .where(pipeline_runs.c.id == run_id, pipeline_runs.c.status.in_(_OPEN))
-                .values(
-                    status=status.value,
-                    finished_at=func.coalesce(pipeline_runs.c.finished_at, at),
-                )
-            )
+        return bool(changed)
 
     @_write
     def add_artifact(
@@ -409,24 +421,12 @@ class Store:
             return queries.run_id(connection, pipeline, number)
 
     @_read
-    def run_ref(self, run_id: int) -> tuple[str, int]:
-        """``(pipeline, number)`` of the run with id ``run_id``."""
-        with reading(self._engine) as connection:
-            return queries.run_ref(connection, run_id)
-
-    @_read
     def job_log_path(self, pipeline: str, number: int, job: str) -> str | None:
         """Where the log of a job of run ``pipeline#number`` is (None before it started)."""
         with reading(self._engine) as connection:
             the_run = queries.run_id(connection, pipeline, number)
             path = queries.job_row(connection, the_run, job, job_runs.c.log_path).log_path
             return None if path is None else str(path)
-
-    @_read
-    def job_names(self, pipeline: str, number: int) -> list[str]:
-        """Names of the jobs of run ``pipeline#number`` in plan order."""
-        with reading(self._engine) as connection:
-            return queries.job_names(connection, pipeline, number)
 
     @_read
     def list_artifacts(

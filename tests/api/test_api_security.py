@@ -250,9 +250,9 @@ SECRET = "pa55-w0rd-of-the-run"
 class CrashingService(Service):
     """A service whose execution breaks with an error that quotes the run's secret."""
 
-    def execute(self, submission: Any, request: Any, git_dir: Path, sinks: Any = None) -> Status:
+    def execute(self, submission: Any, sinks: Any = None) -> Status:
         """Fail at once, quoting the secret."""
-        raise RuntimeError(f"cannot log in with {request.secrets['TOKEN']}")
+        raise RuntimeError(f"cannot log in with {submission.request.secrets['TOKEN']}")
 
 
 def test_launcher_masks_secrets_in_a_crash_error(

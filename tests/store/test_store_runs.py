@@ -231,8 +231,7 @@ def test_set_stage_changes_only_given_fields(store: Store) -> None:
             lambda s, r: s.add_artifact(r, "nope", "a", 1, "0" * 64, "/x"),
             "no job 'nope' in run 'ci#1'",
         ),
-        (lambda s, r: s.finish_open(r + 99, Status.CANCELED, T0), "no run with id {missing}"),
-        (lambda s, r: s.run_ref(r + 99), "no run with id {missing}"),
+        (lambda s, r: s.settle_run(r + 99, Status.FAILED), "no run with id {missing}"),
     ],
 )
 def test_writes_unknown_target_not_found(store: Store, call, message: str) -> None:
@@ -242,49 +241,6 @@ def test_writes_unknown_target_not_found(store: Store, call, message: str) -> No
         call(store, run_id)
 
     assert str(caught.value) == message.format(missing=run_id + 99)
-
-
-def test_finish_open_closes_everything_open(store: Store) -> None:
-    run_id, _ = create(store)
-    store.set_run(run_id, status=Status.RUNNING, started_at=T0)
-    store.set_stage(run_id, "build", status=Status.SUCCESS, started_at=T0, finished_at=T0)
-    store.set_job(run_id, "compile", status=Status.SUCCESS, exit_code=0, finished_at=T0)
-    store.set_stage(run_id, "test", status=Status.RUNNING, started_at=T0)
-    store.set_job(run_id, "unit", status=Status.RUNNING, started_at=T0)
-    at = T0 + timedelta(minutes=2)
-
-    store.finish_open(run_id, Status.CANCELED, at)
-
-    run = store.get_run("ci", 1)
-    assert (run.status, run.finished_at) == (Status.CANCELED, at)
-    assert [(s.name, s.status, s.finished_at) for s in run.stages] == [
-        ("build", Status.SUCCESS, T0),
-        ("test", Status.CANCELED, at),
-    ]
-    assert [(j.name, j.status, j.finished_at) for s in run.stages for j in s.jobs] == [
-        ("compile", Status.SUCCESS, T0),
-        ("unit", Status.CANCELED, at),
-        ("lint", Status.CANCELED, at),
-    ]
-    assert store.open_runs() == []
-
-
-def test_finish_open_keeps_finished_run_status(store: Store) -> None:
-    run_id, _ = create(store)
-    store.set_run(run_id, status=Status.FAILED, finished_at=T0)
-
-    store.finish_open(run_id, Status.CANCELED, T0 + timedelta(minutes=1))
-
-    run = store.get_run("ci", 1)
-    assert (run.status, run.finished_at) == (Status.FAILED, T0)
-    assert {j.status for s in run.stages for j in s.jobs} == {Status.CANCELED}
-
-
-def test_finish_open_unfinished_status_value_error(store: Store) -> None:
-    run_id, _ = create(store)
-
-    with pytest.raises(ValueError, match="finished status"):
-        store.finish_open(run_id, Status.RUNNING, T0)
 
 
 def test_find_active_duplicate_open_run_found(store: Store) -> None:

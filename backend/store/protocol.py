@@ -1,0 +1,137 @@
+"""What the service and a run's recorder need of a history store, as a type.
+
+``backend.store.Store`` (SQLAlchemy, SQLite or PostgreSQL) is the one implementation; code that
+is handed a store (``Service``, ``Recorder``) types it as ``HistoryStore``, so it can be read
+without SQLAlchemy and given a fake in a test. tests/test_service.py checks that ``Store`` has
+every method here with compatible parameters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from backend.schemas import (
+    ArtifactPublic,
+    JobRunPublic,
+    PipelinesPublic,
+    RunPublic,
+    RunsPublic,
+    StageRunPublic,
+    Status,
+)
+
+if TYPE_CHECKING:
+    from backend.store.records import JobRow
+
+
+@runtime_checkable
+class HistoryStore(Protocol):
+    """Runs, stages, jobs and artifacts: recorded by runs, read by the CLI and the API."""
+
+    # -- a run's life ------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        pipeline: str,
+        stages: list[tuple[str, list[JobRow]]],
+        *,
+        repo: str,
+        branch: str | None,
+        commit: str,
+        file: str,
+        request_key: str,
+        overrides: list[str] | None = None,
+    ) -> tuple[int, int]:
+        """Record a new PENDING run with its stages and jobs; ``(run_id, number)``."""
+        ...
+
+    def set_run(
+        self,
+        run_id: int,
+        *,
+        status: Status | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        worker: str | None = None,
+        error: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> None:
+        """Change the given fields of a run."""
+        ...
+
+    def set_stage(
+        self,
+        run_id: int,
+        stage: str,
+        *,
+        status: Status | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+    ) -> None:
+        """Change the given fields of one stage of a run."""
+        ...
+
+    def set_job(self, run_id: int, job: str, **fields: Any) -> None:
+        """Change the given fields of one job of a run."""
+        ...
+
+    def settle_run(
+        self,
+        run_id: int,
+        status: Status,
+        *,
+        error: str | None = None,
+        at: datetime | None = None,
+        if_open: bool = False,
+    ) -> bool:
+        """End a run and close whatever of it is still open; True if the run changed."""
+        ...
+
+    def find_active_duplicate(self, request_key: str) -> tuple[int, int] | None:
+        """``(run_id, number)`` of a PENDING or RUNNING run with this request key, if any."""
+        ...
+
+    def open_runs(self) -> list[tuple[int, str, int, str | None]]:
+        """``(run_id, pipeline, number, flow_run_id)`` of every PENDING or RUNNING run."""
+        ...
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def list_pipelines(self) -> PipelinesPublic:
+        """Every pipeline with runs, by name."""
+        ...
+
+    def list_runs(self, pipeline: str, limit: int | None = None) -> RunsPublic:
+        """Runs of a pipeline, newest first."""
+        ...
+
+    def get_run(self, pipeline: str, number: int) -> RunPublic:
+        """Run ``pipeline#number`` with its stages and jobs."""
+        ...
+
+    def get_stage(self, pipeline: str, number: int, stage: str) -> StageRunPublic:
+        """One stage of a run."""
+        ...
+
+    def get_job(self, pipeline: str, number: int, job: str) -> JobRunPublic:
+        """One job of a run."""
+        ...
+
+    def run_id(self, pipeline: str, number: int) -> int:
+        """The store id of run ``pipeline#number``."""
+        ...
+
+    def job_log_path(self, pipeline: str, number: int, job: str) -> str | None:
+        """Where a job's log is (None before it started)."""
+        ...
+
+    def list_artifacts(
+        self, pipeline: str, number: int, job: str | None = None
+    ) -> list[ArtifactPublic]:
+        """Artifacts of a run, or of one of its jobs."""
+        ...
+
+    def artifact_file(self, pipeline: str, number: int, job: str, path: str) -> str:
+        """Where an artifact's bytes are stored."""
+        ...
