@@ -22,7 +22,15 @@ from typing import Any
 from backend import caching, jobspace, reports
 from backend.pipeline.model import Job, Pipeline
 from backend.recording import Recorder
-from backend.runner.base import CancelEvent, JobResult, JobSpec, Outcome, PullPolicy, Runner
+from backend.runner.base import (
+    CancelEvent,
+    JobResult,
+    JobSpec,
+    Outcome,
+    PullPolicy,
+    Runner,
+    ServiceSpec,
+)
 from backend.schemas import Status
 
 # Without --jobs a run starts at most this many containers at once per CPU, and never more than
@@ -181,10 +189,31 @@ class RunContext:
 
 
 def prepare_images(ctx: RunContext) -> None:
-    """Check or pull every image the run needs, once, in parallel."""
+    """Check or pull every image the run needs (jobs' and services'), once, in parallel.
+
+    Each image follows its ``pull_policy`` (the first job or service naming it decides; a list
+    is tried in order until one policy works), else the run's ``--pull``.
+    """
     # the planned stages hold only the jobs that run: a job rules leave out pulls nothing
-    images = sorted({job.image for jobs in ctx.stage_order.values() for job in jobs})
-    ctx.image_errors = ctx.runner.ensure_images(images, ctx.pull)
+    wanted: dict[str, tuple[PullPolicy, ...]] = {}
+    for jobs in ctx.stage_order.values():
+        for job in jobs:
+            for image, policies in [
+                (job.image, job.pull_policy),
+                *((service.name, service.pull_policy) for service in job.services),
+            ]:
+                wanted.setdefault(image, tuple(map(PullPolicy, policies)) or (ctx.pull,))
+    errors: dict[str, str | None] = {}
+    pending, attempt = dict(wanted), 0
+    while pending:  # round N tries each image's Nth policy, the images of one policy at once
+        by_policy: dict[PullPolicy, list[str]] = {}
+        for image, policies in pending.items():
+            by_policy.setdefault(policies[attempt], []).append(image)
+        for policy, images in by_policy.items():
+            errors.update(ctx.runner.ensure_images(images, policy))
+        attempt += 1
+        pending = {i: p for i, p in pending.items() if errors.get(i) and len(p) > attempt}
+    ctx.image_errors = {image: errors.get(image) for image in sorted(wanted)}
     for image, error in ctx.image_errors.items():
         if error:
             ctx.recorder.warning(f"image '{image}': {error}")
@@ -248,6 +277,12 @@ def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], No
         timeout=job.timeout,
         secrets=dict(ctx.secrets),
         after_script=list(job.after_script),
+        services=[
+            ServiceSpec(s.name, s.alias, s.entrypoint, s.command, dict(s.variables))
+            for s in job.services
+        ],
+        entrypoint=job.image_entrypoint,
+        pull_policy=PullPolicy(job.pull_policy[-1]) if job.pull_policy else ctx.pull,
     )
     attempts = 0
     while True:

@@ -13,6 +13,7 @@ GITLAB_DEFAULT_STAGES = (".pre", "build", "test", "deploy", ".post")
 
 When = Literal["on_success", "on_failure", "always", "manual", "delayed", "never"]
 Format = Literal["native", "gitlab"]
+PullPolicyName = Literal["always", "if-not-present", "never"]
 
 
 class Service(BaseModel):
@@ -25,6 +26,9 @@ class Service(BaseModel):
     entrypoint: list[str] | None = None
     command: list[str] | None = None
     variables: dict[str, str] = Field(default_factory=dict)
+    pull_policy: list[PullPolicyName] = Field(
+        default_factory=list, description="tried in order; empty: the run's --pull"
+    )
 
 
 class Cache(BaseModel):
@@ -95,6 +99,9 @@ class Job(BaseModel):
     )
     retry_when: list[str] = Field(default_factory=list, description="retry only for these reasons")
     image_entrypoint: list[str] | None = None
+    pull_policy: list[PullPolicyName] = Field(
+        default_factory=list, description="image:pull_policy, tried in order; empty: --pull"
+    )
     services: list[Service] = Field(default_factory=list)
     cache: list[Cache] = Field(default_factory=list)
     artifacts_options: Artifacts = Field(default_factory=Artifacts)

@@ -240,6 +240,15 @@ def _pull_policy() -> dict[str, Any]:
     return {"oneOf": [choice, {"type": "array", "minItems": 1, "items": choice}]}
 
 
+def _string_list() -> dict[str, Any]:
+    return {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+
+def _pull_policy() -> dict[str, Any]:
+    choice = {"enum": ["always", "if-not-present", "never"]}
+    return {"oneOf": [choice, {"type": "array", "minItems": 1, "items": choice}]}
+
+
 def _job_properties() -> dict[str, Any]:
     return {
         "name": {
@@ -247,7 +256,54 @@ def _job_properties() -> dict[str, Any]:
             "description": "The job's name, unique in the pipeline.",
         },
         "stage": _text("The stage the job runs in: one of the pipeline's stages."),
-        "image": {"$ref": "#/$defs/image"},
+        "image": {
+            "description": (
+                "An image name, or {name, entrypoint, pull_policy} as in GitLab: entrypoint "
+                "replaces the image's and gets the job's shell as arguments; pull_policy "
+                "(always, if-not-present, never, or a list tried in order) wins over --pull."
+            ),
+            "oneOf": [
+                {"$ref": "#/$defs/image"},
+                {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"$ref": "#/$defs/image"},
+                        "entrypoint": _string_list(),
+                        "pull_policy": _pull_policy(),
+                    },
+                },
+            ],
+            "examples": ["python:3.12", {"name": "python:3.12", "pull_policy": "never"}],
+        },
+        "services": {
+            "description": (
+                "Containers started before the job on a network of its own, reachable by alias "
+                "and by names derived from the image; removed with the job."
+            ),
+            "type": "array",
+            "maxItems": 20,
+            "items": {
+                "oneOf": [
+                    {"$ref": "#/$defs/image"},
+                    {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"$ref": "#/$defs/image"},
+                            "alias": {"type": "string", "minLength": 1},
+                            "entrypoint": _string_list(),
+                            "command": _string_list(),
+                            "variables": {"$ref": "#/$defs/variables"},
+                            "pull_policy": _pull_policy(),
+                        },
+                    },
+                ]
+            },
+            "examples": [[{"name": "postgres:16", "alias": "db"}]],
+        },
         "script": {
             "description": (
                 "Shell commands run in order with 'sh -e' in /workspace: the first failing "

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from backend.errors import PipelineInvalid, Problem
 from backend.pipeline.cache_keyword import read_cache
+from backend.pipeline.image_keyword import read_image, read_services
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
 from backend.pipeline.model import (
     DEFAULT_IMAGE,
@@ -42,6 +43,7 @@ JOB_KEYS = (
     "allow_failure",
     "artifacts",
     "cache",
+    "services",
     "variables",
     "timeout",
     "retry",
@@ -349,7 +351,8 @@ class _Validator:
             if node.get(required) is None:
                 self.add(node, f"{label} is missing required key '{required}'")
         readers: dict[str, Callable[[Node], object]] = {
-            "image": lambda n: self.string(n, f"{label}: 'image'"),
+            "image": lambda n: read_image(n, label, self.add),
+            "services": lambda n: read_services(n, label, self.add),
             "script": lambda n: self.script(n, label),
             "allow_failure": lambda n: self.boolean(n, f"{label}: 'allow_failure'"),
             "artifacts": lambda n: self.artifacts(n, label, draft),
@@ -580,7 +583,10 @@ class _Validator:
                 Job(
                     name=draft.name,
                     stage=draft.stage,
-                    image=fields.get("image") or pipeline_image or DEFAULT_IMAGE,
+                    image=fields.get("image", {}).get("image") or pipeline_image or DEFAULT_IMAGE,
+                    image_entrypoint=fields.get("image", {}).get("image_entrypoint"),
+                    pull_policy=fields.get("image", {}).get("pull_policy", []),
+                    services=fields.get("services") or [],
                     script=fields["script"],
                     needs=[need for need, _ in draft.needs],
                     allow_failure=fields.get("allow_failure", False),

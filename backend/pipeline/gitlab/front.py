@@ -447,6 +447,7 @@ def _job(
         allow_failure_exit_codes=draft.exit_codes,
         retry_when=spec.retry_when,
         image_entrypoint=spec.image_entrypoint,
+        pull_policy=spec.pull_policy,  # type: ignore[arg-type]
         services=draft.services,
         cache=spec.cache,
         artifacts_options=spec.artifacts_options,

@@ -27,7 +27,7 @@ IGNORED = {
     "manual_confirmation": "manual jobs start only when asked (--manual); nothing to confirm",
     "trigger": "downstream pipelines need a GitLab server; trigger jobs do not run",
 }
-PULL = "cicd run --pull decides pulling; there is no runner to configure"
+PULL = "runner settings with no local meaning"
 INTERRUPTIBLE = (
     "kept in the plan, without effect: cicd never cancels a run because a newer one started"
 )
@@ -35,10 +35,8 @@ SERVER_FILES = (
     "archive names, merge request links and download permissions belong to a GitLab server"
 )
 NO_EFFECT = {
-    "image:pull_policy": PULL,
     "image:docker": PULL,
     "image:kubernetes": PULL,
-    "services:pull_policy": PULL,
     "services:docker": PULL,
     "services:kubernetes": PULL,
     "rules:exists:ref": "the files of the commit run are used",

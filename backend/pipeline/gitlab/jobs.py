@@ -75,8 +75,9 @@ JOB_KEYS = (
     "run",
     *IGNORED,
 )
-RUNNER_KEYS = ("pull_policy", "docker", "kubernetes")  # noted in Pipeline.ignored
-IMAGE_KEYS = ("name", "entrypoint", *RUNNER_KEYS)
+RUNNER_KEYS = ("docker", "kubernetes")  # noted in Pipeline.ignored
+IMAGE_KEYS = ("name", "entrypoint", "pull_policy", *RUNNER_KEYS)
+PULL_POLICIES = ("always", "if-not-present", "never")
 SERVICE_KEYS = (*IMAGE_KEYS, "alias", "command", "variables")
 NEED_KEYS = ("job", "optional", "artifacts", "parallel", "pipeline", "project", "ref")
 
@@ -173,6 +174,9 @@ class _Reader(FilesReader, IgnoredReader):
             entrypoint = node.get("entrypoint")
             if entrypoint is not None:
                 self.spec.image_entrypoint = self.strings(entrypoint, "'image:entrypoint'")
+            policy = node.get("pull_policy")
+            if policy is not None:
+                self.spec.pull_policy = self.pull_policy(policy, "'image:pull_policy'")
             self.runner_keys(node, "image")
             return
         self.spec.image = self.string(node, "'image'")
@@ -202,6 +206,9 @@ class _Reader(FilesReader, IgnoredReader):
             for key in ("entrypoint", "command"):
                 if entry.get(key) is not None:
                     fields[key] = self.strings(entry.get(key), f"'services:{key}'")  # type: ignore[arg-type]
+            if entry.get("pull_policy") is not None:
+                policy = entry.get("pull_policy")
+                fields["pull_policy"] = self.pull_policy(policy, "'services:pull_policy'")  # type: ignore[arg-type]
             if entry.get("variables") is not None:
                 definitions, found = read_variables(
                     entry.get("variables"),  # type: ignore[arg-type]
@@ -214,6 +221,21 @@ class _Reader(FilesReader, IgnoredReader):
                 fields["variables"] = {k: v.value for k, v in definitions.items()}
             if name is not None:
                 self.spec.services.append(Service(name=name, **fields))  # type: ignore[arg-type]
+
+    def pull_policy(self, node: Node, what: str) -> list[str]:
+        """``pull_policy``: one of PULL_POLICIES or a list of them, tried in order."""
+        items = node.items if isinstance(node, Seq) else [node]
+        policies = []
+        for item in items:
+            value = self.string(item, what)
+            if value is not None and value not in PULL_POLICIES:
+                choices = ", ".join(PULL_POLICIES)
+                self.add(item, f"{what} must be one of {choices}, not '{value}'")
+            elif value is not None:
+                policies.append(value)
+        if isinstance(node, Seq) and not node.items:
+            self.add(node, f"{what} must not be an empty list")
+        return policies
 
     def runner_keys(self, node: Map, keyword: str) -> None:
         """Note the runner settings of an ``image`` or ``services`` entry, as written."""

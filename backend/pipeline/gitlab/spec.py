@@ -39,6 +39,7 @@ class JobSpec:
     after_script: list[str] = field(default_factory=list)
     image: str | None = None
     image_entrypoint: list[str] | None = None
+    pull_policy: list[str] = field(default_factory=list)  # image:pull_policy, in order
     variables: dict[str, Variable] = field(default_factory=dict)
     inherited: list[str] = field(default_factory=list)  # top-level variables it takes
     rules: list[Rule] | None = None

@@ -412,28 +412,34 @@ CASES = [
     ),
     Case(
         "job/image:entrypoint",
-        PARSED,
+        SUPPORTED,
         'job: {image: {name: x, entrypoint: [""]}, script: x}\n',
         got=lambda p: job(p).image_entrypoint,
         want=[""],
     ),
     Case(
-        "job/image:pull_policy, image:docker, image:kubernetes",
+        "job/image:pull_policy",
+        SUPPORTED,
+        "job: {image: {name: x, pull_policy: [always, if-not-present]}, script: x}\n",
+        got=lambda p: job(p).pull_policy,
+        want=["always", "if-not-present"],
+    ),
+    Case(
+        "job/image:docker, image:kubernetes",
         IGNORED,
         """
         job:
           image:
             name: x
-            pull_policy: [always, if-not-present]
             docker: {platform: arm64/v8, user: dave}
             kubernetes: {user: "1001"}
           script: x
         """,
-        ignored=("image:pull_policy", "image:docker", "image:kubernetes"),
+        ignored=("image:docker", "image:kubernetes"),
     ),
     Case(
         "job/services",
-        PARSED,
+        SUPPORTED,
         "job: {services: [postgres:16], script: x}\n",
         got=lambda p: [s.name for s in job(p).services],
         want=["postgres:16"],
@@ -441,7 +447,7 @@ CASES = [
     Case(
         "job/services:name, services:alias, services:entrypoint, services:command, "
         "services:variables",
-        PARSED,
+        SUPPORTED,
         """
         job:
           services:
@@ -460,22 +466,29 @@ CASES = [
                 "entrypoint": ["docker-entrypoint.sh"],
                 "command": ["postgres", "-c", "fsync=off"],
                 "variables": {"POSTGRES_DB": "test"},
+                "pull_policy": [],
             }
         ],
     ),
     Case(
-        "job/services:pull_policy, services:docker, services:kubernetes",
+        "job/services:pull_policy",
+        SUPPORTED,
+        "job: {services: [{name: redis:7, pull_policy: never}], script: x}\n",
+        got=lambda p: [s.pull_policy for s in job(p).services],
+        want=[["never"]],
+    ),
+    Case(
+        "job/services:docker, services:kubernetes",
         IGNORED,
         """
         job:
           services:
             - name: postgres:16
-              pull_policy: always
               docker: {platform: arm64/v8}
               kubernetes: {user: "1001"}
           script: x
         """,
-        ignored=("services:pull_policy", "services:docker", "services:kubernetes"),
+        ignored=("services:docker", "services:kubernetes"),
     ),
     Case(
         "job/variables",
