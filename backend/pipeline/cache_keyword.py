@@ -73,9 +73,8 @@ def _one(node: Node, what: str, add: Add) -> Cache | None:
 
 
 def _key(node: Node, what: str, bad: Add) -> dict[str, object]:
-    value = node.value if isinstance(node, Scalar) else None
-    if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
-        text = value if isinstance(value, str) else node.text
+    if isinstance(node, Scalar) and _key_scalar(node.value):
+        text = node.value if isinstance(node.value, str) else node.text
         lowered = text.lower()
         if "/" in text or "%2f" in lowered or lowered.replace("%2e", ".").strip(".") == "":
             bad(node, f"{what}:key' must not contain '/' nor be made only of dots, not {text!r}")
@@ -84,18 +83,18 @@ def _key(node: Node, what: str, bad: Add) -> dict[str, object]:
         bad(node, f"{what}:key' must be a string or {{files, prefix}}, not {describe(node)}")
         return {}
     out: dict[str, object] = {}
-    for key, value in node.entries:
+    for key, entry in node.entries:
         if key.value == "files":
-            files = _strings(value, f"{what}:key:files'", bad)
+            files = _strings(entry, f"{what}:key:files'", bad)
             if files is not None and not 1 <= len(files) <= 2:
-                bad(value, f"{what}:key:files' must list one or two files")
+                bad(entry, f"{what}:key:files' must list one or two files")
             elif files is not None:
                 out["key_files"] = files
         elif key.value == "prefix":
-            if isinstance(value, Scalar) and isinstance(value.value, str) and value.value:
-                out["key_prefix"] = value.value
+            if isinstance(entry, Scalar) and isinstance(entry.value, str) and entry.value:
+                out["key_prefix"] = entry.value
             else:
-                bad(value, f"{what}:key:prefix' must be a string, not {describe(value)}")
+                bad(entry, f"{what}:key:prefix' must be a string, not {describe(entry)}")
         else:
             bad(key, f"unknown key '{key.text}' in {what}:key' (allowed: files, prefix)")
     if "key_files" not in out and node.get("files") is None:
@@ -103,11 +102,19 @@ def _key(node: Node, what: str, bad: Add) -> dict[str, object]:
     return out
 
 
+def _key_scalar(value: object) -> bool:
+    """A string or integer key with a non-blank text (a boolean is no key)."""
+    return isinstance(value, str | int) and not isinstance(value, bool) and bool(str(value).strip())
+
+
 def _strings(node: Node, what: str, bad: Add) -> list[str] | None:
-    if isinstance(node, Seq) and all(
-        isinstance(item, Scalar) and isinstance(item.value, str) and item.value.strip()
-        for item in node.items
-    ):
-        return [item.value for item in node.items]  # type: ignore[union-attr]
+    if isinstance(node, Seq):
+        found = [
+            item.value
+            for item in node.items
+            if isinstance(item, Scalar) and isinstance(item.value, str) and item.value.strip()
+        ]
+        if len(found) == len(node.items):
+            return found
     bad(node, f"{what} must be a list of non-empty strings, not {describe(node)}")
     return None
