@@ -198,11 +198,10 @@ def prepare_images(ctx: RunContext) -> None:
     wanted: dict[str, tuple[PullPolicy, ...]] = {}
     for jobs in ctx.stage_order.values():
         for job in jobs:
-            for image, policies in [
-                (job.image, job.pull_policy),
-                *((service.name, service.pull_policy) for service in job.services),
-            ]:
-                wanted.setdefault(image, tuple(map(PullPolicy, policies)) or (ctx.pull,))
+            named = [(job.image, job.pull_policy)]
+            named += [(service.name, service.pull_policy) for service in job.services]
+            for image, names in named:
+                wanted.setdefault(image, tuple(PullPolicy(n) for n in names) or (ctx.pull,))
     errors: dict[str, str | None] = {}
     pending, attempt = dict(wanted), 0
     while pending:  # round N tries each image's Nth policy, the images of one policy at once

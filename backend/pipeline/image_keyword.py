@@ -9,7 +9,8 @@ in order. Names are taken as written (the native format expands no variables in 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
 from backend.pipeline.model import Service
@@ -35,6 +36,12 @@ def read_image(node: Node, label: str, add: Add) -> dict[str, object]:
         "image_entrypoint": fields.get("entrypoint"),
         "pull_policy": fields.get("pull_policy", []),
     }
+
+
+def image_fields(fields: Mapping[str, object]) -> dict[str, Any]:
+    """The Job fields a job draft's ``image`` (read by ``read_image``) sets; {} without one."""
+    value = fields.get("image")
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def read_services(node: Node, label: str, add: Add) -> list[Service]:

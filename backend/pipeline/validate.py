@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from backend.errors import PipelineInvalid, Problem
 from backend.pipeline.cache_keyword import read_cache
-from backend.pipeline.image_keyword import read_image, read_services
+from backend.pipeline.image_keyword import image_fields, read_image, read_services
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
 from backend.pipeline.model import (
     DEFAULT_IMAGE,
@@ -583,9 +583,9 @@ class _Validator:
                 Job(
                     name=draft.name,
                     stage=draft.stage,
-                    image=fields.get("image", {}).get("image") or pipeline_image or DEFAULT_IMAGE,
-                    image_entrypoint=fields.get("image", {}).get("image_entrypoint"),
-                    pull_policy=fields.get("image", {}).get("pull_policy", []),
+                    image=image_fields(fields).get("image") or pipeline_image or DEFAULT_IMAGE,
+                    image_entrypoint=image_fields(fields).get("image_entrypoint"),
+                    pull_policy=image_fields(fields).get("pull_policy", []),
                     services=fields.get("services") or [],
                     script=fields["script"],
                     needs=[need for need, _ in draft.needs],

@@ -154,9 +154,9 @@ class DockerRunner:
             client = attempt.client = self._docker()
             attempt.services = Services(client, spec, on_line)
             if spec.services:
-                error = attempt.services.start()
-                if error is not None:
-                    return attempt.failed(error)
+                problem = attempt.services.start()
+                if problem is not None:
+                    return attempt.failed(problem)
             if spec.after_script:
                 return self._run_shells(client, spec, on_line, cancel, payload, attempt)
             return self._run_main(client, spec, on_line, cancel, payload, attempt)
