@@ -173,6 +173,7 @@ def _make_view(ctx: RunContext, state: _RunState, home: Path, line: Callable[[st
         create_overlay_volume,
         overlay_supported,
     )
+    from backend.source.workspace import remove_tree
 
     home.mkdir(mode=0o700)
     base = ctx.workspace.resolve()
@@ -191,10 +192,18 @@ def _make_view(ctx: RunContext, state: _RunState, home: Path, line: Callable[[st
         work.mkdir()
         name = f"{OVERLAY_PREFIX}{ctx.key}-{home.name}"
         labels = {LABEL_MANAGED: "1", LABEL_RUN: ctx.key}
-        create_overlay_volume(client, name, base, upper, work, labels)
-        with state.lock:
-            state.volumes[upper] = name
-        return upper
+        try:
+            create_overlay_volume(client, name, base, upper, work, labels)
+        except Exception as exc:  # the engine refused it: copies for the rest of the run
+            with state.lock:
+                state.strategy = "copy"
+            line(f"cicd: isolated workspaces are copies of the checkout (overlay volume: {exc})")
+            remove_tree(upper)
+            remove_tree(work)
+        else:
+            with state.lock:
+                state.volumes[upper] = name
+            return upper
     tree = home / "tree"
     clone_tree(base, tree)
     return tree
@@ -413,10 +422,12 @@ def _state(ctx: RunContext) -> _RunState:
         if state is None:
             state = _STATES[ctx.key] = _RunState()
     with state.lock:
-        if state.tracked is None:
+        if state.tracked is None:  # read once, before any job runs; only if a job needs it
             from backend.runner.artifacts import tree_files
 
-            state.tracked = tree_files(ctx.workspace) if ctx.workspace.is_dir() else frozenset()
+            wanted = any(j.artifacts_options.untracked for j in ctx.pipeline.jobs)
+            listed = wanted and ctx.workspace.is_dir()
+            state.tracked = tree_files(ctx.workspace) if listed else frozenset()
     return state
 
 

@@ -17,6 +17,7 @@ Usage: ``.venv/bin/python -m bench.jobspace [--rounds 5] [--jobs 8] [--docker]``
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -25,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,57 @@ def direct(rounds: int, threads: int, docker: bool) -> dict[str, float]:
         return found
 
 
+def containers(rounds: int) -> dict[str, float]:
+    """Per-container ms of a busybox ``true`` with the checkout bound vs an overlay volume.
+
+    Create, start, wait, remove, one after the other, the two kinds interleaved; the overlay
+    one includes making and removing its volume (what an isolated job adds on the engine).
+    """
+    import docker
+
+    from backend.runner.snapshot import create_overlay_volume, remove_volume
+
+    client = docker.from_env()
+    found: dict[str, list[float]] = {"bind": [], "overlay": []}
+    with tempfile.TemporaryDirectory(prefix="cicd-bench-jobspace-ct-") as tmp:
+        base = Path(tmp) / "base"
+        _checkout(base)
+
+        def one(kind: str, i: int) -> float:
+            start = time.perf_counter()
+            source = str(base)
+            if kind == "overlay":
+                upper, work = Path(tmp) / f"u{i}", Path(tmp) / f"w{i}"
+                upper.mkdir()
+                work.mkdir()
+                source = f"cicd-bench-jobspace-{os.getpid()}-{i}"
+                create_overlay_volume(client, source, base, upper, work, {"cicd-bench": "1"})
+            container = client.containers.create(
+                BUSYBOX, ["true"], volumes={source: {"bind": "/workspace", "mode": "rw"}},
+                labels={"cicd-bench": "jobspace"},
+            )  # fmt: skip
+            try:
+                container.start()
+                container.wait()
+            finally:
+                container.remove(force=True)
+                if kind == "overlay":
+                    remove_volume(client, source)
+            return time.perf_counter() - start
+
+        one("bind", 0)
+        one("overlay", 0)  # warm
+        for i in range(1, rounds * 4 + 1):
+            for kind in ("bind", "overlay"):
+                found[kind].append(one(kind, i))
+    result = {f"container {k} (ms, median of {len(v)})": statistics.median(v) * 1000
+              for k, v in found.items()}  # fmt: skip
+    result["container: overlay - bind (ms)"] = (
+        statistics.median(found["overlay"]) - statistics.median(found["bind"])
+    ) * 1000
+    return result
+
+
 def _native(mode: str) -> str:
     lines = [f"pipeline: {{name: wide, image: {BUSYBOX}, stages: [wide], workspace: {mode}}}"]
     lines.append("jobs:")
@@ -190,16 +243,44 @@ def run_docker(rounds: int, threads: int) -> dict[str, float]:
                 )
             return time.perf_counter() - start
 
+        def job_seconds(mode: str) -> list[float]:
+            """Each job's recorded duration (started -> finished) in the last run of ``mode``."""
+            done = subprocess.run(
+                [str(cicd), "report", "-p", mode, "--run", str(counts[mode]), "--format", "json"],
+                cwd=repo, env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            report = json.loads(done.stdout)
+            jobs = [job for stage in report["stages"] for job in stage["jobs"]]
+            return [
+                (
+                    datetime.fromisoformat(j["finished_at"])
+                    - datetime.fromisoformat(j["started_at"])
+                ).total_seconds()
+                for j in jobs
+            ]
+
+        counts = {"shared": 0, "isolated": 0}
         for mode in ("shared", "isolated"):
             once(mode)  # warm: images, Prefect, the store
+            counts[mode] += 1
         samples: dict[str, list[float]] = {"shared": [], "isolated": []}
+        durations: dict[str, list[float]] = {"shared": [], "isolated": []}
         for _ in range(rounds):  # interleaved, so drift hits both alike
             for mode in ("shared", "isolated"):
                 samples[mode].append(once(mode))
+                counts[mode] += 1
+                durations[mode] += job_seconds(mode)
         for mode, values in samples.items():
             found[f"cicd run {mode} (s, median of {rounds})"] = statistics.median(values)
         diff = statistics.median(samples["isolated"]) - statistics.median(samples["shared"])
-        found["isolated - shared per job (ms)"] = diff / WIDTH * 1000
+        found["run wall: isolated - shared, per job (ms)"] = diff / WIDTH * 1000
+        for mode, values in durations.items():
+            found[f"job duration {mode} (ms, median of {len(values)} jobs)"] = (
+                statistics.median(values) * 1000
+            )
+        found["job duration: isolated - shared (ms)"] = (
+            statistics.median(durations["isolated"]) - statistics.median(durations["shared"])
+        ) * 1000
     return found
 
 
@@ -209,10 +290,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=8, help="jobs at once (a run's --jobs)")
     parser.add_argument("--docker", action="store_true", help="also time real cicd runs")
+    parser.add_argument("--runs-only", action="store_true", help="only the cicd runs")
+    parser.add_argument("--containers-only", action="store_true", help="only the containers")
     args = parser.parse_args()
-    for name, value in direct(args.rounds, args.jobs, args.docker).items():
-        print(f"{name:58} {value:8.1f} ms")
-    if args.docker:
+    if args.containers_only:
+        for name, value in containers(args.rounds).items():
+            print(f"{name:58} {value:8.1f}")
+        return
+    if not args.runs_only:
+        for name, value in direct(args.rounds, args.jobs, args.docker).items():
+            print(f"{name:58} {value:8.1f} ms")
+    if args.docker and not args.runs_only:
+        for name, value in containers(args.rounds).items():
+            print(f"{name:58} {value:8.1f}")
+    if args.docker or args.runs_only:
         for name, value in run_docker(args.rounds, args.jobs).items():
             print(f"{name:58} {value:8.2f}")
 

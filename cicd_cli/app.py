@@ -75,6 +75,9 @@ def _register() -> None:
     _command("status", report.status)
     _command("cancel", cancel.cancel)
     _command("artifacts", artifacts.artifacts)
+    from cicd_cli import gc
+
+    _command("gc", gc.gc)
     from cicd_cli import cache
 
     app.add_typer(cache.app, name="cache")

@@ -520,8 +520,6 @@ def test_load_gitlab_keys_without_effect_noted_once_where_read() -> None:
         "retry:exit_codes: every failure is retried",
         "interruptible: kept in the plan, without effect: cicd never cancels a run because a "
         "newer one started",
-        "needs:artifacts: checked, then not used: jobs share one workspace today; artifacts "
-        "between jobs come with part 2",
         "rules:interruptible: kept in the plan, without effect: cicd never cancels a run "
         "because a newer one started",
     ]

@@ -807,12 +807,14 @@ CASES = [
     ),
     Case(
         "job/needs:artifacts",
-        IGNORED,
+        SUPPORTED,
         """
         build: {stage: build, script: x}
-        job: {needs: [{job: build, artifacts: false}], script: x}
+        lint: {stage: build, script: x}
+        job: {needs: [{job: build, artifacts: false}, {job: lint, artifacts: true}], script: x}
         """,
-        ignored=("needs:artifacts",),
+        got=lambda p: (job(p).needs, job(p).needs_without_artifacts),
+        want=(["build", "lint"], ["build"]),
     ),
     Case(
         "job/needs:pipeline, needs:project, needs:ref",
@@ -830,7 +832,7 @@ CASES = [
     ),
     Case(
         "job/dependencies",
-        PARSED,
+        SUPPORTED,
         """
         build: {stage: build, script: x}
         job: {stage: deploy, dependencies: [build], script: x}
@@ -934,7 +936,7 @@ CASES = [
     ),
     Case(
         "job/artifacts:exclude, artifacts:untracked, artifacts:when",
-        PARSED,
+        SUPPORTED,
         """
         job:
           artifacts: {when: always, untracked: true, paths: [log/], exclude: [log/*.tmp]}
@@ -960,12 +962,20 @@ CASES = [
     ),
     Case(
         "job/artifacts:expire_in",
-        IGNORED,
+        SUPPORTED,
         "job: {artifacts: {paths: [dist/], expire_in: 1 week}, script: x}\n",
-        ignored=("artifacts:expire_in",),
+        got=lambda p: job(p).artifacts_options.expire_in,
+        want="1 week",
     ),
     Case(
-        "job/artifacts:name, artifacts:expose_as, artifacts:public, artifacts:access",
+        "job/artifacts:name",
+        SUPPORTED,
+        "job: {artifacts: {paths: [dist/], name: dist}, script: x}\n",
+        got=lambda p: (job(p).artifacts_options.name, p.ignored),
+        want=("dist", []),
+    ),
+    Case(
+        "job/artifacts:expose_as, artifacts:public, artifacts:access",
         IGNORED,
         """
         job:
@@ -977,7 +987,7 @@ CASES = [
             access: developer
           script: x
         """,
-        ignored=("artifacts:name", "artifacts:expose_as", "artifacts:public", "artifacts:access"),
+        ignored=("artifacts:expose_as", "artifacts:public", "artifacts:access"),
     ),
     Case(
         "job/retry",
