@@ -12,8 +12,9 @@ from backend.settings import Settings
 def shutdown() -> None:
     """Stop this CICD_HOME's background processes: the local daemon and the local Prefect server.
 
-    `cicd run` starts both on first use and they keep running (the daemon until 30 idle minutes
-    have passed, the Prefect server until this command). Runs the daemon is executing are
+    `cicd run` starts both on first use and they keep running until they have been idle for
+    30 minutes (CICD_IDLE_TIMEOUT; the Prefect server goes with an idle daemon) or until this
+    command. Runs the daemon is executing are
     canceled and settled first. History, logs and artifacts stay; the next `cicd run` starts
     both again. A Prefect server given by PREFECT_API_URL is not cicd's and is left alone.
     Prints one line for each; exit status 0.
