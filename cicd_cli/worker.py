@@ -22,7 +22,8 @@ def worker(
     Creates the work pool when it does not exist, then becomes `prefect worker start` on it,
     against PREFECT_API_URL (or the local Prefect server of CICD_HOME). Start one on each
     machine that should run pipelines; runs are recorded in this machine's CICD_HOME, or in a
-    shared store with CICD_DATABASE_URL.
+    shared store with CICD_DATABASE_URL. While it runs, it keeps CICD_HOME's local Prefect
+    server up (a lease, kept across the exec into the Prefect worker).
     """
     settings = Settings()
     from backend.engines import ensure_work_pool, use_prefect

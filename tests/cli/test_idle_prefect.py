@@ -27,7 +27,7 @@ from cicd_cli.daemon import read_state, state_path, stop_daemon
 from flows.prefect_api import read_local_server, server_state_file, stop_local_server, users
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))  # not a package
-from e2ekit import BUSYBOX, Project
+from e2ekit import BUSYBOX, CICD, Project
 
 QUICK = f"""\
 pipeline: {{name: quick, stages: [build], image: {BUSYBOX}}}
@@ -140,3 +140,40 @@ def test_idle_prefect_server_stays_while_a_user_lives(project: Project) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_idle_prefect_server_stays_while_a_worker_runs(project: Project) -> None:
+    """``cicd worker`` (it becomes ``prefect worker`` by exec) keeps its lease and its server."""
+    project.env.update(CICD_IDLE_TIMEOUT="2")
+    worker = subprocess.Popen(
+        [str(CICD), "worker", "--pool", "idle-test"],
+        cwd=project.repo,
+        env=project.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while worker.pid not in users(project.home).alive():
+            assert worker.poll() is None, "cicd worker exited"
+            assert time.monotonic() < deadline, "cicd worker took no lease"
+            time.sleep(0.5)
+        server = read_local_server(project.home)
+        assert server is not None
+        exe = Path(f"/proc/{worker.pid}/cmdline").read_bytes()
+        while b"prefect" not in exe.split(b"\0")[1]:  # until the exec into `prefect worker`
+            assert time.monotonic() < deadline, exe
+            time.sleep(0.5)
+            exe = Path(f"/proc/{worker.pid}/cmdline").read_bytes()
+        time.sleep(6)  # three idle timeouts after the exec: the lease is the same process's
+        assert users(project.home).alive() == [worker.pid]
+        assert read_local_server(project.home) == server
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        took = _wait_gone(int(server["pid"]), 30)
+        assert took < 15
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
