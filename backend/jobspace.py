@@ -425,7 +425,10 @@ def _state(ctx: RunContext) -> _RunState:
         if state.tracked is None:  # read once, before any job runs; only if a job needs it
             from backend.runner.artifacts import tree_files
 
-            wanted = any(j.artifacts_options.untracked for j in ctx.pipeline.jobs)
+            wanted = any(
+                j.artifacts_options.untracked or any(c.untracked for c in j.cache)
+                for j in ctx.pipeline.jobs
+            )  # artifacts:untracked and cache:untracked (backend.caching) both need it
             listed = wanted and ctx.workspace.is_dir()
             state.tracked = tree_files(ctx.workspace) if listed else frozenset()
     return state
