@@ -322,3 +322,20 @@ def test_services_ended_early_is_a_warning_and_job_outcome_stands(
     ]
     assert time.monotonic() - started < 20
     assert left_of(spec.run_id) == ([], [])
+
+
+@docker
+def test_services_one_failing_of_several_fails_job_and_removes_the_started(
+    docker_runner: DockerRunner, make_spec: MakeSpec, busybox_image: str
+) -> None:
+    missing = ServiceSpec(image="cicd-test-missing:none", alias="db")
+    spec = make_spec(["echo never"], services=[httpd(busybox_image, "web"), missing])
+
+    result, printed = run(docker_runner, spec)
+
+    assert (result.outcome, result.error) == (
+        Outcome.FAILED,
+        "service 'db' of job 'job': image 'cicd-test-missing:none' not found",
+    )
+    assert printed == []
+    assert left_of(spec.run_id) == ([], [])
