@@ -92,7 +92,7 @@ class Services:
             self.network = str(created["Id"])
         except ENGINE_ERRORS as exc:
             return f"cannot create the network of job '{spec.job}': {reason(exc)}"
-        workers = max(1, len(spec.services))  # at once: each start waits ~0.5 s on the engine
+        workers = max(1, min(8, len(spec.services)))  # each start waits ~0.5 s on the engine
         with ThreadPoolExecutor(workers, thread_name_prefix="cicd-service") as pool:
             futures = [pool.submit(self._start_one, service, name) for service in spec.services]
             problems = []
