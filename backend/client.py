@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from backend.schemas import (
     ArtifactPublic,
@@ -28,11 +28,12 @@ from backend.settings import Settings
 class Backend(Protocol):
     """What the CLI's history commands need."""
 
-    def pipelines(self) -> PipelinesPublic:
-        """Every pipeline with runs."""
+    def pipelines(self, limit: int | None = None, cursor: str | None = None) -> PipelinesPublic:
+        """Pipelines with runs, by name: every one, or at most ``limit``."""
 
-    def runs(self, pipeline: str) -> RunsPublic:
-        """Every run of a pipeline, newest first."""
+    def runs(self, pipeline: str | None, limit: int | None = None, **filters: Any) -> RunsPublic:
+        """Runs newest first, of a pipeline or (None) of every one: all that match, or at most
+        ``limit``; ``filters`` are ``cursor``, ``status``, ``branch`` and ``since``."""
 
     def run(self, pipeline: str, number: int) -> RunPublic:
         """One run with stages and jobs."""

@@ -50,6 +50,14 @@ def _reason(exc: httpx.HTTPError) -> str:
     return text[:1].lower() + text[1:]
 
 
+
+PAGE = 1000  # the most a server's list page holds
+
+
+def _page_size(limit: int | None, have: int) -> int:
+    """How many items to ask for in the next page, ``have`` of ``limit`` already read."""
+    return PAGE if limit is None else max(1, min(PAGE, limit - have))
+
 class RemoteBackend:
     """A cicd server's API, called with httpx; ``token`` is sent as a bearer token."""
 
@@ -131,13 +139,33 @@ class RemoteBackend:
         result: dict[str, Any] = reply.json()
         return result
 
-    def pipelines(self) -> PipelinesPublic:
-        """Every pipeline with runs."""
-        return PipelinesPublic.model_validate(self._get("/pipelines"))
+    def pipelines(self, limit: int | None = None, cursor: str | None = None) -> PipelinesPublic:
+        """Pipelines with runs, by name: every one, or at most ``limit`` (pages followed)."""
+        found: list[Any] = []
+        while True:
+            page = PipelinesPublic.model_validate(
+                self._get("/pipelines", limit=_page_size(limit, len(found)), cursor=cursor)
+            )
+            found.extend(page.pipelines)
+            cursor = page.next
+            if cursor is None or (limit is not None and len(found) >= limit):
+                return PipelinesPublic(pipelines=found, next=cursor)
 
-    def runs(self, pipeline: str) -> RunsPublic:
-        """Every run of a pipeline, newest first."""
-        return RunsPublic.model_validate(self._get(f"/pipelines/{_segment(pipeline)}/runs"))
+    def runs(self, pipeline: str | None, limit: int | None = None, **filters: Any) -> RunsPublic:
+        """Runs newest first, of a pipeline or (None) of every one: all that match, or at most
+        ``limit`` (the server's pages followed). ``filters``: cursor, status, branch, since."""
+        params = {key: value for key, value in filters.items() if value is not None}
+        if "since" in params:
+            params["since"] = params["since"].isoformat()
+        found: list[Any] = []
+        while True:
+            page = RunsPublic.model_validate(
+                self._get("/runs", pipeline=pipeline, limit=_page_size(limit, len(found)), **params)
+            )
+            found.extend(page.runs)
+            params["cursor"] = page.next
+            if page.next is None or (limit is not None and len(found) >= limit):
+                return RunsPublic(pipeline=pipeline, runs=found, next=page.next)
 
     def run(self, pipeline: str, number: int) -> RunPublic:
         """One run with stages and jobs."""

@@ -30,7 +30,7 @@ from backend.pipeline import (
 from backend.pipeline.gitlab.front import load_gitlab
 from backend.pipeline.validate import name_problem
 from backend.runs import PullPolicy
-from backend.service import RunRequest
+from backend.service import PipelineSource, RunRequest
 from backend.source.git import git
 from backend.source.gitfiles import CommitSource, commit_facts, list_committed, read_committed
 from backend.source.workspace import Source, redact_url, resolve_source
@@ -116,13 +116,18 @@ def gitlab_pipeline_name(name: str | None, folder: str) -> str:
 
 
 def gitlab_context(
-    git_dir: Path, commit: str, branch: str | None, repo: str, env: Mapping[str, str]
+    git_dir: Path,
+    commit: str,
+    branch: str | None,
+    repo: str,
+    env: Mapping[str, str],
+    source: str = "push",
 ) -> GitlabContext:
     """What a GitLab file's rules and predefined variables see for ``commit`` of ``repo``.
 
     Built from git alone (tag at the commit, its message, ``origin/HEAD`` as default branch or
     ``main``) and the request's own fields, so the CLI and a server that re-reads the committed
-    file evaluate the same rules.
+    file evaluate the same rules. ``source`` is ``CI_PIPELINE_SOURCE`` (``RunRequest.source``).
     """
     facts = commit_facts(git_dir, commit)
     name = project_name(repo)
@@ -136,6 +141,7 @@ def gitlab_context(
         project_path=f"local/{name}",
         repository_url=redact_url(repo),
         env=dict(env),
+        source=source,
     )
 
 
@@ -183,11 +189,12 @@ def as_committed_gitlab(
     branch: str | None,
     repo: str,
     env: Mapping[str, str],
+    source: str = "push",
 ) -> tuple[str, Pipeline]:
     """A server's reading of a submitted GitLab file: the committed file, under the name and
     with the job selection the client sent (``sent``), in the same context the CLI built."""
     names, manual = selection_of(sent)
-    context = gitlab_context(git_dir, commit, branch, repo, env)
+    context = gitlab_context(git_dir, commit, branch, repo, env, source)
     return read_gitlab_committed(
         git_dir, commit, path, name=sent.name, context=context, selection=(names, manual, False)
     )
@@ -226,6 +233,7 @@ def prepare_run(
     select: Sequence[str] = (),
     with_needs: bool = False,
     manual: Sequence[str] = (),
+    pipeline_source: PipelineSource = "push",
 ) -> PreparedRun:
     """Resolve the source, read and validate the committed file, select its jobs.
 
@@ -233,6 +241,8 @@ def prepare_run(
     ``source.dirty``: that runs ``git status``, which nothing else (a worker, a server) may run.
     ``select``/``with_needs``/``manual`` are ``--job``/``--with-needs``/``--manual``. For a GitLab
     file ``name`` (``-p``) is the pipeline's name; for a ``.pipelines/`` file it finds the file.
+    ``pipeline_source`` is what started the run (CI_PIPELINE_SOURCE; ``schedule`` for a
+    schedule's run).
     """
     gitlab = bool(file) and is_gitlab_file(file or "")
     if file and name and not gitlab:
@@ -245,7 +255,7 @@ def prepare_run(
     if gitlab:
         path = _file_in_repo(file or GITLAB_FILE, source, cwd, local=repo is None)
         context = gitlab_context(
-            source.git_dir, source.commit, source.branch, source.repo, env or {}
+            source.git_dir, source.commit, source.branch, source.repo, env or {}, pipeline_source
         )
         text, pipeline = read_gitlab_committed(
             source.git_dir,
@@ -278,6 +288,7 @@ def prepare_run(
         jobs=jobs,
         pull=pull,
         force=force,
+        source=pipeline_source,
     )
     return PreparedRun(request, source)
 

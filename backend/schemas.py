@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 
 class Status(StrEnum):
@@ -88,10 +88,16 @@ class RunPublic(RunSummary):
 
 
 class RunsPublic(BaseModel):
-    """All runs of one pipeline, newest first."""
+    """Runs of one pipeline (or, ``pipeline`` null, of every pipeline), newest first.
 
-    pipeline: str
+    ``next`` is the cursor of the following page (``?cursor=``), null on the last one.
+    """
+
+    pipeline: str | None
     runs: list[RunSummary]
+    next: str | None = Field(
+        default=None, description="cursor of the next page (?cursor=); null on the last page"
+    )
 
 
 class PipelineSummary(_Public):
@@ -109,9 +115,12 @@ class PipelineSummary(_Public):
 
 
 class PipelinesPublic(BaseModel):
-    """Every pipeline known to the store."""
+    """Every pipeline known to the store, by name (a page of them when ``next`` is set)."""
 
     pipelines: list[PipelineSummary]
+    next: str | None = Field(
+        default=None, description="cursor of the next page (?cursor=); null on the last page"
+    )
 
 
 class ArtifactPublic(BaseModel):

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from backend.store.protocol import HistoryStore
 
 
+PipelineSource = Literal["push", "merge_request_event", "schedule", "api"]
+
+
 class RunRequest(BaseModel):
     """A request to run a pipeline: what the CLI sends, embedded or to a server."""
 
@@ -69,6 +72,11 @@ class RunRequest(BaseModel):
     jobs: int | None = Field(default=None, ge=1)
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     force: bool = False
+    source: PipelineSource = Field(
+        default="push",
+        description="what started the run, as CI_PIPELINE_SOURCE: push (cicd run, a push "
+        "webhook), merge_request_event, schedule or api",
+    )
 
 
 def request_key(request: RunRequest, source: Source) -> str:
@@ -390,13 +398,16 @@ class Service:
 
     # -- history ------------------------------------------------------------------------------
 
-    def pipelines(self) -> PipelinesPublic:
-        """Every pipeline with runs."""
-        return self.store.list_pipelines()
+    def pipelines(self, limit: int | None = None, cursor: str | None = None) -> PipelinesPublic:
+        """Pipelines with runs, by name: all, or a page of ``limit`` after ``cursor``."""
+        return self.store.list_pipelines(limit, cursor)
 
-    def runs(self, pipeline: str) -> RunsPublic:
-        """Every run of a pipeline, newest first."""
-        return self.store.list_runs(pipeline)
+    def runs(
+        self, pipeline: str | None, limit: int | None = None, **filters: Any
+    ) -> RunsPublic:
+        """Runs newest first, of a pipeline or (None) of every one; ``filters`` are
+        ``cursor``, ``status``, ``branch`` and ``since`` (``Store.list_runs``)."""
+        return self.store.list_runs(pipeline, limit, **filters)
 
     def run(self, pipeline: str, number: int) -> RunPublic:
         """One run with its stages and jobs."""

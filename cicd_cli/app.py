@@ -81,6 +81,9 @@ def _register() -> None:
     from cicd_cli import cache
 
     app.add_typer(cache.app, name="cache")
+    from cicd_cli import schedule
+
+    app.add_typer(schedule.app, name="schedule")
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
@@ -12,7 +13,7 @@ from rich.text import Text
 from backend.client import Backend, open_backend
 from backend.errors import NotFound, UsageError
 from backend.runs import RunRef
-from backend.schemas import RunSummary
+from backend.schemas import RunSummary, Status
 from backend.settings import Settings
 from cicd_cli.render import (
     OutputFormat,
@@ -45,10 +46,23 @@ def report(
     job: str | None = typer.Option(
         None, "--job", help="Only this job of the run, in whichever stage it is (needs --run)."
     ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="At most N pipelines or runs (the newest runs first)."
+    ),
+    status_filter: Status | None = typer.Option(
+        None, "--status", case_sensitive=False, help="Only runs in this status."
+    ),
+    branch: str | None = typer.Option(None, "--branch", help="Only runs of this branch."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only runs submitted since: an ISO 8601 time or an age (30m, 2h, 7d)."
+    ),
     fmt: OutputFormat = typer.Option(OutputFormat.TEXT, "--format", help=FORMAT_HELP),
     server: str | None = typer.Option(None, "--server", envvar="CICD_SERVER", help=SERVER_HELP),
 ) -> None:
     """Show the history: every pipeline, the runs of one, one run, or one stage or job of a run.
+
+    --status, --branch and --since list runs (of -p NAME, else of every pipeline) that match;
+    --limit N shows at most N pipelines or runs.
 
     Without options: one line per pipeline with its latest run. With -p NAME: its runs, newest
     first. With --run N: that run's stages and jobs. --stage S and --job J narrow it to one stage
@@ -59,25 +73,52 @@ def report(
         raise UsageError("--run needs -p/--pipeline")
     if (stage is not None or job is not None) and run is None:
         raise UsageError(f"{'--stage' if stage is not None else '--job'} needs --run")
+    filtered = status_filter is not None or branch is not None or since is not None
+    if filtered and run is not None:
+        raise UsageError("--status, --branch and --since list runs: they do not go with --run")
+    filters = {"status": status_filter, "branch": branch, "since": _since(since, datetime.now(UTC))}
     backend = open_backend(Settings(), server)
     now = datetime.now(UTC)
     data: Any
     view: RenderableType
-    if pipeline is None:
-        pipelines = backend.pipelines()
-        data = pipelines.model_dump(mode="json")
+    if pipeline is None and not filtered:
+        pipelines = backend.pipelines(limit)
+        data = pipelines.model_dump(mode="json", exclude={"next"})
         view = pipelines_table(pipelines, now) if pipelines.pipelines else Text("no runs yet")
     elif run is None:
-        runs = backend.runs(pipeline)
-        data = runs.model_dump(mode="json")
-        view = runs_table(runs.runs, now)
-    elif stage is not None or job is not None:
-        data, view = _narrowed(backend, pipeline, run, stage, job, now)
+        runs = backend.runs(pipeline, limit, **filters)
+        data = runs.model_dump(mode="json", exclude={"next"})
+        view = runs_table(runs.runs, now) if runs.runs else Text("no runs match")
     else:
-        one = backend.run(pipeline, run)
-        data = one.model_dump(mode="json")
-        view = Group(run_header(one, now), Text(""), run_table(one, now))
+        assert pipeline is not None  # --run needs -p (checked above)
+        if stage is not None or job is not None:
+            data, view = _narrowed(backend, pipeline, run, stage, job, now)
+        else:
+            one = backend.run(pipeline, run)
+            data = one.model_dump(mode="json")
+            view = Group(run_header(one, now), Text(""), run_table(one, now))
     _show(data, view, fmt)
+
+
+_AGE = re.compile(r"(\d{1,9})([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _since(text: str | None, now: datetime) -> datetime | None:
+    """``--since``: an ISO 8601 time (UTC when it has no offset) or an age before ``now``."""
+    if text is None:
+        return None
+    age = _AGE.fullmatch(text.strip())
+    if age is not None:
+        return now - timedelta(seconds=int(age[1]) * _UNIT_SECONDS[age[2]])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r}: expected an ISO 8601 time (2026-01-31T12:00) or an age "
+            "(30m, 2h, 7d)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _narrowed(

@@ -15,7 +15,7 @@ from prefect.states import Completed, Failed, State
 
 from backend.requests import prepare_run
 from backend.schemas import Status
-from backend.service import Service
+from backend.service import PipelineSource, Service
 from backend.settings import Settings
 
 
@@ -28,12 +28,17 @@ def run_repository(
     pipeline: str | None = None,
     overrides: list[str] | None = None,
     force: bool = False,
+    source: PipelineSource = "push",
 ) -> State[str]:
-    """Run the pipeline ``file`` (or the one named ``pipeline``) of ``repo`` at its branch tip."""
+    """Run the pipeline ``file`` (or the one named ``pipeline``) of ``repo`` at its branch tip.
+
+    ``source`` is CI_PIPELINE_SOURCE: a ``cicd schedule`` deployment passes ``schedule``.
+    """
     settings = Settings()
     prepared = prepare_run(
         cwd=Path.cwd(), cache_dir=settings.home / "repos", repo=repo, branch=branch,
         commit=commit, file=file, name=pipeline, overrides=overrides, force=force,
+        pipeline_source=source,
     )
     service = Service(settings, mode="worker")
     service.reconcile()

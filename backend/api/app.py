@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from backend.api.deps import require_token
 from backend.api.guards import HostGuard, allowed_hosts
 from backend.api.launcher import RunLauncher
-from backend.api.routes import artifacts, health, logs, pipelines, runs
+from backend.api.routes import artifacts, health, hooks, logs, pipelines, runs
 from backend.api.streams import Followers
 from backend.errors import (
     CicdError,
@@ -99,7 +99,8 @@ def create_app(
             "The cicd backend: submit runs, follow their events and job logs, read the history "
             "at the same levels as `cicd report` (pipelines, runs, stages, jobs), cancel runs, "
             "fetch artifacts. When the server has a token (CICD_API_TOKEN), every route but "
-            "/health needs `Authorization: Bearer <token>`. Web pages of other origins are "
+            "/health and the webhooks (/hooks/*, signed with CICD_WEBHOOK_SECRET) needs "
+            "`Authorization: Bearer <token>`. Web pages of other origins are "
             "refused (401), and so are Host names the server does not answer to (400). "
             "Errors are `{\"detail\": \"<one line>\"}`."
         ),
@@ -119,6 +120,8 @@ def create_app(
     app.state.followers = Followers(settings.max_followers)
 
     app.include_router(health.router, prefix=API_PREFIX)
+    # webhooks carry no token: their signature is the credential (backend/webhooks.py)
+    app.include_router(hooks.router, prefix=API_PREFIX)
     protected = [Depends(require_token)]
     # logs before runs: `/jobs/{job:path}/log` must be tried before `/jobs/{job:path}`
     for module in (pipelines, logs, runs, artifacts):

@@ -208,7 +208,7 @@ class RunLauncher:
             # the client's name and job selection, which the committed file cannot tell
             text, pipeline = as_committed_gitlab(
                 request.pipeline, request.file, git_dir, commit, request.branch, request.repo,
-                request.env,
+                request.env, request.source,
             )
         else:
             text = read_committed(git_dir, commit, request.file)

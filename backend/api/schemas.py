@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from backend.schemas import Status
 from backend.service import RunRequest, Submission
+from backend.store.queries import MAX_PAGE
 
 # Names come from pipeline files, where they are one printable line of at most 255 characters:
 # anything else cannot name a thing, and a NUL would not even reach PostgreSQL.
@@ -33,6 +34,24 @@ JobQuery = Annotated[
 ]
 # the store's columns are 32-bit: a bigger number is no run, and must not reach the database
 RunNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="the run's number (N of NAME#N)")]
+
+
+PageLimit = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_PAGE,
+        description=f"at most this many items (default and most: {MAX_PAGE}); the answer's "
+        "`next` is the cursor of the following page",
+    ),
+]
+PageCursor = Annotated[
+    str | None,
+    Query(
+        max_length=1200,
+        description="where the page starts: the `next` of the page before (opaque)",
+    ),
+]
 
 
 class SubmissionPublic(BaseModel):

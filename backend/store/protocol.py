@@ -96,14 +96,26 @@ class HistoryStore(Protocol):
         """``(run_id, pipeline, number, flow_run_id)`` of every PENDING or RUNNING run."""
         ...
 
-    # -- reads -------------------------------------------------------------------------------
-
-    def list_pipelines(self) -> PipelinesPublic:
-        """Every pipeline with runs, by name."""
+    def claim_delivery(self, provider: str, delivery: str, keep: int = 10_000) -> list[str] | None:
+        """Remember a webhook delivery: None when new, else the runs it started before."""
         ...
 
-    def list_runs(self, pipeline: str, limit: int | None = None) -> RunsPublic:
-        """Runs of a pipeline, newest first."""
+    def settle_delivery(self, provider: str, delivery: str, runs: list[str] | None) -> None:
+        """Record the runs a claimed delivery started; None forgets the delivery."""
+        ...
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def list_pipelines(
+        self, limit: int | None = None, cursor: str | None = None
+    ) -> PipelinesPublic:
+        """Pipelines with runs, by name."""
+        ...
+
+    def list_runs(
+        self, pipeline: str | None, limit: int | None = None, **filters: Any
+    ) -> RunsPublic:
+        """Runs newest first, of a pipeline or of all."""
         ...
 
     def get_run(self, pipeline: str, number: int) -> RunPublic:

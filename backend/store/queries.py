@@ -5,12 +5,15 @@ Each function takes an open connection, so a caller can combine several in one t
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, select
 
-from backend.errors import NotFound
+from backend.errors import NotFound, UsageError
 from backend.schemas import (
     ArtifactPublic,
     JobRunPublic,
@@ -20,6 +23,7 @@ from backend.schemas import (
     RunsPublic,
     RunSummary,
     StageRunPublic,
+    Status,
 )
 from backend.store.tables import artifacts, job_runs, pipeline_runs, stage_runs
 
@@ -81,8 +85,45 @@ def job_row(connection: Connection, run_id: int, job: str, *columns: Any) -> Row
     return row
 
 
-def list_pipelines(connection: Connection) -> PipelinesPublic:
-    """Every pipeline with runs, by name, with its run count and its latest run."""
+MAX_PAGE = 1000  # the most rows one page of a list holds
+_CURSOR_MAX = 1200  # characters: a pipeline name (at most 1000) and its encoding
+
+
+def encode_cursor(kind: str, value: int | str) -> str:
+    """An opaque cursor: where the next page of a ``kind`` list starts (after ``value``)."""
+    raw = f"{kind}:{value}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kind: str) -> str:
+    """The value ``encode_cursor(kind, value)`` made; UsageError for anything else."""
+    bad = UsageError("cursor: not a cursor of this list: pass the 'next' of the previous page")
+    if len(cursor) > _CURSOR_MAX:
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise bad from None
+    given, sep, value = raw.partition(":")
+    if given != kind or not sep or not value:
+        raise bad
+    return value
+
+
+def _run_cursor(cursor: str) -> int:
+    value = decode_cursor(cursor, "runs")
+    if not value.isascii() or not value.isdigit() or int(value) > 2**63:
+        raise UsageError("cursor: not a cursor of this list: pass the 'next' of the previous page")
+    return int(value)
+
+
+def list_pipelines(
+    connection: Connection, limit: int | None = None, cursor: str | None = None
+) -> PipelinesPublic:
+    """Pipelines with runs, by name, with their run count and latest run.
+
+    ``limit`` pipelines at most, after the one ``cursor`` names (``next`` of the page before).
+    """
     latest = (
         select(
             pipeline_runs.c.pipeline,
@@ -90,45 +131,79 @@ def list_pipelines(connection: Connection) -> PipelinesPublic:
             func.max(pipeline_runs.c.number).label("last_run"),
         )
         .group_by(pipeline_runs.c.pipeline)
-        .subquery()
     )
+    if cursor is not None:
+        latest = latest.where(pipeline_runs.c.pipeline > decode_cursor(cursor, "pipelines"))
+    if limit is not None:
+        latest = latest.order_by(pipeline_runs.c.pipeline).limit(max(limit, 0) + 1)
+    sub = latest.subquery()
     rows = connection.execute(
         select(
-            latest.c.pipeline,
-            latest.c.runs,
-            latest.c.last_run,
+            sub.c.pipeline,
+            sub.c.runs,
+            sub.c.last_run,
             pipeline_runs.c.status.label("last_status"),
             pipeline_runs.c.started_at.label("last_started_at"),
         )
         .join(
             pipeline_runs,
             and_(
-                pipeline_runs.c.pipeline == latest.c.pipeline,
-                pipeline_runs.c.number == latest.c.last_run,
+                pipeline_runs.c.pipeline == sub.c.pipeline,
+                pipeline_runs.c.number == sub.c.last_run,
             ),
         )
-        .order_by(latest.c.pipeline)
+        .order_by(sub.c.pipeline)
     )
-    return PipelinesPublic(
-        pipelines=[PipelineSummary.model_validate(dict(r._mapping)) for r in rows]
-    )
+    found = [PipelineSummary.model_validate(dict(r._mapping)) for r in rows]
+    following = None
+    if limit is not None and len(found) > limit:
+        found = found[:limit]
+        following = encode_cursor("pipelines", found[-1].pipeline) if found else None
+    return PipelinesPublic(pipelines=found, next=following)
 
 
-def list_runs(connection: Connection, pipeline: str, limit: int | None = None) -> RunsPublic:
-    """Runs of ``pipeline``, newest first; NotFound if it has none."""
-    query = (
-        select(*_SUMMARY_COLUMNS)
-        .where(pipeline_runs.c.pipeline == pipeline)
-        .order_by(pipeline_runs.c.number.desc())
-    )
+def list_runs(
+    connection: Connection,
+    pipeline: str | None,
+    limit: int | None = None,
+    *,
+    cursor: str | None = None,
+    status: Status | None = None,
+    branch: str | None = None,
+    since: datetime | None = None,
+) -> RunsPublic:
+    """Runs newest first (by id): of ``pipeline``, or of every pipeline when it is None.
+
+    ``status``, ``branch`` and ``since`` (created at or after) narrow the list; at most
+    ``limit`` runs, after the run ``cursor`` names (the ``next`` of the page before: a keyset,
+    so a page costs the same however deep it is). NotFound when ``pipeline`` has no run at all.
+    """
+    query = select(pipeline_runs.c.id, *_SUMMARY_COLUMNS).order_by(pipeline_runs.c.id.desc())
+    if pipeline is not None:
+        query = query.where(pipeline_runs.c.pipeline == pipeline)
+    if status is not None:
+        query = query.where(pipeline_runs.c.status == Status(status).value)
+    if branch is not None:
+        query = query.where(pipeline_runs.c.branch == branch)
+    if since is not None:
+        query = query.where(pipeline_runs.c.created_at >= since)
+    if cursor is not None:
+        query = query.where(pipeline_runs.c.id < _run_cursor(cursor))
     if limit is not None:
-        query = query.limit(max(limit, 0))
-    runs = [RunSummary.model_validate(dict(r._mapping)) for r in connection.execute(query)]
-    if not runs:
-        exists = connection.scalar(select(func.count()).where(pipeline_runs.c.pipeline == pipeline))
-        if not exists:
+        query = query.limit(max(limit, 0) + 1)
+    rows = list(connection.execute(query))
+    following = None
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        following = encode_cursor("runs", rows[-1].id) if rows else None
+    runs = [RunSummary.model_validate(dict(r._mapping)) for r in rows]
+    if not runs and pipeline is not None:
+        exists = connection.scalar(
+            select(pipeline_runs.c.id).where(pipeline_runs.c.pipeline == pipeline).limit(1)
+        )
+        if exists is None:
             raise NotFound(f"no runs of pipeline '{pipeline}'")
-    return RunsPublic(pipeline=pipeline, runs=runs)
+    return RunsPublic(pipeline=pipeline, runs=runs, next=following)
 
 
 def get_run(connection: Connection, pipeline: str, number: int) -> RunPublic:

@@ -30,7 +30,13 @@ from backend.store import queries
 from backend.store.engine import make_engine, mask_url, reading, writing
 from backend.store.migrate import upgrade
 from backend.store.records import NumberTaken, insert_run
-from backend.store.tables import artifacts, job_runs, pipeline_runs, stage_runs
+from backend.store.tables import (
+    artifacts,
+    job_runs,
+    pipeline_runs,
+    stage_runs,
+    webhook_deliveries,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -351,6 +357,52 @@ class Store:
             result = connection.execute(delete(artifacts).where(artifacts.c.id.in_(ids)))
             return int(result.rowcount or 0)
 
+    # -- webhook deliveries ------------------------------------------------------------------
+
+    @_write
+    def claim_delivery(self, provider: str, delivery: str, keep: int = 10_000) -> list[str] | None:
+        """Remember webhook delivery ``delivery`` of ``provider``: None when it is new, else
+        the runs (``NAME#N``) it started the first time. Only the newest ``keep`` are kept."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with writing(self._engine) as connection:
+                inserted = connection.execute(
+                    insert(webhook_deliveries).values(
+                        provider=provider, delivery=delivery, received_at=_now(), runs="[]"
+                    )
+                ).inserted_primary_key
+                new_id = int(inserted[0]) if inserted is not None else 0
+                connection.execute(
+                    delete(webhook_deliveries).where(webhook_deliveries.c.id <= new_id - keep)
+                )
+                return None
+        except IntegrityError:
+            with reading(self._engine) as connection:
+                runs = connection.scalar(
+                    select(webhook_deliveries.c.runs).where(
+                        webhook_deliveries.c.provider == provider,
+                        webhook_deliveries.c.delivery == delivery,
+                    )
+                )
+            return list(json.loads(runs)) if runs is not None else []
+
+    @_write
+    def settle_delivery(self, provider: str, delivery: str, runs: list[str] | None) -> None:
+        """Record the runs a claimed delivery started; ``runs`` None forgets the delivery (it
+        started nothing and failed: the sender may deliver it again)."""
+        where = (
+            webhook_deliveries.c.provider == provider,
+            webhook_deliveries.c.delivery == delivery,
+        )
+        with writing(self._engine) as connection:
+            if runs is None:
+                connection.execute(delete(webhook_deliveries).where(*where))
+            else:
+                connection.execute(
+                    update(webhook_deliveries).where(*where).values(runs=json.dumps(runs))
+                )
+
     # -- reads ---------------------------------------------------------------------------------
 
     @_read
@@ -385,16 +437,34 @@ class Store:
             return [(r.id, r.pipeline, r.number, r.flow_run_id) for r in rows]
 
     @_read
-    def list_pipelines(self) -> PipelinesPublic:
-        """Every pipeline with runs, by name."""
+    def list_pipelines(
+        self, limit: int | None = None, cursor: str | None = None
+    ) -> PipelinesPublic:
+        """Every pipeline with runs, by name (a page: ``limit`` after ``cursor``)."""
         with reading(self._engine) as connection:
-            return queries.list_pipelines(connection)
+            return queries.list_pipelines(connection, limit, cursor)
 
     @_read
-    def list_runs(self, pipeline: str, limit: int | None = None) -> RunsPublic:
-        """Runs of a pipeline, newest first (at most ``limit``); NotFound if it has none."""
+    def list_runs(
+        self,
+        pipeline: str | None,
+        limit: int | None = None,
+        *,
+        cursor: str | None = None,
+        status: Status | None = None,
+        branch: str | None = None,
+        since: datetime | None = None,
+    ) -> RunsPublic:
+        """Runs newest first, of a pipeline or (None) of all, filtered, a page at a time.
+
+        At most ``limit`` after ``cursor`` (the ``next`` of the page before); NotFound if the
+        pipeline named has no run at all (queries.list_runs).
+        """
         with reading(self._engine) as connection:
-            return queries.list_runs(connection, pipeline, limit)
+            return queries.list_runs(
+                connection, pipeline, limit, cursor=cursor, status=status, branch=branch,
+                since=since,
+            )
 
     @_read
     def get_run(self, pipeline: str, number: int) -> RunPublic:

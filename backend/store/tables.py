@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -84,6 +85,9 @@ pipeline_runs = Table(
     Column("error", Text),
     Column("flow_run_id", String(64)),
     UniqueConstraint("pipeline", "number"),
+    # keyset pages of runs, newest first, of one pipeline or one status (migration 0004)
+    Index("ix_pipeline_runs_pipeline_id", "pipeline", "id"),
+    Index("ix_pipeline_runs_status_id", "status", "id"),
 )
 
 stage_runs = Table(
@@ -139,4 +143,17 @@ artifacts = Table(
     Column("expires_at", UTCDateTime, index=True),  # artifacts:expire_in; None: kept
     Column("kind", String(16), nullable=False, server_default="file"),  # file | dotenv
     UniqueConstraint("job_run_id", "path"),
+)
+
+# Webhook deliveries already handled, so that a redelivery starts nothing (migration 0004).
+# Bounded: backend/webhooks.py keeps the newest MAX_DELIVERIES rows.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("provider", String(16), nullable=False),  # gitlab | github
+    Column("delivery", String(200), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("runs", Text, nullable=False),  # JSON list of the NAME#N it started
+    UniqueConstraint("provider", "delivery"),
 )

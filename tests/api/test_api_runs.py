@@ -125,7 +125,9 @@ def test_stage_and_job_routes_narrow_the_same_objects(
         pipelines = client.get("/pipelines").json()
     assert stage == run["stages"][1]
     assert job == run["stages"][0]["jobs"][0]
-    assert runs == {"pipeline": "demo", "runs": [{k: v for k, v in run.items() if k != "stages"}]}
+    assert runs == {
+        "pipeline": "demo", "runs": [{k: v for k, v in run.items() if k != "stages"}], "next": None
+    }
     assert [p["pipeline"] for p in pipelines["pipelines"]] == ["demo"]
 
 

@@ -31,7 +31,7 @@ def create(store: Store, pipeline: str = "ci") -> int:
 
 
 def test_list_pipelines_empty_store(store: Store) -> None:
-    assert store.list_pipelines().model_dump(mode="json") == {"pipelines": []}
+    assert store.list_pipelines().model_dump(mode="json") == {"pipelines": [], "next": None}
 
 
 def test_list_pipelines_summaries_by_name(store: Store) -> None:
@@ -57,7 +57,8 @@ def test_list_pipelines_summaries_by_name(store: Store) -> None:
                 "last_status": "PENDING",
                 "last_started_at": None,
             },
-        ]
+        ],
+        "next": None,
     }
 
 
@@ -90,6 +91,7 @@ def test_list_runs_newest_first_without_stages(store: Store) -> None:
                 "worker": "w",
             },
         ],
+        "next": None,
     }
 
 

@@ -5,20 +5,33 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from backend.api.deps import get_service
-from backend.api.schemas import ERRORS, PipelineName
+from backend.api.schemas import ERRORS, PageCursor, PageLimit, PipelineName
 from backend.schemas import PipelinesPublic, RunsPublic
 from backend.service import Service
+from backend.store.queries import MAX_PAGE
 
 router = APIRouter(tags=["pipelines"], responses=ERRORS)
 
 
 @router.get("/pipelines", response_model=PipelinesPublic)
-def list_pipelines(service: Service = Depends(get_service)) -> PipelinesPublic:
-    """Every pipeline that has runs, with its last run (`cicd report --format json`)."""
-    return service.pipelines()
+def list_pipelines(
+    limit: PageLimit = None, cursor: PageCursor = None, service: Service = Depends(get_service)
+) -> PipelinesPublic:
+    """Every pipeline that has runs, by name, with its last run (`cicd report --format json`).
+
+    A page holds `limit` pipelines (at most and by default 1000); `next` is the cursor of the
+    following one (`?cursor=`), null on the last.
+    """
+    return service.pipelines(limit or MAX_PAGE, cursor)
 
 
 @router.get("/pipelines/{pipeline}/runs", response_model=RunsPublic)
-def list_runs(pipeline: PipelineName, service: Service = Depends(get_service)) -> RunsPublic:
-    """Every run of a pipeline, newest first, without stages (`cicd report -p NAME`)."""
-    return service.runs(pipeline)
+def list_runs(
+    pipeline: PipelineName,
+    limit: PageLimit = None,
+    cursor: PageCursor = None,
+    service: Service = Depends(get_service),
+) -> RunsPublic:
+    """Runs of a pipeline, newest first, without stages (`cicd report -p NAME`), a page at a
+    time: `limit` (at most and by default 1000) and `next`, as `/runs?pipeline=` answers."""
+    return service.runs(pipeline, limit or MAX_PAGE, cursor=cursor)

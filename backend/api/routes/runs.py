@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,10 +14,14 @@ from backend.api.deps import get_launcher, get_service, get_settings
 from backend.api.launcher import RunLauncher
 from backend.api.schemas import (
     ERRORS,
+    NAME_MAX,
+    NAME_PATTERN,
     CancelPublic,
     ErrorPublic,
     JobName,
     JobQuery,
+    PageCursor,
+    PageLimit,
     PipelineName,
     RunNumber,
     StageName,
@@ -24,9 +29,10 @@ from backend.api.schemas import (
     parse_run_request,
 )
 from backend.api.uploads import MAX_REQUEST_FIELD, read_submission
-from backend.schemas import JobRunPublic, RunPublic, RunsPublic, StageRunPublic
+from backend.schemas import JobRunPublic, RunPublic, RunsPublic, StageRunPublic, Status
 from backend.service import Service
 from backend.settings import Settings
+from backend.store.queries import MAX_PAGE
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=ERRORS)
 
@@ -106,11 +112,33 @@ async def submit_run(
 
 @router.get("", response_model=RunsPublic)
 def list_runs(
-    pipeline: Annotated[str, Query(description="the pipeline's name", max_length=1000)],
+    limit: PageLimit = None,
+    cursor: PageCursor = None,
+    pipeline: Annotated[
+        str | None,
+        Query(description="only this pipeline's runs", max_length=NAME_MAX, pattern=NAME_PATTERN),
+    ] = None,
+    status: Annotated[Status | None, Query(description="only runs in this status")] = None,
+    branch: Annotated[
+        str | None,
+        Query(description="only runs of this branch", max_length=255, pattern=NAME_PATTERN),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        Query(description="only runs submitted at or after this time (ISO 8601; UTC if naive)"),
+    ] = None,
     service: Service = Depends(get_service),
 ) -> RunsPublic:
-    """Every run of a pipeline, newest first (the same as `/pipelines/{pipeline}/runs`)."""
-    return service.runs(pipeline)
+    """Runs of every pipeline (or of `pipeline`), newest first, a page at a time.
+
+    `status`, `branch` and `since` narrow the list. A page holds `limit` runs (at most and by
+    default 1000); `next` is the cursor of the following one (`?cursor=`), null on the last.
+    Pages are keyed on the run's id, so a run submitted meanwhile never shifts a page. A
+    `pipeline` with no run at all is a 404.
+    """
+    return service.runs(
+        pipeline, limit or MAX_PAGE, cursor=cursor, status=status, branch=branch, since=since
+    )
 
 
 @router.get("/{pipeline}/{number}", response_model=RunPublic)
