@@ -3,11 +3,12 @@
 ``flows/`` wires these into a Prefect flow (stage subflows, job tasks with ``wait_for``); every
 decision lives here so it can be tested with a ``FakeRunner`` and no Prefect at all.
 
-Two failure models. A native file fails fast: the first job that fails without
-``allow_failure`` stops every running job, and everything not yet started is CANCELED. A GitLab
-file does what GitLab does: running jobs finish, and each job decides when its turn comes from
-what it waits for (its ``needs:``, or every job of the earlier stages) and its ``when:``;
-a job that does not run is recorded CANCELED with a "skipped: ..." error (no SKIPPED status yet).
+Two failure models. A native file fails fast (unless ``pipeline.fail_fast: false``): the first
+job that fails without ``allow_failure`` stops every running job, and everything not yet started
+is CANCELED. A GitLab file (and a native one with ``fail_fast: false``) does what GitLab does:
+running jobs finish, and each job decides when its turn comes from what it waits for (its
+``needs:``, or every job of the earlier stages) and its ``when:``; a job that does not run is
+SKIPPED, with the reason ("skipped: ...") as its error.
 """
 
 from __future__ import annotations
@@ -97,8 +98,11 @@ class RunContext:
 
     @property
     def fail_fast_mode(self) -> bool:
-        """True when a failure stops the run (native files); GitLab files let jobs go on."""
-        return self.pipeline.format != "gitlab"
+        """True when a failure stops the run: native files unless ``pipeline.fail_fast: false``.
+
+        GitLab files let jobs go on, as GitLab does.
+        """
+        return self.pipeline.format != "gitlab" and self.pipeline.fail_fast
 
     def fail_fast(self, job: str) -> None:
         """A job failed without being allowed to: the run fails; native files stop everything."""
@@ -113,7 +117,8 @@ class RunContext:
         """The jobs whose outcome decides whether GitLab job ``job`` runs, in plan order.
 
         Its ``needs:`` when it has them (``dag``), else every job that runs in earlier stages
-        (GitLab's stage order); jobs the run leaves out (rules, manual) are not waited for.
+        (GitLab's stage order) and, for a native job, its ``needs`` in its own stage; jobs the
+        run leaves out (rules, manual) are not waited for.
         """
         planned = [j.name for jobs in self.stage_order.values() for j in jobs]
         if job.dag:
@@ -124,7 +129,8 @@ class RunContext:
             if stage == job.stage:
                 break
             earlier += [j.name for j in jobs]
-        return earlier
+        own = set(job.needs)  # a native job's needs, in its stage (a GitLab one's are dag)
+        return earlier + [j.name for j in self.stage_order.get(job.stage, []) if j.name in own]
 
     def skip_reason(self, job: Job) -> str | None:
         """Why GitLab job ``job`` must not run now that all it waits for ended; None: it runs.
@@ -146,6 +152,10 @@ class RunContext:
             return f"{SKIPPED}: {failed[0]} failed"
         if job.dag and skipped and len(skipped) == len(upstream):
             return f"{SKIPPED}: {skipped[0]} was skipped"
+        if not job.dag:  # a native job starts once each job it needs has succeeded
+            need = next((name for name in job.needs if name in skipped), None)
+            if need is not None:
+                return f"{SKIPPED}: {need} was skipped"
         return None
 
     def cancel_run(self) -> None:
@@ -231,7 +241,7 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
         if reason is not None:
             with ctx._lock:
                 ctx.skipped[job.name] = reason
-            return _settle(ctx, job, Status.CANCELED, error=reason, started=False)
+            return _settle(ctx, job, Status.SKIPPED, error=reason, started=False)
     if ctx._slots is not None:
         ctx._slots.acquire()
     try:
@@ -344,6 +354,7 @@ def _settle(
         error=error,
         attempts=attempts if started else 0,
         started=started,
+        allowed=allowed,
     )
     return status
 
@@ -392,22 +403,23 @@ def retries_for(job: Job, result: JobResult) -> bool:
 
 
 def stage_status(ctx: RunContext, stage: str) -> Status:
-    """Settle a stage whose job tasks have all returned: jobs that never ran are CANCELED."""
+    """Settle a stage whose job tasks have all returned: jobs that never ran are CANCELED.
+
+    FAILED when one of its jobs failed without being allowed to; else CANCELED when one was
+    canceled (FAILED if the run failed); else SKIPPED when every job was skipped; else SUCCESS
+    (skipped jobs and allowed failures do not count, as on GitLab).
+    """
     for job in ctx.stage_order[stage]:
         if ctx.statuses.get(job.name) in (None, Status.PENDING):
             _settle(ctx, job, Status.CANCELED, started=False)
     jobs = ctx.stage_order[stage]
     if any(j.name in ctx.failed for j in jobs):
         return Status.FAILED
-    if not ctx.fail_fast_mode and not ctx.cancel.is_set():
-        # GitLab: skipped jobs do not count; a stage whose jobs were all skipped did not run
-        ran = [j for j in jobs if j.name not in ctx.skipped]
-        if ran and all(ctx.statuses[j.name] is not Status.CANCELED for j in ran):
-            return Status.SUCCESS
-        if not ran:
-            return Status.CANCELED
-    if any(ctx.statuses[j.name] is Status.CANCELED for j in jobs):
+    statuses = [ctx.statuses[j.name] for j in jobs]
+    if Status.CANCELED in statuses:
         return Status.FAILED if ctx.failed_job else Status.CANCELED
+    if statuses and all(status is Status.SKIPPED for status in statuses):
+        return Status.SKIPPED
     return Status.SUCCESS
 
 
@@ -419,9 +431,18 @@ def skip_stage(ctx: RunContext, stage: str) -> None:
 
 
 def run_status(ctx: RunContext) -> Status:
-    """The pipeline's final status from what happened."""
+    """The pipeline's final status from what happened.
+
+    FAILED after a failure that was not allowed, CANCELED when the user canceled it, SKIPPED
+    when no job ran (every one was skipped, as GitLab says of such a pipeline), else SUCCESS.
+    """
     if ctx.failed_job is not None:
         return Status.FAILED
     if ctx.canceled_by_user:
         return Status.CANCELED
+    planned = [job.name for jobs in ctx.stage_order.values() for job in jobs]
+    with ctx._lock:
+        statuses = [ctx.statuses.get(name) for name in planned]
+    if statuses and all(status is Status.SKIPPED for status in statuses):
+        return Status.SKIPPED
     return Status.SUCCESS

@@ -28,7 +28,7 @@ class JunitError(Exception):
 
 
 @dataclass
-class TestCounts:
+class JunitCounts:
     """What one or more JUnit reports counted."""
 
     total: int = 0
@@ -38,7 +38,7 @@ class TestCounts:
     time: float = 0.0
     failed_names: list[str] = field(default_factory=list)
 
-    def add(self, other: TestCounts) -> None:
+    def add(self, other: JunitCounts) -> None:
         """Add ``other``'s counts (and failed names, up to ``MAX_FAILED_NAMES``) to these."""
         self.total += other.total
         self.failed += other.failed
@@ -49,14 +49,14 @@ class TestCounts:
         self.failed_names += other.failed_names[: max(room, 0)]
 
 
-def parse_junit(data: bytes) -> TestCounts:
+def parse_junit(data: bytes) -> JunitCounts:
     """Count the test cases of one JUnit XML document (``<testsuites>`` or ``<testsuite>``).
 
     Parsed incrementally, each test case dropped once counted, so memory stays small whatever
     the document holds. Raises ``JunitError`` when it is not well-formed XML, holds a DTD or
     entity declaration, or its root is neither element.
     """
-    counts = TestCounts()
+    counts = JunitCounts()
     root_checked = False
     try:
         events = iterparse(
@@ -87,7 +87,7 @@ def _check_root(element: ET.Element) -> None:
         raise JunitError(f"its root element is <{_local(element.tag)[:40]}>, not <testsuites>")
 
 
-def _count(counts: TestCounts, case: ET.Element) -> None:
+def _count(counts: JunitCounts, case: ET.Element) -> None:
     """Add one ``<testcase>`` to ``counts``."""
     counts.total += 1
     counts.time += _seconds(case.get("time"))

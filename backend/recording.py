@@ -18,7 +18,7 @@ from typing import IO, Any, Literal
 
 from backend.masking import Masker
 from backend.paths import safe_child
-from backend.schemas import Status
+from backend.schemas import JobTestsPublic, Status
 
 EventKind = Literal[
     "run_started",
@@ -225,8 +225,12 @@ class Recorder:
         error: str | None = None,
         attempts: int = 1,
         started: bool = True,
+        allowed: bool = False,
     ) -> None:
-        """A job ended (``started=False``: it never ran, e.g. CANCELED before its turn)."""
+        """A job ended (``started=False``: it never ran, e.g. CANCELED before its turn).
+
+        ``allowed``: it FAILED and was allowed to.
+        """
         now = datetime.now(UTC)
         with self._lock:
             handle = self._files.pop(job, None)
@@ -235,6 +239,8 @@ class Recorder:
                 handle.write(f"{stamp(now)} cicd: {self.masker.mask(error)}\n")
             handle.close()
         fields: dict[str, Any] = {"status": status, "exit_code": exit_code, "attempts": attempts}
+        if allowed:
+            fields["allowed"] = True
         if error:
             fields["error"] = self.masker.mask(error)
         if started:
@@ -252,6 +258,10 @@ class Recorder:
                 at=now,
             )
         )
+
+    def job_tests(self, job: str, tests: JobTestsPublic) -> None:
+        """Record what ``job``'s JUnit reports counted."""
+        self._writer.call(self.store.set_job_tests, self.run_id, job, tests)
 
     def flush(self) -> None:
         """Wait until every store write so far is applied."""

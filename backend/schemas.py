@@ -20,11 +20,13 @@ class Status(StrEnum):
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
+    SKIPPED = "SKIPPED"  # did not run: what it waited for failed (or was skipped), or its `when:`
+    MANUAL = "MANUAL"  # a `when: manual` job the run did not start
 
     @property
     def finished(self) -> bool:
-        """True for SUCCESS, FAILED and CANCELED."""
-        return self in (Status.SUCCESS, Status.FAILED, Status.CANCELED)
+        """True for every status but PENDING and RUNNING: nothing about it will change."""
+        return self not in (Status.PENDING, Status.RUNNING)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -46,8 +48,29 @@ class _Public(BaseModel):
         return iso(value)
 
 
+class JobTestsPublic(BaseModel):
+    """What a job's JUnit reports (``artifacts: reports: junit``) counted, over all its files."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    total: int = Field(description="test cases")
+    failed: int = Field(description="test cases with a <failure>")
+    errors: int = Field(description="test cases with an <error>")
+    skipped: int = Field(description="test cases with a <skipped>")
+    time: float = Field(description="seconds, the sum of the test cases' time")
+    failed_names: list[str] = Field(
+        default_factory=list,
+        description="'classname.name' of failed and erroring test cases, the first 50",
+    )
+
+    @property
+    def passed(self) -> int:
+        """Test cases that neither failed, errored nor were skipped."""
+        return max(0, self.total - self.failed - self.errors - self.skipped)
+
+
 class JobRunPublic(_Public):
-    """One job of one run (SPEC §3.1)."""
+    """One job of one run (SPEC §3.1, plus ``allowed`` and ``tests``)."""
 
     name: str
     status: Status
@@ -56,6 +79,16 @@ class JobRunPublic(_Public):
     image: str
     started_at: datetime | None
     finished_at: datetime | None
+    allowed: bool = Field(
+        default=False, description="it FAILED and was allowed to (allow_failure, exit_codes)"
+    )
+    error: str | None = Field(
+        default=None,
+        description="why it failed or did not run (e.g. 'skipped: build failed'), secrets masked",
+    )
+    tests: JobTestsPublic | None = Field(
+        default=None, description="its JUnit reports' counts; null when it left no report"
+    )
 
 
 class StageRunPublic(_Public):

@@ -46,9 +46,11 @@ from backend.settings import Settings
 
 if TYPE_CHECKING:
     from backend.execution import RunContext
+    from backend.pipeline.plan import Plan
     from backend.runner.base import Runner
     from backend.source.workspace import Source
     from backend.store.protocol import HistoryStore
+    from backend.store.records import JobRow
 
 
 PipelineSource = Literal["push", "merge_request_event", "schedule", "api"]
@@ -72,6 +74,31 @@ class RunRequest(BaseModel):
     jobs: int | None = Field(default=None, ge=1)
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     force: bool = False
+
+    def recorded_stages(self, plan: Plan | None = None) -> list[tuple[str, list[JobRow]]]:
+        """What the store records of the run: per stage (file order), the jobs that run in
+        start order, then its ``when: manual`` jobs the run does not start, born MANUAL.
+
+        ``plan`` is the pipeline's plan when the caller made it already.
+        """
+        from backend.pipeline.plan import plan_pipeline
+
+        plan = plan or plan_pipeline(self.pipeline)
+        running = {stage.name: stage.jobs for stage in plan.stages}
+        stages: list[tuple[str, list[JobRow]]] = []
+        for stage in plan.layout or plan.stages:
+            jobs: list[JobRow] = [
+                (job.name, job.image, job.allow_failure) for job in running.get(stage.name, [])
+            ]
+            jobs += [
+                (job.name, job.image, job.allow_failure, Status.MANUAL)
+                for job in stage.jobs
+                if not job.run  # not started: the front end's reason, or select_jobs'
+                and (job.skip_reason or "").startswith(("when: manual", "manual: "))
+            ]
+            if jobs:
+                stages.append((stage.name, jobs))
+        return stages
     source: PipelineSource = Field(
         default="push",
         description="what started the run, as CI_PIPELINE_SOURCE: push (cicd run, a push "
@@ -208,13 +235,9 @@ class Service:
                 return Submission(run_id, RunRef(name, number), duplicate=True)
         plan = plan_pipeline(request.pipeline)
         stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
-        stages = [
-            (stage, [(job.name, job.image, job.allow_failure) for job in jobs])
-            for stage, jobs in stage_order.items()
-        ]
         run_id, number = self.store.create_run(
             name,
-            stages,
+            request.recorded_stages(plan),
             repo=request.repo,
             branch=request.branch,
             commit=request.commit,

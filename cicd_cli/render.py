@@ -34,6 +34,8 @@ STATUS_STYLE = {
     Status.SUCCESS: "green",
     Status.FAILED: "red",
     Status.CANCELED: "yellow",
+    Status.SKIPPED: "bright_black",
+    Status.MANUAL: "magenta",
 }
 JOB_COLOURS = [
     "cyan",
@@ -93,8 +95,11 @@ class LivePrinter:
             text = self._prefix(event.job) + status_text(event.status)
             if event.exit_code is not None:
                 text += Text(f" (exit code {event.exit_code})", style="dim")
-            if event.text:
-                text += Text(f": {safe_text(event.text)}", style="dim")
+            reason = event.text or ""
+            if event.status is Status.SKIPPED:  # "SKIPPED: build failed", not "skipped" twice
+                reason = reason.removeprefix("skipped: ")
+            if reason:
+                text += Text(f": {safe_text(reason)}", style="dim")
         elif event.kind == "stage_started":
             text = Text(f"── stage {event.stage}", style="bold")
         elif event.kind == "warning":
@@ -105,26 +110,51 @@ class LivePrinter:
 
 
 def summary_table(run: RunPublic) -> Table:
-    """The table printed at the end of a run: job, stage, status, duration, exit code."""
+    """The table printed at the end of a run: job, stage, status, duration, exit code (and
+    tests, when a job left a JUnit report).
+    """
     table = Table(title=f"{run.pipeline}#{run.run}", title_justify="left", show_edge=False)
     table.add_column("job")
     table.add_column("stage")
     table.add_column("status")
     table.add_column("duration", justify="right")
     table.add_column("exit code", justify="right")
+    with_tests = _any_tests(run)
+    if with_tests:
+        table.add_column("tests")
     for stage in run.stages:
         for job in stage.jobs:
-            status = status_text(job.status)
-            if job.allow_failure and job.status is Status.FAILED:
-                status += Text(" (allowed)", style="dim")
-            table.add_row(
+            row: list[str | Text] = [
                 job.name,
                 stage.name,
-                status,
+                job_status_text(job),
                 duration(job.started_at, job.finished_at),
                 "" if job.exit_code is None else str(job.exit_code),
-            )
+            ]
+            if with_tests:
+                row.append(job_tests_text(job))
+            table.add_row(*row)
     return table
+
+
+def job_tests_text(job: JobRunPublic) -> Text:
+    """``12 tests, 1 failed`` (errors and skipped when there are any); empty without a report."""
+    tests = job.tests
+    if tests is None:
+        return Text("")
+    text = Text(f"{tests.total} test{'' if tests.total == 1 else 's'}")
+    if tests.failed:
+        text += Text(f", {tests.failed} failed", style="red")
+    if tests.errors:
+        text += Text(f", {tests.errors} error{'' if tests.errors == 1 else 's'}", style="red")
+    if tests.skipped:
+        text += Text(f", {tests.skipped} skipped", style="dim")
+    return text
+
+
+def _any_tests(run: RunPublic | StageRunPublic) -> bool:
+    jobs = run.jobs if isinstance(run, StageRunPublic) else [j for s in run.stages for j in s.jobs]
+    return any(job.tests is not None for job in jobs)
 
 
 # -- history: reports, status, artifacts ------------------------------------------------------
@@ -191,9 +221,9 @@ def size_text(size: int) -> str:
 
 
 def job_status_text(job: JobRunPublic) -> Text:
-    """A job's status in its colour, ``(allowed)`` after an allowed failure."""
+    """A job's status in its colour, ``FAILED (allowed)`` after an allowed failure."""
     text = status_text(job.status)
-    if job.allow_failure and job.status is Status.FAILED:
+    if job.allowed and job.status is Status.FAILED:
         text += Text(" (allowed)", style="dim")
     return text
 
@@ -246,8 +276,18 @@ def run_header(run: RunSummary, now: datetime) -> Text:
 
 
 def run_table(run: RunPublic, now: datetime) -> Table:
-    """Every stage of a run, each followed by its jobs (indented), with statuses and times."""
-    table = _table("stage / job", "status", "duration", "exit code", "image")
+    """Every stage of a run, each followed by its jobs (indented), with statuses and times
+    (and a tests column when a job left a JUnit report).
+    """
+    with_tests = _any_tests(run)
+    table = _table(
+        "stage / job",
+        "status",
+        "duration",
+        "exit code",
+        "image",
+        *(["tests"] if with_tests else []),
+    )
     for stage in run.stages:
         table.add_row(
             Text(stage.name, style="bold"),
@@ -255,6 +295,7 @@ def run_table(run: RunPublic, now: datetime) -> Table:
             took(stage.started_at, stage.finished_at, now),
             "",
             "",
+            *([""] if with_tests else []),
         )
         for job in stage.jobs:
             table.add_row(
@@ -263,13 +304,23 @@ def run_table(run: RunPublic, now: datetime) -> Table:
                 took(job.started_at, job.finished_at, now),
                 "" if job.exit_code is None else str(job.exit_code),
                 job.image,
+                *([job_tests_text(job)] if with_tests else []),
             )
     return table
 
 
 def stage_table(stage: StageRunPublic, now: datetime) -> Table:
-    """The jobs of one stage with statuses, times and images."""
-    table = _table("job", "status", "duration", "exit code", "image", "started")
+    """The jobs of one stage with statuses, times and images (and tests, as ``run_table``)."""
+    with_tests = _any_tests(stage)
+    table = _table(
+        "job",
+        "status",
+        "duration",
+        "exit code",
+        "image",
+        "started",
+        *(["tests"] if with_tests else []),
+    )
     for job in stage.jobs:
         table.add_row(
             job.name,
@@ -278,6 +329,7 @@ def stage_table(stage: StageRunPublic, now: datetime) -> Table:
             "" if job.exit_code is None else str(job.exit_code),
             job.image,
             when(job.started_at, now),
+            *([job_tests_text(job)] if with_tests else []),
         )
     return table
 
@@ -295,6 +347,12 @@ def job_details(job: JobRunPublic, now: datetime) -> Table:
     table.add_row("started", _absolute(job.started_at))
     table.add_row("finished", _absolute(job.finished_at))
     table.add_row("duration", took(job.started_at, job.finished_at, now))
+    if job.error:
+        table.add_row("error", safe_text(job.error))
+    if job.tests is not None:
+        table.add_row("tests", job_tests_text(job))
+        for name in job.tests.failed_names:  # names the job chose: no control reaches the terminal
+            table.add_row("", Text(f"failed: {safe_text(name)}", style="red"))
     return table
 
 
@@ -372,4 +430,4 @@ def print_run_end(console: Console, run: RunPublic) -> int:
             (f"{run.pipeline}#{run.run}", "bold"), " ", status_text(run.status), f" in {took}"
         )
     )
-    return 0 if run.status is Status.SUCCESS else 1
+    return 0 if run.status in (Status.SUCCESS, Status.SKIPPED) else 1

@@ -47,6 +47,6 @@ def run_repository(
         return Completed(message=f"{submission.name} is already running", data=submission.name)
     status = service.execute(submission)
     message = f"{submission.name} {status.value}"
-    if status is Status.SUCCESS:
+    if status in (Status.SUCCESS, Status.SKIPPED):  # skipped: nothing had to run, nothing failed
         return Completed(message=message, data=submission.name)
     return Failed(message=message, data=submission.name)

@@ -95,6 +95,8 @@ def _crashed(ctx: RunContext, exc: Exception) -> State[Any]:
 def _state(status: Status, message: str) -> State[Any]:
     if status is Status.SUCCESS:
         return Completed(message=message)
+    if status is Status.SKIPPED:  # nothing in it had to run: not a failure
+        return Completed(name="Skipped", message=message)
     if status is Status.CANCELED:
         return Cancelled(message=message)
     return Failed(message=message)

@@ -148,6 +148,11 @@ class Pipeline(BaseModel):
         description="shared: every job works in the run's checkout; isolated: each job in its "
         "own copy of it plus its dependencies' artifacts (GitLab files)",
     )
+    fail_fast: bool = Field(
+        default=True,
+        description="native files: the first failure stops the run; false: running jobs "
+        "finish and the jobs after it are SKIPPED (GitLab files never fail fast)",
+    )
     ignored: list[str] = Field(
         default_factory=list,
         description="keywords accepted without a local meaning, each once with why",

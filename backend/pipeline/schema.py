@@ -125,6 +125,15 @@ def _pipeline_properties() -> dict[str, Any]:
             "enum": ["shared", "isolated"],
             "default": "shared",
         },
+        "fail_fast": {
+            "description": (
+                "true: the first job that fails without allow_failure stops the run (running "
+                "jobs are killed, the rest CANCELED); false: running jobs finish and the jobs "
+                "that wait for the failed one (later stages, needs) are SKIPPED, as on GitLab."
+            ),
+            "type": "boolean",
+            "default": True,
+        },
     }
 
 

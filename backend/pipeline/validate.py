@@ -30,7 +30,7 @@ from backend.pipeline.model import (
 from backend.pipeline.plan import find_cycles
 
 TOP_KEYS = ("pipeline", "jobs", "stages")
-PIPELINE_KEYS = ("name", "stages", "image", "variables", "workspace")
+PIPELINE_KEYS = ("name", "stages", "image", "variables", "workspace", "fail_fast")
 WORKSPACE_MODES = ("shared", "isolated")
 ARTIFACT_KEYS = ("paths", "exclude", "when", "expire_in", "untracked", "name", "reports")
 ARTIFACT_WHEN = ("on_success", "on_failure", "always")
@@ -269,6 +269,9 @@ class _Validator:
                     workspace,
                     f"pipeline: 'workspace' must be shared or isolated, not {describe(workspace)}",
                 )
+        fail_fast = node.get("fail_fast")
+        if fail_fast is not None:
+            head["fail_fast"] = self.boolean(fail_fast, "pipeline: 'fail_fast'")
         return head
 
     def stages(self, root: Map) -> tuple[list[tuple[str, Node]] | None, bool]:
@@ -606,6 +609,7 @@ class _Validator:
             image=pipeline_image,
             variables=head["variables"],
             workspace=head.get("workspace", "shared"),
+            fail_fast=head.get("fail_fast") is not False,
         )
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from backend.schemas import (
     ArtifactPublic,
     JobRunPublic,
+    JobTestsPublic,
     PipelinesPublic,
     RunPublic,
     RunsPublic,
@@ -74,6 +75,10 @@ class HistoryStore(Protocol):
 
     def set_job(self, run_id: int, job: str, **fields: Any) -> None:
         """Change the given fields of one job of a run."""
+        ...
+
+    def set_job_tests(self, run_id: int, job: str, tests: JobTestsPublic) -> None:
+        """Record what the JUnit reports of one job of a run counted."""
         ...
 
     def settle_run(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from backend.errors import NotFound, UsageError
 from backend.schemas import (
     ArtifactPublic,
     JobRunPublic,
+    JobTestsPublic,
     PipelinesPublic,
     PipelineSummary,
     RunPublic,
@@ -45,7 +47,32 @@ _JOB_COLUMNS = (
     job_runs.c.image,
     job_runs.c.started_at,
     job_runs.c.finished_at,
+    job_runs.c.allowed,
+    job_runs.c.error,
+    job_runs.c.tests_total,
+    job_runs.c.tests_failed,
+    job_runs.c.tests_errors,
+    job_runs.c.tests_skipped,
+    job_runs.c.tests_time,
+    job_runs.c.tests_failed_names,
 )
+
+
+def _job(row: Row[Any]) -> JobRunPublic:
+    """A job row (``_JOB_COLUMNS``) as its public shape, the ``tests_*`` columns as ``tests``."""
+    fields = dict(row._mapping)
+    counts = {key: fields.pop(f"tests_{key}") for key in _TEST_FIELDS}
+    names = fields.pop("tests_failed_names")
+    tests = None
+    if counts["total"] is not None:
+        tests = JobTestsPublic(
+            **{key: value or 0 for key, value in counts.items()},
+            failed_names=json.loads(names) if names else [],
+        )
+    return JobRunPublic.model_validate({**fields, "tests": tests})
+
+
+_TEST_FIELDS = ("total", "failed", "errors", "skipped", "time")
 
 
 def run_name(pipeline: str, number: int) -> str:
@@ -230,7 +257,7 @@ def get_stage(connection: Connection, pipeline: str, number: int, stage: str) ->
 def get_job(connection: Connection, pipeline: str, number: int, job: str) -> JobRunPublic:
     """One job of run ``pipeline#number``; NotFound names what is missing."""
     row = job_row(connection, run_id(connection, pipeline, number), job, *_JOB_COLUMNS)
-    return JobRunPublic.model_validate(dict(row._mapping))
+    return _job(row)
 
 
 def list_artifacts(
@@ -287,7 +314,7 @@ def _stages(connection: Connection, the_run: int, name: str | None = None) -> li
         )
     jobs: dict[int, list[JobRunPublic]] = defaultdict(list)
     for row in connection.execute(job_query):
-        jobs[row.stage_run_id].append(JobRunPublic.model_validate(dict(row._mapping)))
+        jobs[row.stage_run_id].append(_job(row))
     return [
         StageRunPublic.model_validate({**row._mapping, "jobs": jobs[row.id]})
         for row in connection.execute(stage_query)

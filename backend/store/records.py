@@ -13,6 +13,9 @@ from backend.store.tables import job_runs, pipeline_runs, stage_runs
 _NUMBER_CONSTRAINT = "uq_pipeline_runs_pipeline_number"
 
 
+JobRow = tuple[str, str, bool] | tuple[str, str, bool, Status]
+
+
 class NumberTaken(Exception):
     """Another writer took the run number this transaction chose."""
 
@@ -20,9 +23,12 @@ class NumberTaken(Exception):
 def insert_run(
     connection: Connection,
     row: dict[str, Any],
-    stages: list[tuple[str, list[tuple[str, str, bool]]]],
+    stages: list[tuple[str, list[JobRow]]],
 ) -> tuple[int, int]:
     """Insert a PENDING run numbered max+1 of its pipeline, with its stages and jobs.
+
+    A job is ``(name, image, allow_failure)``, PENDING, or ``(..., status)`` to start it settled
+    (MANUAL: a ``when: manual`` job the run does not start).
 
     Raises NumberTaken when a concurrent writer took that number first (retry in a new
     transaction); any other failure propagates and the caller's transaction rolls back.
@@ -50,25 +56,27 @@ def insert_run(
     run_id = int(inserted[0])
     position = 0
     for stage_position, (stage, jobs) in enumerate(stages):
+        # a stage whose jobs all start settled (MANUAL: not run) is SKIPPED, as on GitLab
+        runs = any(len(job) < 4 or Status(job[3]) is Status.PENDING for job in jobs)
         stage_key = connection.execute(
             insert(stage_runs).values(
                 run_id=run_id,
                 name=stage,
                 position=stage_position,
-                status=Status.PENDING.value,
+                status=(Status.PENDING if runs else Status.SKIPPED).value,
             )
         ).inserted_primary_key
         assert stage_key is not None  # an INSERT of one row
         stage_id = stage_key[0]
         job_rows = []
-        for job, image, allow_failure in jobs:
+        for job, image, allow_failure, *status in jobs:
             job_rows.append(
                 {
                     "stage_run_id": stage_id,
                     "run_id": run_id,
                     "name": job,
                     "position": position,
-                    "status": Status.PENDING.value,
+                    "status": Status(status[0] if status else Status.PENDING).value,
                     "allow_failure": allow_failure,
                     "image": image,
                     "attempts": 0,

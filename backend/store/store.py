@@ -20,6 +20,7 @@ from backend.errors import NotFound, StoreError
 from backend.schemas import (
     ArtifactPublic,
     JobRunPublic,
+    JobTestsPublic,
     PipelinesPublic,
     RunPublic,
     RunsPublic,
@@ -29,7 +30,7 @@ from backend.schemas import (
 from backend.store import queries
 from backend.store.engine import make_engine, mask_url, reading, writing
 from backend.store.migrate import upgrade
-from backend.store.records import NumberTaken, insert_run
+from backend.store.records import JobRow, NumberTaken, insert_run
 from backend.store.tables import (
     artifacts,
     job_runs,
@@ -127,7 +128,7 @@ class Store:
     def create_run(
         self,
         pipeline: str,
-        stages: list[tuple[str, list[tuple[str, str, bool]]]],
+        stages: list[tuple[str, list[JobRow]]],
         *,
         repo: str,
         branch: str | None,
@@ -138,7 +139,8 @@ class Store:
     ) -> tuple[int, int]:
         """Record a new PENDING run with its stages and jobs, all or nothing; ``(run_id, number)``.
 
-        ``stages`` is ``[(stage, [(job, image, allow_failure), ...]), ...]`` in plan order. The
+        ``stages`` is ``[(stage, [(job, image, allow_failure), ...]), ...]`` in plan order (a
+        job may add a status to start settled, e.g. MANUAL; see ``insert_run``). The
         run gets the next number of its pipeline, also under concurrent submissions.
         """
         row = {
@@ -232,6 +234,7 @@ class Store:
         log_path: str | None = None,
         attempts: int | None = None,
         worker: str | None = None,
+        allowed: bool | None = None,
     ) -> None:
         """Change the given fields of one job of a run."""
         values = _changes(
@@ -243,6 +246,7 @@ class Store:
             log_path=log_path,
             attempts=attempts,
             worker=worker,
+            allowed=allowed,
         )
         with writing(self._engine) as connection:
             if not values:
@@ -255,6 +259,24 @@ class Store:
             ).rowcount
             if not changed:
                 queries.job_row(connection, run_id, job, job_runs.c.id)  # raises NotFound
+
+    @_write
+    def set_job_tests(self, run_id: int, job: str, tests: JobTestsPublic) -> None:
+        """Record what the JUnit reports of one job of a run counted."""
+        with writing(self._engine) as connection:
+            job_id = queries.job_row(connection, run_id, job, job_runs.c.id).id
+            connection.execute(
+                update(job_runs)
+                .where(job_runs.c.id == job_id)
+                .values(
+                    tests_total=tests.total,
+                    tests_failed=tests.failed,
+                    tests_errors=tests.errors,
+                    tests_skipped=tests.skipped,
+                    tests_time=tests.time,
+                    tests_failed_names=json.dumps(tests.failed_names),
+                )
+            )
 
     @_write
     def settle_run(

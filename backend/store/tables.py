@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -127,6 +129,14 @@ job_runs = Table(
     Column("error", Text),
     Column("log_path", Text),
     Column("worker", String(255)),
+    Column("allowed", Boolean, nullable=False, server_default=false()),  # an allowed failure
+    # its JUnit reports (artifacts:reports:junit); all null when it left none
+    Column("tests_total", Integer),
+    Column("tests_failed", Integer),
+    Column("tests_errors", Integer),
+    Column("tests_skipped", Integer),
+    Column("tests_time", Float),
+    Column("tests_failed_names", Text),  # a JSON list of at most 50 names
     UniqueConstraint("run_id", "name"),
 )
 

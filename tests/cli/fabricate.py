@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from backend.recording import log_path, stamp
-from backend.schemas import Status
+from backend.schemas import JobTestsPublic, Status
 from backend.settings import Settings
 from backend.store import Store
 
@@ -47,6 +47,13 @@ class Job:
     allow_failure: bool = False
     log: list[tuple[float, str]] | None = None  # (seconds after T0, text) lines of its log file
     artifacts: dict[str, bytes] = field(default_factory=dict)
+    error: str | None = None
+    tests: JobTestsPublic | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """It failed and was allowed to."""
+        return self.allow_failure and self.status is Status.FAILED
 
     @property
     def started_at(self) -> datetime | None:
@@ -165,7 +172,10 @@ class History:
         self.store.set_job(
             run.run_id, job.name, status=job.status, exit_code=job.exit_code,
             started_at=job.started_at, finished_at=job.finished_at, log_path=path,
+            allowed=job.allowed or None, error=job.error,
         )
+        if job.tests is not None:
+            self.store.set_job_tests(run.run_id, job.name, job.tests)
         for relative, data in job.artifacts.items():
             stored = self.settings.artifacts_dir / str(run.run_id) / job.name / relative
             stored.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,9 @@ def job_json(job: Job) -> dict[str, Any]:
         "image": job.image,
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
+        "allowed": job.allowed,
+        "error": job.error,
+        "tests": None if job.tests is None else job.tests.model_dump(mode="json"),
     }
 
 
@@ -211,6 +214,9 @@ def test_report_job_never_started_json_has_nulls(cicd: Cicd) -> None:
         "image": "alpine:3.20",
         "started_at": None,
         "finished_at": None,
+        "allowed": False,
+        "error": None,
+        "tests": None,
     }
 
 

@@ -1,7 +1,7 @@
 """``cicd run`` of a ``.gitlab-ci.yml`` that fails, end to end with real containers.
 
 GitLab's failure semantics (issue 10, item 4): no fail-fast, so a sibling of the failing job
-finishes; the next stage's ordinary job is skipped (CANCELED, "skipped: ..."), its
+finishes; the next stage's ordinary job is SKIPPED (error "skipped: ..."), its
 ``when: on_failure`` job runs, and a ``when: always`` job of the last stage runs too;
 ``retry: when`` retries only the listed reasons and ``allow_failure: exit_codes`` allows only
 the listed codes.
@@ -59,7 +59,7 @@ def test_gitlab_run_failure_skips_later_jobs_but_runs_sibling_on_failure_and_alw
     assert out.returncode == 1, out.stdout + out.stderr
     assert out.job_lines("broken")[-1] == "FAILED (exit code 3)"
     assert out.job_lines("sibling")[-2:] == ["sibling-finished", "SUCCESS (exit code 0)"]
-    assert out.job_lines("unit") == ["CANCELED: skipped: broken failed"]
+    assert out.job_lines("unit") == ["SKIPPED: broken failed"]
     assert out.job_lines("triage")[-2:] == ["triage-ran", "SUCCESS (exit code 0)"]
     assert out.job_lines("cleanup")[-2:] == ["cleanup-ran", "SUCCESS (exit code 0)"]
 
@@ -74,7 +74,7 @@ def test_gitlab_run_failure_skips_later_jobs_but_runs_sibling_on_failure_and_alw
     assert {name: (job["status"], job["exit_code"]) for name, job in found.items()} == {
         "broken": ("FAILED", 3),
         "sibling": ("SUCCESS", 0),
-        "unit": ("CANCELED", None),
+        "unit": ("SKIPPED", None),
         "triage": ("SUCCESS", 0),
         "cleanup": ("SUCCESS", 0),
     }

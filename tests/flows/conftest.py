@@ -31,12 +31,16 @@ def make_context(tmp_path: Path, store: Any) -> Callable[..., tuple[RunContext, 
         pipeline: Pipeline, runner: FakeRunner | None = None, **kwargs: Any
     ) -> tuple[RunContext, list[Event]]:
         from backend.pipeline import plan_pipeline
+        from backend.service import RunRequest
 
         plan = plan_pipeline(pipeline)
         order = {stage.name: list(stage.jobs) for stage in plan.stages}
+        request = RunRequest(
+            pipeline=pipeline, file="p.yaml", file_content="", repo=str(tmp_path), commit="0" * 40
+        )
         run_id, number = store.create_run(
             pipeline.name,
-            [(s, [(j.name, j.image, j.allow_failure) for j in jobs]) for s, jobs in order.items()],
+            request.recorded_stages(plan),  # as the service records a run: MANUAL jobs too
             repo=str(tmp_path),
             branch="main",
             commit="0" * 40,

@@ -1,7 +1,7 @@
 """GitLab failure semantics through the Prefect flow with a FakeRunner (issue 10, item 4).
 
 No fail-fast: running jobs finish after a failure; jobs that wait for a failed job are skipped
-(recorded CANCELED, error "skipped: ..."), unless ``when: on_failure`` or ``always``;
+(recorded SKIPPED, error "skipped: ..."), unless ``when: on_failure`` or ``always``;
 ``allow_failure: exit_codes`` and ``retry: when`` narrow what is allowed and what is retried.
 """
 
@@ -72,9 +72,9 @@ def test_gitlab_flow_failure_lets_running_sibling_finish_and_skips_later_stage(
     assert _jobs(store, ctx, events) == {
         "slow": ("SUCCESS", None),
         "bad": ("FAILED", None),
-        "t": ("CANCELED", "skipped: bad failed"),
+        "t": ("SKIPPED", "skipped: bad failed"),
     }
-    assert _stages(store, ctx) == ["FAILED", "CANCELED"]
+    assert _stages(store, ctx) == ["FAILED", "SKIPPED"]
     assert store.get_run("nff", 1).status is Status.FAILED
     assert _ran(runner) == ["bad", "slow"]
 
@@ -99,9 +99,9 @@ def test_gitlab_flow_dependent_of_failed_need_is_skipped_and_others_run(
     assert _jobs(store, ctx, events) == {
         "bad": ("FAILED", None),
         "good": ("SUCCESS", None),
-        "after-bad": ("CANCELED", "skipped: bad failed"),
+        "after-bad": ("SKIPPED", "skipped: bad failed"),
         "after-good": ("SUCCESS", None),
-        "chained": ("CANCELED", "skipped: after-bad was skipped"),
+        "chained": ("SKIPPED", "skipped: after-bad was skipped"),
     }
     assert _stages(store, ctx) == ["FAILED", "SUCCESS"]
     assert _ran(runner) == ["after-good", "bad", "good"]
@@ -123,9 +123,9 @@ def test_gitlab_flow_on_failure_and_always_jobs_run_after_a_failure(
     assert _run(ctx) is Status.FAILED
     assert _jobs(store, ctx, events) == {
         "bad": ("FAILED", None),
-        "unit": ("CANCELED", "skipped: bad failed"),
+        "unit": ("SKIPPED", "skipped: bad failed"),
         "report": ("SUCCESS", None),
-        "ship": ("CANCELED", "skipped: bad failed"),
+        "ship": ("SKIPPED", "skipped: bad failed"),
         "cleanup": ("SUCCESS", None),
     }
     assert _stages(store, ctx) == ["FAILED", "SUCCESS", "SUCCESS"]
@@ -151,9 +151,9 @@ def test_gitlab_flow_on_failure_job_is_skipped_when_nothing_failed(
     assert _run(ctx) is Status.SUCCESS
     assert _jobs(store, ctx, events) == {
         "ok": ("SUCCESS", None),
-        "report": ("CANCELED", "skipped: when: on_failure and nothing failed before it"),
+        "report": ("SKIPPED", "skipped: when: on_failure and nothing failed before it"),
         "unit": ("SUCCESS", None),
-        "after-report": ("CANCELED", "skipped: report was skipped"),
+        "after-report": ("SKIPPED", "skipped: report was skipped"),
         "cleanup": ("SUCCESS", None),
     }
     assert _stages(store, ctx) == ["SUCCESS", "SUCCESS", "SUCCESS"]
@@ -180,7 +180,7 @@ def test_gitlab_flow_on_failure_job_needing_a_failed_job_of_its_stage_runs(
     assert _jobs(store, ctx, events) == {
         "bad": ("FAILED", None),
         "triage": ("SUCCESS", None),
-        "next": ("CANCELED", "skipped: bad failed"),
+        "next": ("SKIPPED", "skipped: bad failed"),
     }
     assert runner.call("bad").finished <= runner.call("triage").started
 
@@ -198,7 +198,7 @@ def test_gitlab_flow_allowed_failure_lets_later_stages_run(make_context: Any, st
     assert _jobs(store, ctx, events) == {
         "lint": ("FAILED", "allowed to fail"),
         "ship": ("SUCCESS", None),
-        "report": ("CANCELED", "skipped: when: on_failure and nothing failed before it"),
+        "report": ("SKIPPED", "skipped: when: on_failure and nothing failed before it"),
     }
     assert _stages(store, ctx) == ["SUCCESS", "SUCCESS"]
 
@@ -235,9 +235,9 @@ def test_gitlab_flow_allow_failure_exit_codes_fail_the_pipeline_on_another_code(
     assert _run(ctx) is Status.FAILED
     assert _jobs(store, ctx, events) == {
         "flaky": ("FAILED", None),
-        "ship": ("CANCELED", "skipped: flaky failed"),
+        "ship": ("SKIPPED", "skipped: flaky failed"),
     }
-    assert _stages(store, ctx) == ["FAILED", "CANCELED"]
+    assert _stages(store, ctx) == ["FAILED", "SKIPPED"]
 
 
 def test_gitlab_flow_retry_when_script_failure_retries_a_non_zero_exit(

@@ -122,6 +122,9 @@ def test_get_job_one_job(store: Store) -> None:
         "image": "python:3.12",
         "started_at": None,
         "finished_at": None,
+        "allowed": False,
+        "error": None,
+        "tests": None,
     }
 
 

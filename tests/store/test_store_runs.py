@@ -74,6 +74,9 @@ def test_create_run_round_trip_exact_json(store: Store) -> None:
                         "image": "gcc:14",
                         "started_at": "2025-03-01T12:00:00+00:00",
                         "finished_at": "2025-03-01T12:00:05+00:00",
+                        "allowed": False,
+                        "error": None,
+                        "tests": None,
                     }
                 ],
             },
@@ -91,6 +94,9 @@ def test_create_run_round_trip_exact_json(store: Store) -> None:
                         "image": "python:3.12",
                         "started_at": None,
                         "finished_at": None,
+                        "allowed": False,
+                        "error": None,
+                        "tests": None,
                     },
                     {
                         "name": "lint",
@@ -100,6 +106,9 @@ def test_create_run_round_trip_exact_json(store: Store) -> None:
                         "image": "python:3.12",
                         "started_at": None,
                         "finished_at": None,
+                        "allowed": False,
+                        "error": None,
+                        "tests": None,
                     },
                 ],
             },
@@ -118,6 +127,7 @@ def test_create_run_json_keys_in_spec_order(store: Store) -> None:
     assert list(run["stages"][0]) == ["name", "status", "started_at", "finished_at", "jobs"]
     assert list(run["stages"][0]["jobs"][0]) == [
         "name", "status", "allow_failure", "exit_code", "image", "started_at", "finished_at",
+        "allowed", "error", "tests",
     ]  # fmt: skip
 
 

@@ -951,7 +951,7 @@ CASES = [
     ),
     Case(
         "job/artifacts:reports",
-        PARSED,
+        SUPPORTED,
         """
         job:
           artifacts: {reports: {junit: [report.xml, more.xml], dotenv: build.env}}
