@@ -3,7 +3,8 @@
 
 A service is an image name or ``{name, alias, entrypoint, command, variables, pull_policy}``.
 ``pull_policy`` is ``always``, ``if-not-present`` or ``never``, or a non-empty list of them tried
-in order. Names are taken as written (the native format expands no variables in them).
+in order. ``$NAME`` and ``${NAME}`` in image and service names are expanded with the pipeline's
+and the job's variables once the job is read (``expand_names``), as GitLab expands them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from backend.pipeline.gitlab.variables import expand
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
-from backend.pipeline.model import Service
+from backend.pipeline.model import Job, Service
 
 IMAGE_KEYS = ("name", "entrypoint", "pull_policy")
 SERVICE_KEYS = ("name", "alias", "entrypoint", "command", "variables", "pull_policy")
@@ -36,6 +38,14 @@ def read_image(node: Node, label: str, add: Add) -> dict[str, object]:
         "image_entrypoint": fields.get("entrypoint"),
         "pull_policy": fields.get("pull_policy", []),
     }
+
+
+def expand_names(job: Job, pipeline_variables: Mapping[str, str]) -> Job:
+    """``job`` with ``$VARIABLES`` in its image and services' names expanded: the pipeline's
+    variables, then the job's; an undefined one becomes empty and ``$$`` one ``$`` (GitLab's)."""
+    values = {**pipeline_variables, **job.variables}
+    services = [s.model_copy(update={"name": expand(s.name, values)}) for s in job.services]
+    return job.model_copy(update={"image": expand(job.image, values), "services": services})
 
 
 def image_fields(fields: Mapping[str, object]) -> dict[str, Any]:

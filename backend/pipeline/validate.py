@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from backend.errors import PipelineInvalid, Problem
 from backend.pipeline.cache_keyword import read_cache
-from backend.pipeline.image_keyword import image_fields, read_image, read_services
+from backend.pipeline.image_keyword import expand_names, image_fields, read_image, read_services
 from backend.pipeline.loader import Map, Node, Scalar, Seq, describe
 from backend.pipeline.model import (
     DEFAULT_IMAGE,
@@ -582,25 +582,24 @@ class _Validator:
         for draft in drafts:
             assert draft.name is not None and draft.stage is not None
             fields = draft.fields
-            jobs[draft.stage].append(
-                Job(
-                    name=draft.name,
-                    stage=draft.stage,
-                    image=image_fields(fields).get("image") or pipeline_image or DEFAULT_IMAGE,
-                    image_entrypoint=image_fields(fields).get("image_entrypoint"),
-                    pull_policy=image_fields(fields).get("pull_policy", []),
-                    services=fields.get("services") or [],
-                    script=fields["script"],
-                    needs=[need for need, _ in draft.needs],
-                    allow_failure=fields.get("allow_failure", False),
-                    artifacts=fields.get("artifacts", []),
-                    artifacts_options=fields.get("artifacts_options") or Artifacts(),
-                    cache=fields.get("cache") or [],
-                    variables=fields.get("variables", {}),
-                    timeout=fields.get("timeout"),
-                    retry=fields.get("retry", 0),
-                )
+            job = Job(
+                name=draft.name,
+                stage=draft.stage,
+                image=image_fields(fields).get("image") or pipeline_image or DEFAULT_IMAGE,
+                image_entrypoint=image_fields(fields).get("image_entrypoint"),
+                pull_policy=image_fields(fields).get("pull_policy", []),
+                services=fields.get("services") or [],
+                script=fields["script"],
+                needs=[need for need, _ in draft.needs],
+                allow_failure=fields.get("allow_failure", False),
+                artifacts=fields.get("artifacts", []),
+                artifacts_options=fields.get("artifacts_options") or Artifacts(),
+                cache=fields.get("cache") or [],
+                variables=fields.get("variables", {}),
+                timeout=fields.get("timeout"),
+                retry=fields.get("retry", 0),
             )
+            jobs[draft.stage].append(expand_names(job, head["variables"]))  # type: ignore[arg-type]
         return Pipeline(
             name=head["name"],
             stages=[

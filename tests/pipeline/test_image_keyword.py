@@ -74,3 +74,20 @@ def test_native_services_must_be_a_list(problems: Problems) -> None:
     found = problems(HEAD + "  - {name: a, stage: test, script: x, services: redis:7}\n")
 
     assert found == ["ci.yaml:3:49: job 'a': 'services' must be a list, not 'redis:7'"]
+
+
+def test_native_image_and_services_names_expand_pipeline_then_job_variables(
+    parse: Parse,
+) -> None:
+    pipeline = parse(
+        "pipeline: {name: p, image: 'base:$TAG', variables: {REG: reg.local, TAG: '1'}}\n"
+        "jobs:\n"
+        "  - {name: a, stage: test, script: x, variables: {TAG: '2'},\n"
+        "     services: ['$REG/db:${TAG}', {name: '$REG/cache:$NONE', alias: c}]}\n"
+        "  - {name: b, stage: test, script: x, image: 'cost$$:$TAG'}\n"
+    )
+
+    a, b = pipeline.job("a"), pipeline.job("b")
+    assert a.image == "base:2"  # the pipeline's image, with the job's TAG
+    assert [s.name for s in a.services] == ["reg.local/db:2", "reg.local/cache:"]
+    assert b.image == "cost$:1"
