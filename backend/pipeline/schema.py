@@ -249,15 +249,6 @@ def _pull_policy() -> dict[str, Any]:
     return {"oneOf": [choice, {"type": "array", "minItems": 1, "items": choice}]}
 
 
-def _string_list() -> dict[str, Any]:
-    return {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-
-
-def _pull_policy() -> dict[str, Any]:
-    choice = {"enum": ["always", "if-not-present", "never"]}
-    return {"oneOf": [choice, {"type": "array", "minItems": 1, "items": choice}]}
-
-
 def _job_properties() -> dict[str, Any]:
     return {
         "name": {
