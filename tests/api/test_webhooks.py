@@ -17,8 +17,10 @@ import pytest
 from apikit import IMAGE, Api, git, make_repo
 from pgkit import database_url  # noqa: F401  (a fixture: SQLite, then PostgreSQL)
 
+from backend.requests import PreparedRun
 from backend.runner.base import FakeOutcome
 from backend.runner.fake import FakeRunner
+from backend.source.bundles import make_bundle
 from backend.webhooks import github_signature
 
 SECRET = "hook-secret-1234"
@@ -32,6 +34,10 @@ on-merge-request:
   script: [echo merge request]
   rules:
     - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+on-api:
+  script: [echo api]
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "api"
 """
 ZEROS = "0" * 40
 
@@ -362,3 +368,19 @@ def test_hook_pipeline_file_invalid_is_listed_and_others_run(
     assert [item["file"] for item in body["skipped"]] == [".pipelines/broken.yaml"]
     finished(hooked, body["runs"])
 
+
+def test_submit_with_api_source_runs_the_api_rules(
+    hooked: Api, remote: Remote, prepare: Callable[..., PreparedRun]
+) -> None:
+    """POST /runs: `cicd run` submits as push; a request naming source api gets api's jobs."""
+    prepared = prepare(remote.work, file=".gitlab-ci.yml", pipeline_source="api")
+    assert prepared.request.source == "api"
+    assert [job.name for job in prepared.request.pipeline.jobs if job.run] == ["on-api"]
+    with hooked.client("api-token") as client:
+        reply = client.post(
+            "/runs", data={"request": prepared.request.model_dump_json()},
+            files={"bundle": ("b", make_bundle(prepared.source))},
+        )
+    assert reply.status_code == 202, reply.text
+    finished(hooked, [reply.json()["name"]])
+    assert sources(hooked) == {"on-api": "api"}
