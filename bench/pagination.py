@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pagination.py [--runs 100000] [--others 100000] [--limit 50]
                                          [--repeat 20] [--url postgresql+psycopg://...]
+                                         [--without-indexes]
 
 Opens a temporary SQLite history store (or the empty PostgreSQL database of ``--url``), brings it
 to the latest schema, inserts ``--runs`` runs of pipeline ``big`` and ``--others`` runs spread
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from backend.schemas import Status
 from backend.store import Store, queries
@@ -85,6 +86,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--url", help="an empty PostgreSQL database instead of SQLite")
+    parser.add_argument(
+        "--without-indexes", action="store_true",
+        help="drop migration 0004's two run indexes first, to see what they are worth",
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cicd-bench-pages-") as folder:
         url = options.url or f"sqlite:///{Path(folder) / 'cicd.db'}"
@@ -92,6 +97,10 @@ def main() -> None:
             began = time.perf_counter()
             fill(store, options.runs, options.others)
             filled = time.perf_counter() - began
+            if options.without_indexes:
+                with store._engine.begin() as connection:
+                    for index in ("ix_pipeline_runs_pipeline_id", "ix_pipeline_runs_status_id"):
+                        connection.execute(text(f"DROP INDEX {index}"))
             middle = store.list_runs("big", options.runs // 2).runs[-1]
             with store._engine.connect() as connection:
                 middle_id = queries.run_id(connection, "big", middle.run)
@@ -117,6 +126,7 @@ def main() -> None:
                 "other_runs": options.others,
                 "limit": options.limit,
                 "fill_seconds": round(filled, 1),
+                "indexes_0004": not options.without_indexes,
                 "median_ms": {name: round(median_ms(call, options.repeat), 2)
                               for name, call in cases.items()},
             }
