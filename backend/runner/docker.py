@@ -1,6 +1,6 @@
 """The Docker runner: each job's script in its own container.
 
-With its helpers (``engine``, ``exec_shell``, ``services``) and its output reader
+With its helpers (``engine``, ``exec_shell``, ``images``, ``services``) and its output reader
 (``backend.runner.output``), the only code that imports the docker SDK.
 
 A job's container is created with the run's workspace bind-mounted at ``/workspace`` (also the
@@ -55,7 +55,6 @@ from backend.runner.engine import (
     labels,
     missing_shell,
     now,
-    one_line,
     reason,
     remove_container,
     remove_network,
@@ -63,6 +62,7 @@ from backend.runner.engine import (
     unique_name,
 )
 from backend.runner.exec_shell import POLL_SECONDS, ScriptThenAfter, shell_script
+from backend.runner.images import ensure_image, image_missing
 from backend.runner.output import OutputReader
 from backend.runner.services import Services, run_networks
 from backend.runner.stdin import SOURCE_LINE, SecretsInput, secrets_payload
@@ -127,7 +127,7 @@ class DockerRunner:
         policy = PullPolicy(policy)
         workers = max(1, min(self._pull_workers, len(wanted)))
         with ThreadPoolExecutor(workers, thread_name_prefix="cicd-image") as pool:
-            errors = pool.map(lambda image: _ensure_image(client, image, policy), wanted)
+            errors = pool.map(lambda image: ensure_image(client, image, policy), wanted)
             return dict(zip(wanted, errors, strict=True))
 
     def run_job(self, spec: JobSpec, on_line: LineSink, cancel: threading.Event) -> JobResult:
@@ -163,7 +163,7 @@ class DockerRunner:
         except EngineUnavailable as exc:
             return attempt.failed(str(exc))
         except ImageNotFound:
-            return attempt.failed(_image_missing(spec))
+            return attempt.failed(image_missing(spec))
         except (*ENGINE_ERRORS, OSError) as exc:  # OSError: a socket of the secrets or an exec
             if is_connection_error(exc):
                 return attempt.failed(str(self._unavailable(exc)))
@@ -407,46 +407,9 @@ class _Waiter:
             self.done.set()
 
 
-def _ensure_image(client: docker.DockerClient, image: str, policy: PullPolicy) -> str | None:
-    if policy is not PullPolicy.ALWAYS:
-        try:
-            client.api.inspect_image(image)
-            return None
-        except ImageNotFound:
-            pass
-        except ENGINE_ERRORS as exc:
-            return f"image '{image}' cannot be inspected: {reason(exc)}"
-        if policy is PullPolicy.NEVER:
-            return f"image '{image}' not found locally (pull policy 'never')"
-    problem = _pull(client, image)
-    if problem is None:
-        return None
-    if policy is PullPolicy.ALWAYS:
-        return f"image '{image}' could not be pulled (pull policy 'always'): {problem}"
-    return f"image '{image}' not found locally and pull failed: {problem}"
-
-
-def _pull(client: docker.DockerClient, image: str) -> str | None:
-    """Pull one image; None when it worked, else the short reason."""
-    try:
-        for event in client.api.pull(image, stream=True, decode=True):
-            if isinstance(event, dict) and event.get("error"):
-                return one_line(str(event["error"]))
-    except ENGINE_ERRORS as exc:
-        return reason(exc)
-    return None
-
-
 def _kill(client: docker.DockerClient, container: str, waiter: _Waiter) -> None:
     try:
         client.api.kill(container)
     except ENGINE_ERRORS:
         pass  # already ended, or going: the forced removal finishes the job
     waiter.done.wait(_DRAIN_SECONDS)
-
-
-def _image_missing(spec: JobSpec) -> str:
-    """The error of a job whose image is not there when its container is made."""
-    if spec.pull_policy is PullPolicy.NEVER:
-        return f"image '{spec.image}' not found locally (pull policy 'never')"
-    return f"image '{spec.image}' not found locally"
