@@ -201,3 +201,21 @@ def test_reports_junit_api_job_json_has_tests(project: Project) -> None:
     assert jobs(run.json())["unit"]["tests"] == UNIT_TESTS
     described = schema.json()["components"]["schemas"]["JobRunPublic"]["properties"]
     assert "null when it left no report" in str(described["tests"])
+
+
+NATIVE = f"""\
+pipeline: {{name: native, image: {BUSYBOX}}}
+jobs:
+  - name: unit
+    stage: test
+    script: ["mkdir -p out", "cp fixtures/unit.xml out/unit.xml"]
+    artifacts: {{paths: [out/], reports: {{junit: ["out/*.xml"]}}}}
+"""
+
+
+def test_reports_junit_native_format_reads_them_too(project: Project) -> None:
+    project.commit({".pipelines/native.yaml": NATIVE})
+    out = project.run("-p", "native")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "cicd: junit report: 3 tests, 1 failed, 0 errors, 0 skipped" in out.job_lines("unit")
+    assert jobs(project.report("native", 1))["unit"]["tests"] == UNIT_TESTS
