@@ -26,6 +26,8 @@ compile:
   script:
     - echo "compile $GREETING $WHERE"
     - echo built > built.txt
+  artifacts:
+    paths: [built.txt]  # each job has its own workspace: unit gets it as an artifact
 unit:
   stage: test
   needs: [compile]
