@@ -74,6 +74,11 @@ class RunRequest(BaseModel):
     jobs: int | None = Field(default=None, ge=1)
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     force: bool = False
+    source: PipelineSource = Field(
+        default="push",
+        description="what started the run, as CI_PIPELINE_SOURCE: push (cicd run, a push "
+        "webhook), merge_request_event, schedule or api",
+    )
 
     def recorded_stages(self, plan: Plan | None = None) -> list[tuple[str, list[JobRow]]]:
         """What the store records of the run: per stage (file order), the jobs that run in
@@ -99,11 +104,6 @@ class RunRequest(BaseModel):
             if jobs:
                 stages.append((stage.name, jobs))
         return stages
-    source: PipelineSource = Field(
-        default="push",
-        description="what started the run, as CI_PIPELINE_SOURCE: push (cicd run, a push "
-        "webhook), merge_request_event, schedule or api",
-    )
 
 
 def request_key(request: RunRequest, source: Source) -> str:
@@ -234,7 +234,6 @@ class Service:
                 run_id, number = found
                 return Submission(run_id, RunRef(name, number), duplicate=True)
         plan = plan_pipeline(request.pipeline)
-        stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
         run_id, number = self.store.create_run(
             name,
             request.recorded_stages(plan),
@@ -246,6 +245,7 @@ class Service:
             overrides=request.overrides,
         )
         self.store.set_run(run_id, worker=self.worker)
+        stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
         return Submission(
             run_id, RunRef(name, number), request=request, git_dir=source.git_dir,
             stage_order=stage_order,

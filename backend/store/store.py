@@ -210,6 +210,7 @@ class Store:
         values = _changes(status=status, started_at=started_at, finished_at=finished_at)
         with writing(self._engine) as connection:
             where = (stage_runs.c.run_id == run_id, stage_runs.c.name == stage)
+            found: int | None
             if values:
                 found = connection.execute(
                     update(stage_runs).where(*where).values(**values)
