@@ -7,14 +7,14 @@ restored into the job's workspace: the first of its key, its ``fallback_keys`` a
 ``CACHE_FALLBACK_KEY`` variable that has a cache. After the job, each whose ``policy`` pushes
 (``push``, ``pull-push``) is saved when the outcome matches its ``when`` (``on_success``,
 ``on_failure``, ``always``; a canceled job saves nothing), from ``paths`` (the artifact pattern
-syntax; symlinks kept as links, ``backend.runner.cache_paths``) and, with ``untracked``, every
+syntax; symlinks kept as links, ``backend.cache_paths``) and, with ``untracked``, every
 file the commit does not track.
 
 Keys are GitLab's: ``$VARIABLES`` expanded with the job's environment; ``key: files:`` is
 ``[<prefix>-]<SHA-256 of the files' contents>`` (``default`` when none of them exists); a key
 with ``/`` (or ``%2F``), made only of dots, or holding control characters is refused (the
 cache is skipped with a warning). A key is never a path: the archive is named after its
-``safe_name``. Storage and concurrency: ``backend.runner.cache_store``.
+``safe_name``. Storage and concurrency: ``backend.cache_store``.
 
 A cache never fails a job: every problem is a ``cicd: warning:`` line of its log. Caches are
 restored into and saved from the ``workspace`` argument only (in isolated runs the job's own
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from backend.pipeline.gitlab.variables import expand
 from backend.pipeline.model import Cache, Job
-from backend.runner.cache_store import CacheStore, CacheTooBig
+from backend.cache_store import CacheStore, CacheTooBig
 from backend.schemas import Status
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ def _save_one(
     line: Callable[[str], None],
 ) -> None:
     from backend.runner.artifacts import ArtifactPatternError
-    from backend.runner.cache_paths import match_cache_paths
+    from backend.cache_paths import match_cache_paths
 
     line(f"cicd: Creating cache {key}...")
     tracked = _tracked(ctx) if cache.untracked else None

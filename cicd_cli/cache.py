@@ -42,7 +42,7 @@ def list_caches(
     --format json prints {"caches": [{"key", "size", "saved_at", "last_used", "pipeline",
     "run", "job"}, ...]} (times in ISO 8601; last_used is null until it is restored).
     """
-    from backend.runner.cache_store import CacheStore
+    from backend.cache_store import CacheStore
 
     entries = CacheStore(Settings().cache_dir).entries()
     if fmt is not OutputFormat.TEXT:
@@ -92,7 +92,7 @@ def clear(
     A job restoring a cache meanwhile finishes reading it. Clearing a key that has no cache
     fails.
     """
-    from backend.runner.cache_store import CacheStore
+    from backend.cache_store import CacheStore
 
     store = CacheStore(Settings().cache_dir)
     removed = store.clear(key)

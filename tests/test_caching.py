@@ -13,7 +13,7 @@ from backend import caching
 from backend.execution import RunContext
 from backend.pipeline.model import Cache, Job, Pipeline, Stage
 from backend.recording import Recorder
-from backend.runner.cache_store import CacheStore
+from backend.cache_store import CacheStore
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from backend.runner.artifacts import ArtifactPatternError
-from backend.runner.cache_paths import match_cache_paths
+from backend.cache_paths import match_cache_paths
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.runner.cache_store import CacheStore, CacheTooBig
+from backend.cache_store import CacheStore, CacheTooBig
 
 META = {"pipeline": "p", "run": "p#1", "job": "build"}
 

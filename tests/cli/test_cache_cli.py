@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fabricate import Cicd, rows, run_cicd
 
-from backend.runner.cache_store import CacheStore
+from backend.cache_store import CacheStore
 
 
 @pytest.fixture

@@ -869,7 +869,7 @@ CASES = [
     ),
     Case(
         "job/cache",
-        PARSED,
+        SUPPORTED,
         "job: {cache: {key: gems, paths: [vendor/]}, script: x}\n",
         got=lambda p: [(c.key, c.paths) for c in job(p).cache],
         want=[("gems", ["vendor/"])],
@@ -877,7 +877,7 @@ CASES = [
     Case(
         "job/cache:key, cache:key:files, cache:key:prefix, cache:paths, cache:policy, "
         "cache:when, cache:untracked, cache:fallback_keys",
-        PARSED,
+        SUPPORTED,
         """
         job:
           cache:
