@@ -29,9 +29,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backend.cache_store import CacheStore, CacheTooBig
 from backend.pipeline.gitlab.variables import expand
 from backend.pipeline.model import Cache, Job
-from backend.cache_store import CacheStore, CacheTooBig
 from backend.schemas import Status
 
 if TYPE_CHECKING:
@@ -203,8 +203,8 @@ def _save_one(
     workspace: Path,
     line: Callable[[str], None],
 ) -> None:
-    from backend.runner.artifacts import ArtifactPatternError
     from backend.cache_paths import match_cache_paths
+    from backend.runner.artifacts import ArtifactPatternError
 
     line(f"cicd: Creating cache {key}...")
     tracked = _tracked(ctx) if cache.untracked else None

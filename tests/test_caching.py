@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from backend import caching
+from backend.cache_store import CacheStore
 from backend.execution import RunContext
 from backend.pipeline.model import Cache, Job, Pipeline, Stage
 from backend.recording import Recorder
-from backend.cache_store import CacheStore
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
 

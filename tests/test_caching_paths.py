@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.runner.artifacts import ArtifactPatternError
 from backend.cache_paths import match_cache_paths
+from backend.runner.artifacts import ArtifactPatternError
 
 
 @pytest.fixture
