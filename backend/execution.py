@@ -274,6 +274,7 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
 def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], None]) -> Status:
     """Run ``job`` in ``workspace`` (attempts, artifacts, reports, caches) and settle it."""
     caching.restore_caches(ctx, job, workspace, line)
+    jobspace.restore_artifacts(ctx, job, workspace, line)  # after caches: artifacts win
     spec = JobSpec(
         run_id=ctx.key,
         job=job.name,

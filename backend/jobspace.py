@@ -79,7 +79,8 @@ def isolated(ctx: RunContext) -> bool:
 def open_workspace(ctx: RunContext, job: Job, line: Callable[[str], None]) -> Path:
     """The directory ``job`` runs in (mounted at ``/workspace``).
 
-    Isolated runs: the job's own view of the clean checkout plus its dependencies' artifacts.
+    Isolated runs: the job's own view of the clean checkout (its dependencies' artifacts are
+    added by ``restore_artifacts``, after its caches).
     With Docker that is an overlay volume (``volume_of``): the checkout is its read-only lower
     layer and the returned directory its upper layer (what the job writes lands there); without
     (or where an overlay cannot work) a copy of the checkout (``clone_tree``).
@@ -87,7 +88,6 @@ def open_workspace(ctx: RunContext, job: Job, line: Callable[[str], None]) -> Pa
     state = _state(ctx)
     if not isolated(ctx):
         return ctx.workspace
-    from backend.runner.artifacts import restore_files
 
     root = jobs_root(ctx.workspace)
     root.mkdir(mode=0o700, exist_ok=True)
@@ -99,6 +99,23 @@ def open_workspace(ctx: RunContext, job: Job, line: Callable[[str], None]) -> Pa
     except Exception:
         _remove_home(ctx, state, home)
         raise
+    return dest
+
+
+def restore_artifacts(
+    ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], None]
+) -> None:
+    """Write the artifacts of the jobs ``job`` depends on into its isolated ``workspace``.
+
+    Called after its caches are restored, as GitLab does: an artifact wins over a cached file
+    at the same path.
+    """
+    if not isolated(ctx):
+        return
+    from backend.runner.artifacts import restore_files
+
+    state = _state(ctx)
+    dest = workspace
     files: list[tuple[str, Path]] = []
     sources: list[str] = []
     with state.lock:
@@ -111,7 +128,6 @@ def open_workspace(ctx: RunContext, job: Job, line: Callable[[str], None]) -> Pa
         for warning in restore_files(files, dest):
             line(f"cicd: warning: {warning}")
         line(f"cicd: restored {len(files)} artifact file(s) of {', '.join(sources)}")
-    return dest
 
 
 def volume_of(ctx: RunContext, workspace: Path) -> str | None:

@@ -257,6 +257,9 @@ def test_open_workspace_copy_isolated_restores_dependencies_and_cleans_up(tmp_pa
     lines: list[str] = []
     ws_a = jobspace.open_workspace(ctx, jobs[0], lines.append)
     ws_c = jobspace.open_workspace(ctx, jobs[2], lines.append)
+    assert tree_files(ws_c) == {"committed.txt"}  # artifacts come after the caches
+    jobspace.restore_artifacts(ctx, jobs[0], ws_a, lines.append)
+    jobspace.restore_artifacts(ctx, jobs[2], ws_c, lines.append)
     (ws_a / "committed.txt").write_text("changed by a")
     assert ws_a != ws_c and ws_a.is_relative_to(jobspace.jobs_root(ctx.workspace))
     assert (ctx.workspace / "committed.txt").read_text() == "original"
