@@ -104,18 +104,18 @@ def test_gitlab_project_more_itertools_runs_as_gitlab(project: Project) -> None:
     statuses = {name: job["status"] for name, job in jobs(report).items()}
     assert statuses == {
         "lint": "SUCCESS",
-        "test: [1/3]": "SUCCESS",
-        "test: [2/3]": "SUCCESS",
-        "test: [3/3]": "SUCCESS",
+        "test 1/3": "SUCCESS",
+        "test 2/3": "SUCCESS",
+        "test 3/3": "SUCCESS",
         "build": "SUCCESS",
         "smoke": "SUCCESS",
     }
     # the dotenv of build reached smoke, which got build's artifacts and not the tests'
     assert any("smoke testing more-itertools 11.2.1" in line for line in out.job_lines("smoke"))
     # every test job's JUnit report was read: together they ran the whole suite, none failed
-    tests = [jobs(report)[f"test: [{i}/3]"]["tests"] for i in (1, 2, 3)]
-    assert all(t["tests"] > 0 and t["failures"] == 0 and t["errors"] == 0 for t in tests)
-    assert sum(t["tests"] for t in tests) > 1000
+    tests = [jobs(report)[f"test {i}/3"]["tests"] for i in (1, 2, 3)]
+    assert all(t["total"] > 0 and t["failed"] == 0 and t["errors"] == 0 for t in tests)
+    assert sum(t["total"] for t in tests) > 1000
     artifacts = project.cicd("artifacts", "repo#1", "--format", "json")
     assert "dist/more_itertools.zip" in artifacts.stdout, artifacts.stdout + artifacts.stderr
     assert containers_of_home(project.home) == set()
@@ -139,7 +139,7 @@ def test_gitlab_project_six_allowed_failure_and_service(project: Project) -> Non
     }
     assert by_name["style"]["allow_failure"] is True
     assert "FAILED (allowed)" in out.stdout
-    assert by_name["test: [plain]"]["tests"]["tests"] > 100
+    assert by_name["test: [plain]"]["tests"]["total"] > 100
     # the service answered by its alias (the job fetched a file the service serves)
     assert any(
         line.endswith("served=root:x:0:0:root:/root:/bin/sh") for line in out.job_lines("network")
