@@ -386,3 +386,39 @@ def test_open_workspace_overlay_isolates_jobs_and_leaves_the_checkout(
     left = client.api.volumes(filters={"label": f"cicd.run={ctx.key}"})
     assert not (left or {}).get("Volumes")
     assert not jobspace.jobs_root(ctx.workspace).exists()
+
+
+def test_run_in_restores_caches_before_artifacts_so_artifacts_win(tmp_path: Path) -> None:
+    """GitLab restores a job's cache, then its dependencies' artifacts: same path, artifact."""
+    import types
+
+    from backend import caching, execution
+    from backend.pipeline.model import Cache
+
+    seen: list[str] = []
+
+    class Reading(FakeRunner):
+        def run_job(self, spec: Any, on_line: Any, cancel: Any) -> Any:
+            seen.append((spec.workspace / "x.txt").read_text())
+            return super().run_job(spec, on_line, cancel)
+
+    cache = Cache(key="k", paths=["x.txt"], policy="pull")
+    jobs = [_job("a", "build"), _job("c", "test", dependencies=["a"], cache=[cache])]
+    ctx = _context(tmp_path, jobs, runner=Reading(), cache_dir=tmp_path / "cache")
+    ctx.recorder = types.SimpleNamespace(  # type: ignore[assignment]
+        job_finished=lambda *args, **kwargs: None, run_id=1, number=1, name="p#1"
+    )
+    cached = tmp_path / "earlier"
+    _write(cached, {"x.txt": "from the cache"})
+    caching.save_caches(ctx, jobs[1].model_copy(update={"cache": [cache.model_copy(
+        update={"policy": "push"})]}), cached, Status.SUCCESS, print)  # fmt: skip
+    stored = tmp_path / "artifact-x.txt"
+    stored.write_text("from a's artifacts")
+    jobspace._state(ctx).handed["a"] = jobspace.Handed(files=[("x.txt", stored)])
+    workspace = jobspace.open_workspace(ctx, jobs[1], print)
+    try:
+        assert execution._run_in(ctx, jobs[1], workspace, print) is Status.SUCCESS
+    finally:
+        jobspace.close_workspace(ctx, jobs[1], workspace)
+        jobspace.finish_run(ctx)
+    assert seen == ["from a's artifacts"]
