@@ -245,11 +245,45 @@ class Service:
             overrides=request.overrides,
         )
         self.store.set_run(run_id, worker=self.worker)
+        self.cancel_redundant(request, run_id)
         stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
         return Submission(
             run_id, RunRef(name, number), request=request, git_dir=source.git_dir,
             stage_order=stage_order,
         )
+
+    def cancel_redundant(self, request: RunRequest, run_id: int) -> list[RunRef]:
+        """GitLab's auto-cancel of redundant pipelines, for files that use ``interruptible``.
+
+        When a run of a GitLab file starts on a branch, every older open run of the same
+        pipeline on that branch is canceled if each job it has started is ``interruptible``
+        (GitLab's default, ``workflow:auto_cancel:on_new_commit: conservative``). The flags
+        are read from the new run's file (the old run's file is the same file at an older
+        commit). A file with no interruptible job cancels nothing, so two ``cicd run`` of one
+        branch side by side both finish. Returns the runs it canceled.
+        """
+        if request.pipeline.format != "gitlab" or request.branch is None:
+            return []
+        interruptible = {job.name for job in request.pipeline.jobs if job.interruptible}
+        if not interruptible:
+            return []
+        canceled: list[RunRef] = []
+        for other_id, pipeline, number, _ in self.store.open_runs():
+            if other_id >= run_id or pipeline != request.pipeline.name:
+                continue
+            run = self.store.get_run(pipeline, number)
+            if run.branch != request.branch:
+                continue
+            started = [
+                job.name
+                for stage in run.stages
+                for job in stage.jobs
+                if job.started_at is not None
+            ]
+            if all(name in interruptible for name in started):
+                self.cancel(pipeline, number)
+                canceled.append(RunRef(pipeline, number))
+        return canceled
 
     def execute(self, submission: Submission, sinks: list[Sink] | None = None) -> Status:
         """Check out the commit, run the pipeline's flow to its end, clean up; return its status.

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -332,3 +333,67 @@ def test_run_ref_parse_round_trip() -> None:
 def test_run_ref_parse_not_a_run_name_usage_error(name: str) -> None:
     with pytest.raises(UsageError, match="is not a run name: expected NAME#N"):
         RunRef.parse(name)
+
+
+# -- interruptible: GitLab's auto-cancel of redundant pipelines --------------------------------
+
+GITLAB_INTERRUPTIBLE = """
+stages: [build, test]
+build:
+  stage: build
+  interruptible: BUILD
+  script: [echo build]
+test:
+  stage: test
+  interruptible: true
+  script: [echo test]
+"""
+
+
+def gitlab_repo(tmp_path: Path, build_interruptible: bool) -> Path:
+    """A repository whose one commit holds a ``.gitlab-ci.yml`` (test is interruptible)."""
+    repo = tmp_path / "gitlab"
+    repo.mkdir()
+    text = GITLAB_INTERRUPTIBLE.replace("BUILD", "true" if build_interruptible else "false")
+    (repo / ".gitlab-ci.yml").write_text(text)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "HOME": str(repo),
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+           "PATH": "/usr/bin:/bin:/usr/local/bin"}  # fmt: skip
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "first"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+    return repo
+
+
+@pytest.mark.parametrize("build_interruptible", [True, False])
+def test_start_newer_run_cancels_older_whose_started_jobs_are_interruptible(
+    tmp_path: Path, build_interruptible: bool
+) -> None:
+    service = make_service(tmp_path / "home")
+    repo = gitlab_repo(tmp_path, build_interruptible)
+    one = prepare_run(cwd=repo, cache_dir=tmp_path / "cache")
+    first = service.start(one.request, one.source)
+    now = datetime.now(UTC)
+    service.store.set_job(first.run_id, "build", status=Status.RUNNING, started_at=now)
+    second = service.start(one.request.model_copy(update={"force": True}), one.source)
+    old = service.run(first.pipeline, first.number).status
+    # build has started: the older run goes only when build is interruptible too
+    assert old is (Status.CANCELED if build_interruptible else Status.PENDING)
+    assert service.run(second.pipeline, second.number).status is Status.PENDING
+
+
+def test_start_newer_run_other_branch_or_no_interruptible_job_cancels_nothing(
+    tmp_path: Path,
+) -> None:
+    service = make_service(tmp_path / "home")
+    repo = gitlab_repo(tmp_path, build_interruptible=True)
+    one = prepare_run(cwd=repo, cache_dir=tmp_path / "cache")
+    first = service.start(one.request, one.source)
+    other_branch = one.request.model_copy(update={"force": True, "branch": "feature"})
+    service.start(other_branch, one.source)
+    assert service.run(first.pipeline, first.number).status is Status.PENDING
+    plain = one.request.pipeline.model_copy(update={"stages": [
+        stage.model_copy(update={"jobs": [j.model_copy(update={"interruptible": False})
+                                          for j in stage.jobs]})
+        for stage in one.request.pipeline.stages]})  # fmt: skip
+    service.start(one.request.model_copy(update={"force": True, "pipeline": plain}), one.source)
+    assert service.run(first.pipeline, first.number).status is Status.PENDING

@@ -3,7 +3,7 @@
 Each is listed once in ``Pipeline.ignored`` with the reason in ``IGNORED``. ``environment``
 keeps its name (``Job.environment``); a ``trigger`` job is kept in the plan but does not run.
 ``NO_EFFECT`` gives the reasons for parts of the other keywords that are read (some kept in
-the model, like ``Job.interruptible``) but that nothing acts on: they are noted the same way.
+the model) but that nothing acts on: they are noted the same way.
 """
 
 from __future__ import annotations
@@ -28,9 +28,6 @@ IGNORED = {
     "trigger": "downstream pipelines need a GitLab server; trigger jobs do not run",
 }
 PULL = "runner settings with no local meaning"
-INTERRUPTIBLE = (
-    "kept in the plan, without effect: cicd never cancels a run because a newer one started"
-)
 SERVER_FILES = (
     "archive names, merge request links and download permissions belong to a GitLab server"
 )
@@ -40,8 +37,6 @@ NO_EFFECT = {
     "services:docker": PULL,
     "services:kubernetes": PULL,
     "rules:exists:ref": "the files of the commit run are used",
-    "rules:interruptible": INTERRUPTIBLE,
-    "interruptible": INTERRUPTIBLE,
     "cache:unprotect": "there are no protected branches locally",
     "artifacts:expose_as": SERVER_FILES,
     "artifacts:public": SERVER_FILES,

@@ -398,7 +398,6 @@ class _Reader(FilesReader, IgnoredReader):
     def k_interruptible(self, node: Node) -> None:
         flag = self.boolean(node, "'interruptible'")
         self.spec.interruptible = bool(flag)
-        self.ignore_key("interruptible")
 
     def k_extends(self, node: Node) -> None:
         pass  # applied by structure.py before jobs are read

@@ -115,8 +115,8 @@ def _paths_clause(node: Node, what: str, extra: tuple[str, ...], add: Add) -> li
 def read_rules(node: Node, add: Add, *, workflow: bool, ignore: Ignore) -> list[Rule] | None:
     """The rules of a ``rules:`` list (job or ``workflow:``), or None after a problem.
 
-    ``ignore`` is told of each key accepted without effect (``rules:exists:ref``,
-    ``rules:interruptible``), once per rule that writes it.
+    ``ignore`` is told of each key accepted without effect (``rules:exists:ref``), once per
+    rule that writes it.
     """
     where = "workflow:rules" if workflow else "rules"
     if not isinstance(node, Seq):
@@ -160,8 +160,6 @@ def read_rules(node: Node, add: Add, *, workflow: bool, ignore: Ignore) -> list[
                     ok = False
                 else:
                     setattr(rule, name, value.value)
-                if name == "interruptible":
-                    ignore("rules:interruptible")
             elif name == "variables":
                 definitions, found = read_variables(value, value.file or "", f"{where}:", job=True)
                 for problem in found:

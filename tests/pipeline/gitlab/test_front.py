@@ -518,11 +518,7 @@ def test_load_gitlab_keys_without_effect_noted_once_where_read() -> None:
     assert pipeline.ignored == [
         "rules:exists:ref: the files of the commit run are used",
         "retry:exit_codes: every failure is retried",
-        "interruptible: kept in the plan, without effect: cicd never cancels a run because a "
-        "newer one started",
-        "rules:interruptible: kept in the plan, without effect: cicd never cancels a run "
-        "because a newer one started",
-    ]
+    ]  # interruptible and rules:interruptible act: they are not noted
     assert [(j.name, j.interruptible) for j in pipeline.jobs] == [("a", True), ("b", False)]
 
 

@@ -651,13 +651,15 @@ CASES = [
     ),
     Case(
         "job/rules:interruptible",
-        IGNORED,
+        SUPPORTED,
         """
         job:
+          interruptible: false
           rules: [{interruptible: true}]
           script: x
         """,
-        ignored=("rules:interruptible",),
+        got=lambda p: job(p).interruptible,
+        want=True,
     ),
     Case(
         "job/only, except",
@@ -1028,9 +1030,10 @@ CASES = [
     ),
     Case(
         "job/interruptible",
-        IGNORED,
+        SUPPORTED,
         "job: {interruptible: true, script: x}\n",
-        ignored=("interruptible",),
+        got=lambda p: job(p).interruptible,
+        want=True,
     ),
     Case(
         "job/extends",
