@@ -134,7 +134,10 @@ def gcl_outcomes(output: str) -> dict[str, str]:
     for line in output.splitlines():
         match = _GCL_SUMMARY.match(line)
         if match:
-            outcomes[match.group(2)] = match.group(1)
+            # it names parallel: N jobs "job: [i/N]" where GitLab names them "job i/N"
+            name = re.split(r"\s{2,}", match.group(2))[0]  # a failed one: name, then why
+            name = re.sub(r"^(.*): \[(\d+/\d+)\]$", r"\1 \2", name)
+            outcomes[name] = match.group(1)
     return outcomes
 
 
