@@ -114,7 +114,7 @@ ROUTES = _routes()
 
 def test_fuzz_covers_every_route() -> None:
     paths = {path for _, path in ROUTES}
-    assert len(ROUTES) == 16 + 3  # the API's operations, /openapi.json and the docs pages
+    assert len(ROUTES) == 18 + 3  # the API's operations (2 webhooks), /openapi.json, docs pages
     assert "/api/v1/runs/{pipeline}/{number}/jobs/{job}/log" in paths
 
 

@@ -107,7 +107,7 @@ def test_loopback_host_and_the_token_are_accepted(
     with api.client(TOKEN) as client:
         reply = client.get("/pipelines", headers={"Host": host.format(port=port_of(api))})
     assert reply.status_code == 200
-    assert reply.json() == {"pipelines": []}
+    assert reply.json() == {"pipelines": [], "next": None}
 
 
 def test_allowed_hosts_setting_adds_names(start_api: Callable[..., Api]) -> None:
