@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,6 +36,11 @@ jobs:
   - {{name: nap2, stage: one, script: ["sleep 60", "echo woke-$CICD_JOB"]}}
   - {{name: after, stage: two, script: "echo ran-$CICD_JOB"}}
 """
+
+
+def default_sigint() -> None:
+    """In a child before exec: SIGINT back to its default (it may be inherited as ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -137,7 +143,11 @@ class Project:
         return out
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        """Start ``cicd ARGS`` without waiting; stdout and stderr merged, line by line."""
+        """Start ``cicd ARGS`` without waiting; stdout and stderr merged, line by line.
+
+        Its SIGINT is the default one: a suite started in the background (``cmd &``) ignores
+        SIGINT, and a child would inherit that and never see the tests' Ctrl-C.
+        """
         return subprocess.Popen(
             [str(CICD), *args],
             cwd=self.repo,
@@ -146,6 +156,7 @@ class Project:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            preexec_fn=default_sigint,
         )
 
     def report(self, pipeline: str, number: int) -> dict[str, Any]:
