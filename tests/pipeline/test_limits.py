@@ -66,7 +66,7 @@ def test_parse_pipeline_merge_chain_bomb_refused() -> None:
     text = f".m0: &m0 {{{keys}}}\n{chain}{VALID}"
     start = time.process_time()
     lines = problems_of(text)
-    assert time.process_time() - start < 1.0
+    assert time.process_time() - start < 5.0  # expanding it would take minutes
     assert lines == ["ci.yaml:12:13: merge keys '<<' copy more than 100000 keys in all, the limit"]
 
 
@@ -78,7 +78,7 @@ def test_parse_pipeline_needs_cross_product_refused() -> None:
     text = f"pipeline: {{name: p}}\n.n: &n j0\n.all: &all [{names}]\njobs:\n{jobs}"
     start = time.process_time()
     lines = problems_of(text)
-    assert time.process_time() - start < 1.0
+    assert time.process_time() - start < 5.0  # expanding it would take minutes
     assert len(lines) == 1 and "alias '*all' expands the file beyond" in lines[0]
 
 

@@ -5,6 +5,7 @@ the script, whatever happened to it, with GitLab's CI_JOB_STATUS; it never chang
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 import time
 import uuid
@@ -260,9 +261,13 @@ def test_after_script_keyboard_interrupt_still_removes_container(
             _thread.interrupt_main()
 
     spec = make_spec(["echo ok"], after_script=["echo cleaning", "sleep 30"])
-
-    with pytest.raises(KeyboardInterrupt):
-        run(docker_runner, spec, on_line=interrupt)
+    # interrupt_main does nothing while SIGINT is ignored (a suite started in the background)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(docker_runner, spec, on_line=interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # The autouse fixture then checks that no container of this run is left.
 
 
