@@ -86,6 +86,7 @@ pipeline_runs = Table(
     Column("finished_at", UTCDateTime),
     Column("error", Text),
     Column("flow_run_id", String(64)),
+    Column("heartbeat_at", UTCDateTime),  # a worker's lease on the run (0005)
     UniqueConstraint("pipeline", "number"),
     # keyset pages of runs, newest first, of one pipeline or one status (migration 0004)
     Index("ix_pipeline_runs_pipeline_id", "pipeline", "id"),
