@@ -74,6 +74,7 @@ class RunContext:
     artifacts_dir: Path | None = None
     cache_dir: Path | None = None  # CICD_HOME/cache: cache: archives (backend.caching)
     store: Any = None
+    keep_failed: bool = False  # cicd run --keep-failed: snapshot every failed job (cicd debug)
     cancel: threading.Event = field(default_factory=CancelEvent)  # counts: a 2nd stops after_script
     image_errors: dict[str, str | None] = field(default_factory=dict)
     statuses: dict[str, Status] = field(default_factory=dict)

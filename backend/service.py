@@ -74,6 +74,11 @@ class RunRequest(BaseModel):
     jobs: int | None = Field(default=None, ge=1)
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     force: bool = False
+    keep_failed: bool = Field(
+        default=False,
+        description="keep a snapshot of every failed job for `cicd debug` (by default only "
+        "the last failed job of each pipeline is kept)",
+    )
     source: PipelineSource = Field(
         default="push",
         description="what started the run, as CI_PIPELINE_SOURCE: push (cicd run, a push "
@@ -336,6 +341,7 @@ class Service:
             artifacts_dir=self.settings.artifacts_dir / str(submission.run_id),
             cache_dir=self.settings.cache_dir,
             store=self.store,
+            keep_failed=request.keep_failed,
         )
         with self._lock:
             self._active[submission.run_id] = ctx

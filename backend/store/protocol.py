@@ -57,6 +57,7 @@ class HistoryStore(Protocol):
         worker: str | None = None,
         error: str | None = None,
         flow_run_id: str | None = None,
+        heartbeat_at: datetime | None = None,
     ) -> None:
         """Change the given fields of a run."""
         ...
@@ -99,6 +100,14 @@ class HistoryStore(Protocol):
 
     def open_runs(self) -> list[tuple[int, str, int, str | None]]:
         """``(run_id, pipeline, number, flow_run_id)`` of every PENDING or RUNNING run."""
+        ...
+
+    def lapsed_runs(self, before: datetime) -> list[tuple[int, str, int, str | None, str | None]]:
+        """``(run_id, pipeline, number, worker, flow_run_id)`` of open runs whose lease lapsed."""
+        ...
+
+    def rehome_files(self, run_id: int, old_root: str, new_root: str) -> int:
+        """Point a run's log and artifact paths under ``old_root`` to ``new_root``."""
         ...
 
     def claim_delivery(self, provider: str, delivery: str, keep: int = 10_000) -> list[str] | None:

@@ -176,6 +176,7 @@ class Store:
         worker: str | None = None,
         error: str | None = None,
         flow_run_id: str | None = None,
+        heartbeat_at: datetime | None = None,
     ) -> None:
         """Change the given fields of a run (the others keep their values)."""
         values = _changes(
@@ -185,6 +186,7 @@ class Store:
             worker=worker,
             error=error,
             flow_run_id=flow_run_id,
+            heartbeat_at=heartbeat_at,
         )
         with writing(self._engine) as connection:
             if not values:
@@ -458,6 +460,57 @@ class Store:
                 .order_by(pipeline_runs.c.id)
             )
             return [(r.id, r.pipeline, r.number, r.flow_run_id) for r in rows]
+
+    @_read
+    def lapsed_runs(self, before: datetime) -> list[tuple[int, str, int, str | None, str | None]]:
+        """``(run_id, pipeline, number, worker, flow_run_id)`` of every open run whose worker
+        took a lease (``heartbeat_at``) and last renewed it before ``before``."""
+        with reading(self._engine) as connection:
+            rows = connection.execute(
+                select(
+                    pipeline_runs.c.id,
+                    pipeline_runs.c.pipeline,
+                    pipeline_runs.c.number,
+                    pipeline_runs.c.worker,
+                    pipeline_runs.c.flow_run_id,
+                )
+                .where(pipeline_runs.c.status.in_(_OPEN))
+                .where(pipeline_runs.c.heartbeat_at.is_not(None))
+                .where(pipeline_runs.c.heartbeat_at < before)
+                .order_by(pipeline_runs.c.id)
+            )
+            return [(r.id, r.pipeline, r.number, r.worker, r.flow_run_id) for r in rows]
+
+    @_write
+    def rehome_files(self, run_id: int, old_root: str, new_root: str) -> int:
+        """Point a run's log and artifact paths under ``old_root`` to ``new_root`` instead
+        (a worker's files, shipped to the server's CICD_HOME); returns the rows changed."""
+        old = old_root.rstrip("/") + "/"
+        new = new_root.rstrip("/") + "/"
+        changed = 0
+        with writing(self._engine) as connection:
+            jobs = connection.execute(
+                select(job_runs.c.id, job_runs.c.log_path).where(job_runs.c.run_id == run_id)
+            ).all()
+            for job_id, path in jobs:
+                if path and path.startswith(old):
+                    connection.execute(
+                        update(job_runs).where(job_runs.c.id == job_id)
+                        .values(log_path=new + path[len(old):])
+                    )
+                    changed += 1
+            files = connection.execute(
+                select(artifacts.c.id, artifacts.c.stored_path)
+                .where(artifacts.c.job_run_id.in_([job_id for job_id, _ in jobs]))
+            ).all()
+            for artifact_id, path in files:
+                if path.startswith(old):
+                    connection.execute(
+                        update(artifacts).where(artifacts.c.id == artifact_id)
+                        .values(stored_path=new + path[len(old):])
+                    )
+                    changed += 1
+        return changed
 
     @_read
     def list_pipelines(
