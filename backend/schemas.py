@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 
 class Status(StrEnum):
@@ -69,8 +69,36 @@ class JobTestsPublic(BaseModel):
         return max(0, self.total - self.failed - self.errors - self.skipped)
 
 
+class JunitPublic(BaseModel):
+    """A job's JUnit results as ``cicd report`` and the API show them (from ``tests``)."""
+
+    tests: int = Field(description="test cases")
+    passed: int = Field(description="test cases that neither failed, errored nor were skipped")
+    failed: int = Field(description="test cases with a <failure>")
+    errors: int = Field(description="test cases with an <error>")
+    skipped: int = Field(description="test cases with a <skipped>")
+    failed_names: list[str] = Field(
+        default_factory=list,
+        description="'classname.name' of failed and erroring test cases, the first 50",
+    )
+
+    @classmethod
+    def of(cls, tests: JobTestsPublic | None) -> JunitPublic | None:
+        """The summary of ``tests`` (None when the job left no report)."""
+        if tests is None:
+            return None
+        return cls(
+            tests=tests.total,
+            passed=tests.passed,
+            failed=tests.failed,
+            errors=tests.errors,
+            skipped=tests.skipped,
+            failed_names=list(tests.failed_names),
+        )
+
+
 class JobRunPublic(_Public):
-    """One job of one run (SPEC §3.1, plus ``allowed`` and ``tests``)."""
+    """One job of one run (SPEC §3.1, plus ``allowed``, ``tests`` and what it used)."""
 
     name: str
     status: Status
@@ -89,6 +117,29 @@ class JobRunPublic(_Public):
     tests: JobTestsPublic | None = Field(
         default=None, description="its JUnit reports' counts; null when it left no report"
     )
+    junit: JunitPublic | None = Field(
+        default=None,
+        description="its JUnit results (tests, passed, failed, errors, skipped, failed_names); "
+        "null when it left no report",
+    )
+    memory_peak_bytes: int | None = Field(
+        default=None, description="its container's peak memory; null when not measured"
+    )
+    cpu_seconds: float | None = Field(
+        default=None,
+        description="CPU time its container used (user + system); null when not measured",
+    )
+    needs: list[str] | None = Field(
+        default=None,
+        description="the jobs it waited for; [] none; null when it had no `needs` keyword "
+        "(stage order applied) or was recorded before cicd kept them",
+    )
+
+    @model_validator(mode="after")
+    def _summarise(self) -> JobRunPublic:
+        if self.junit is None and self.tests is not None:
+            self.junit = JunitPublic.of(self.tests)
+        return self
 
 
 class StageRunPublic(_Public):

@@ -55,6 +55,9 @@ _JOB_COLUMNS = (
     job_runs.c.tests_skipped,
     job_runs.c.tests_time,
     job_runs.c.tests_failed_names,
+    job_runs.c.memory_peak_bytes,
+    job_runs.c.cpu_seconds,
+    job_runs.c.needs,
 )
 
 
@@ -63,13 +66,16 @@ def _job(row: Row[Any]) -> JobRunPublic:
     fields = dict(row._mapping)
     counts = {key: fields.pop(f"tests_{key}") for key in _TEST_FIELDS}
     names = fields.pop("tests_failed_names")
+    needs = fields.pop("needs")
     tests = None
     if counts["total"] is not None:
         tests = JobTestsPublic(
             **{key: value or 0 for key, value in counts.items()},
             failed_names=json.loads(names) if names else [],
         )
-    return JobRunPublic.model_validate({**fields, "tests": tests})
+    return JobRunPublic.model_validate(
+        {**fields, "tests": tests, "needs": None if needs is None else json.loads(needs)}
+    )
 
 
 _TEST_FIELDS = ("total", "failed", "errors", "skipped", "time")

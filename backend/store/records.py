@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +14,23 @@ from backend.store.tables import job_runs, pipeline_runs, stage_runs
 _NUMBER_CONSTRAINT = "uq_pipeline_runs_pipeline_number"
 
 
-JobRow = tuple[str, str, bool] | tuple[str, str, bool, Status]
+class JobSpec(NamedTuple):
+    """A job as a new run records it: PENDING unless it starts settled (e.g. MANUAL).
+
+    ``needs`` are the jobs it waits for: None when it has no ``needs`` keyword (stage order
+    applies), ``[]`` when it declares it needs nothing.
+    """
+
+    name: str
+    image: str
+    allow_failure: bool
+    status: Status = Status.PENDING
+    needs: list[str] | None = None
+
+
+# A job as ``create_run`` takes it: a JobSpec, or the short tuples ``(name, image,
+# allow_failure)`` and ``(name, image, allow_failure, status)``.
+JobRow = tuple[str, str, bool] | tuple[str, str, bool, Status] | JobSpec
 
 
 class NumberTaken(Exception):
@@ -27,8 +44,8 @@ def insert_run(
 ) -> tuple[int, int]:
     """Insert a PENDING run numbered max+1 of its pipeline, with its stages and jobs.
 
-    A job is ``(name, image, allow_failure)``, PENDING, or ``(..., status)`` to start it settled
-    (MANUAL: a ``when: manual`` job the run does not start).
+    A job is a ``JobSpec`` or the short tuple ``(name, image, allow_failure)``, PENDING, or
+    ``(..., status)`` to start it settled (MANUAL: a ``when: manual`` job the run does not start).
 
     Raises NumberTaken when a concurrent writer took that number first (retry in a new
     transaction); any other failure propagates and the caller's transaction rolls back.
@@ -56,8 +73,9 @@ def insert_run(
     run_id = int(inserted[0])
     position = 0
     for stage_position, (stage, jobs) in enumerate(stages):
+        specs = [JobSpec(*job) for job in jobs]
         # a stage whose jobs all start settled (MANUAL: not run) is SKIPPED, as on GitLab
-        runs = any(len(job) < 4 or Status(job[3]) is Status.PENDING for job in jobs)
+        runs = any(Status(spec.status) is Status.PENDING for spec in specs)
         stage_key = connection.execute(
             insert(stage_runs).values(
                 run_id=run_id,
@@ -69,17 +87,18 @@ def insert_run(
         assert stage_key is not None  # an INSERT of one row
         stage_id = stage_key[0]
         job_rows = []
-        for job, image, allow_failure, *status in jobs:
+        for spec in specs:
             job_rows.append(
                 {
                     "stage_run_id": stage_id,
                     "run_id": run_id,
-                    "name": job,
+                    "name": spec.name,
                     "position": position,
-                    "status": Status(status[0] if status else Status.PENDING).value,
-                    "allow_failure": allow_failure,
-                    "image": image,
+                    "status": Status(spec.status).value,
+                    "allow_failure": spec.allow_failure,
+                    "image": spec.image,
                     "attempts": 0,
+                    "needs": None if spec.needs is None else json.dumps(list(spec.needs)),
                 }
             )
             position += 1

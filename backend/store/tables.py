@@ -138,7 +138,29 @@ job_runs = Table(
     Column("tests_skipped", Integer),
     Column("tests_time", Float),
     Column("tests_failed_names", Text),  # a JSON list of at most 50 names
+    # what its container used (0006); null when not measured
+    Column("memory_peak_bytes", BigInteger),
+    Column("cpu_seconds", Float),
+    # the jobs it waited for, a JSON list (0006); null: no `needs` keyword (stage order)
+    Column("needs", Text),
     UniqueConstraint("run_id", "name"),
+)
+
+# Each JUnit test case's outcome per job run (0006), for flaky tests; bounded per job run
+# (MAX_TEST_CASES in backend/store/tests.py).
+test_cases = Table(
+    "test_cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "job_run_id",
+        Integer,
+        ForeignKey("job_runs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", String(500), nullable=False),  # classname.name, cut to 500 characters
+    Column("outcome", String(8), nullable=False),  # passed | failed | error | skipped
 )
 
 artifacts = Table(
