@@ -47,6 +47,8 @@ class PlanFormat(StrEnum):
     TEXT = "text"
     YAML = "yaml"
     JSON = "json"
+    MERMAID = "mermaid"
+    DOT = "dot"
 
 
 def _plural(count: int, word: str) -> str:
@@ -159,8 +161,9 @@ def dry_run(
     fmt: str = typer.Option(
         PlanFormat.TEXT.value,
         "--format",
-        metavar="text|yaml|json",
-        help="text for people; json or yaml for scripts.",
+        metavar="text|yaml|json|mermaid|dot",
+        help="text for people; json or yaml for scripts; mermaid or dot (Graphviz) for a graph "
+        "of the jobs and their needs.",
     ),
     override: list[str] = typer.Option(
         [],
@@ -205,6 +208,10 @@ def dry_run(
     GitLab files and selections add keys: before_script, when, run, skip_reason, group, after
     and need_stages per job; format and ignored for the pipeline.
 
+    --format mermaid (or dot) prints a graph: the jobs as nodes grouped by stage, and exactly
+    the needs edges (a job without needs gets none: it waits for the stage order); jobs that
+    do not run are dashed.
+
     Exit status: 0 ok, 1 the file is invalid (its problems are printed), 2 usage error.
     """
     try:
@@ -218,11 +225,16 @@ def dry_run(
         plan = plan_pipeline(pipeline)
     except PipelineInvalid as exc:
         _fail(exc.problems)
-    document = to_dry_run_dict(pipeline, plan)
     if output is PlanFormat.JSON:
+        document = to_dry_run_dict(pipeline, plan)
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
     elif output is PlanFormat.YAML:
-        typer.echo(_yaml_text(document), nl=False)
+        typer.echo(_yaml_text(to_dry_run_dict(pipeline, plan)), nl=False)
+    elif output in (PlanFormat.MERMAID, PlanFormat.DOT):
+        from backend.plan_graph import to_dot, to_mermaid
+
+        draw = to_mermaid if output is PlanFormat.MERMAID else to_dot
+        typer.echo(draw(pipeline, plan), nl=False)
     else:
         _print_plan(pipeline, plan, str(path))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -13,9 +14,11 @@ from rich.text import Text
 from backend.client import Backend, open_backend
 from backend.errors import NotFound, UsageError
 from backend.runs import RunRef
-from backend.schemas import RunSummary, Status
+from backend.schemas import RunPublic, RunSummary, Status
 from backend.settings import Settings
+from backend.timeline import Timeline
 from cicd_cli.render import (
+    STATUS_STYLE,
     OutputFormat,
     dump,
     job_details,
@@ -28,12 +31,33 @@ from cicd_cli.render import (
     table_console,
     took,
 )
+from cicd_cli.terminal import safe_text
 
 FORMAT_HELP = "Output format: text (tables) for people, json or yaml for scripts."
+REPORT_FORMAT_HELP = (
+    "Output format: text (tables) for people, json or yaml for scripts; svg: a picture of one "
+    "run's jobs on a time axis (cicd report NAME#N --format svg > run.svg)."
+)
 SERVER_HELP = "Ask this cicd server instead of the local history."
+FLAKY_LAST = 50  # runs --flaky looks at by default
+FLAKY_MAX = 1000
+
+
+class ReportFormat(StrEnum):
+    """How ``cicd report`` prints: the history formats, and svg for one run's picture."""
+
+    TEXT = "text"
+    JSON = "json"
+    YAML = "yaml"
+    SVG = "svg"
 
 
 def report(
+    run_name: str | None = typer.Argument(
+        None,
+        metavar="NAME#N",
+        help="The run to report on, e.g. build#3: the same as -p build --run 3.",
+    ),
     pipeline: str | None = typer.Option(
         None, "-p", "--pipeline", help="Report on the runs of this pipeline."
     ),
@@ -56,10 +80,36 @@ def report(
     since: str | None = typer.Option(
         None, "--since", help="Only runs submitted since: an ISO 8601 time or an age (30m, 2h, 7d)."
     ),
-    fmt: OutputFormat = typer.Option(OutputFormat.TEXT, "--format", help=FORMAT_HELP),
+    graph: bool = typer.Option(
+        False,
+        "--graph",
+        help="Draw the run's jobs on a time axis, stage by stage, with the time each waited for "
+        "its needs, and name its critical path (json/yaml: the same data).",
+    ),
+    flaky: bool = typer.Option(
+        False,
+        "--flaky",
+        help="The pipeline's flaky tests (needs -p): tests that both passed and failed on the "
+        "same commit, or flipped between runs.",
+    ),
+    last: int | None = typer.Option(
+        None,
+        "--last",
+        min=1,
+        max=FLAKY_MAX,
+        help=f"With --flaky: look at the last N runs [default: {FLAKY_LAST}].",
+        show_default=False,
+    ),
+    fmt: ReportFormat = typer.Option(ReportFormat.TEXT, "--format", help=REPORT_FORMAT_HELP),
     server: str | None = typer.Option(None, "--server", envvar="CICD_SERVER", help=SERVER_HELP),
 ) -> None:
     """Show the history: every pipeline, the runs of one, one run, or one stage or job of a run.
+
+    A run is named NAME#N or -p NAME --run N. --graph draws its jobs on a time axis with the
+    time each waited for its needs, and a line naming the critical path (the chain of jobs that
+    set the run's wall time); --format svg prints that picture as SVG. --flaky (with -p) lists
+    the tests that both passed and failed on one commit, or flipped between runs, over the last
+    runs (--last N, default 50).
 
     --status, --branch and --since list runs (of -p NAME, else of every pipeline) that match;
     --limit N shows at most N pipelines or runs.
@@ -69,8 +119,21 @@ def report(
     or one job (both together: job J, which must be in stage S). --format json prints the stable
     objects scripts rely on, the same as the API's; yaml the same data.
     """
+    if run_name is not None:
+        named = RunRef.parse(run_name)
+        if (pipeline is not None and pipeline != named.pipeline) or (
+            run is not None and run != named.number
+        ):
+            raise UsageError(f"{named} and -p/--run name different runs: give one of them")
+        pipeline, run = named
+    if flaky or last is not None:
+        _flaky(pipeline, run, stage, job, graph, last, fmt, server)
+        return
     if run is not None and pipeline is None:
         raise UsageError("--run needs -p/--pipeline")
+    if (graph or fmt is ReportFormat.SVG) and (run is None or stage or job):
+        what = "--graph" if graph else "--format svg"
+        raise UsageError(f"{what} draws one whole run: give NAME#N or -p NAME --run N")
     if (stage is not None or job is not None) and run is None:
         raise UsageError(f"{'--stage' if stage is not None else '--job'} needs --run")
     filtered = status_filter is not None or branch is not None or since is not None
@@ -79,6 +142,10 @@ def report(
     filters = {"status": status_filter, "branch": branch, "since": _since(since, datetime.now(UTC))}
     backend = open_backend(Settings(), server)
     now = datetime.now(UTC)
+    if graph or fmt is ReportFormat.SVG:
+        assert pipeline is not None and run is not None  # checked above
+        _graph(backend.run(pipeline, run), fmt)
+        return
     data: Any
     view: RenderableType
     if pipeline is None and not filtered:
@@ -97,7 +164,81 @@ def report(
             one = backend.run(pipeline, run)
             data = one.model_dump(mode="json")
             view = Group(run_header(one, now), Text(""), run_table(one, now))
-    _show(data, view, fmt)
+    _show(data, view, OutputFormat(fmt.value))
+
+
+def _flaky(
+    pipeline: str | None,
+    run: int | None,
+    stage: str | None,
+    job: str | None,
+    graph: bool,
+    last: int | None,
+    fmt: ReportFormat,
+    server: str | None,
+) -> None:
+    """``--flaky``: the flaky tests of ``pipeline`` over its last runs."""
+    if pipeline is None or run is not None or stage or job or graph:
+        raise UsageError("--flaky lists the tests of one pipeline: give -p NAME (no run)")
+    if fmt is ReportFormat.SVG:
+        raise UsageError("--flaky prints text, json or yaml, not svg")
+    try:
+        from cicd_cli.flaky import show_flaky  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if exc.name != "cicd_cli.flaky":
+            raise
+        raise UsageError("--flaky is not available in this version of cicd") from None
+
+    backend = open_backend(Settings(), server)
+    show_flaky(backend, pipeline, last or FLAKY_LAST, OutputFormat(fmt.value))
+
+
+def _graph(run: RunPublic, fmt: ReportFormat) -> None:
+    """``--graph`` and ``--format svg``: the run's jobs on a time axis."""
+    from backend.timeline import build_timeline
+    from backend.timeline_render import to_svg
+
+    timeline = build_timeline(run)
+    if fmt is ReportFormat.SVG:
+        typer.echo(to_svg(timeline), nl=False)
+    elif fmt is ReportFormat.TEXT:
+        console = table_console()
+        console.print(graph_view(timeline, console.width), soft_wrap=True)
+    else:
+        typer.echo(dump(timeline.to_dict(), OutputFormat(fmt.value)))
+
+
+_CHART_STYLE = {
+    "title": "bold",
+    "axis": "dim",
+    "stage": "bold",
+    "label": "",
+    "wait": "dim",
+    "note": "dim",
+    "critical": "bold red",
+}
+
+
+def graph_view(timeline: Timeline, width: int) -> Text:
+    """The run's Gantt chart for the terminal: bars coloured by status, the critical path red."""
+    from backend.timeline_render import chart_lines
+
+    label_width = max(8, min(24, max((len(bar.job) for bar in timeline.bars), default=8)))
+    chart_width = max(20, min(80, width - label_width - 2 - 42))
+    out = Text()
+    status = {bar.job: bar.status for bar in timeline.bars}
+    for number, line in enumerate(chart_lines(timeline, chart_width, label_width)):
+        if number:
+            out.append("\n")
+        job = None
+        for text, kind in line:
+            if kind == "label":
+                job = text.strip()
+            style = _CHART_STYLE.get(kind, "")
+            if kind == "run":
+                style = STATUS_STYLE.get(status.get(job or "", Status.SUCCESS), "")
+            out.append(safe_text(text), style=style)
+    return out
 
 
 _AGE = re.compile(r"(\d{1,9})([smhd])")
