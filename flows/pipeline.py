@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import logging
 import threading
 from typing import Any
 
@@ -26,9 +27,12 @@ from backend.execution import (
     skip_stage,
     stage_status,
 )
-from backend.schemas import Status
+from backend.schemas import RunPublic, Status
 
 PREFECT_LOG_LINES = 10_000  # per job; the job's own log file keeps every line
+FAILED_NAMES_SHOWN = 10  # per job, in the tests table artifact
+
+log = logging.getLogger(__name__)
 
 _contexts: dict[str, RunContext] = {}
 _crashes: dict[str, Exception] = {}  # key -> what broke the run's flow, for run_pipeline to raise
@@ -202,7 +206,76 @@ def pipeline_flow(key: str) -> State[Any]:
         return _crashed(ctx, exc)
     finally:
         watcher.stop()
+    publish_artifacts(ctx)
     return _state(status, f"pipeline {ctx.name} {status.value}")
+
+
+def job_needs(ctx: RunContext) -> dict[str, list[str] | None]:
+    """Each planned job's ``needs``: None when it has no ``needs`` keyword (stage order)."""
+    return {
+        job.name: list(job.needs) if job.dag or job.needs else None
+        for jobs in ctx.stage_order.values()
+        for job in jobs
+    }
+
+
+def tests_table(run: RunPublic) -> list[dict[str, Any]]:
+    """A row per job that left a JUnit report: its counts and first failed tests' names."""
+    rows = []
+    for stage in run.stages:
+        for job in stage.jobs:
+            if job.tests is None:
+                continue
+            names = job.tests.failed_names
+            shown = ", ".join(names[:FAILED_NAMES_SHOWN])
+            if len(names) > FAILED_NAMES_SHOWN:
+                shown += f" (+{len(names) - FAILED_NAMES_SHOWN} more)"
+            rows.append(
+                {
+                    "stage": stage.name,
+                    "job": job.name,
+                    "tests": job.tests.total,
+                    "passed": job.tests.passed,
+                    "failed": job.tests.failed,
+                    "errors": job.tests.errors,
+                    "skipped": job.tests.skipped,
+                    "failed tests": shown,
+                }
+            )
+    return rows
+
+
+def publish_artifacts(ctx: RunContext) -> None:
+    """Put the run's Gantt chart and critical path on its flow run as a markdown artifact, and
+    its JUnit counts per job as a table artifact when a job left a report.
+
+    Best effort: one API call each; whatever fails is logged and forgotten, never the run's
+    outcome. Text goes through the run's masker like every line it shows.
+    """
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from backend.timeline import build_timeline
+    from backend.timeline_render import to_markdown
+
+    store = ctx.store if ctx.store is not None else getattr(ctx.recorder, "store", None)
+    if store is None:
+        return
+    mask = ctx.recorder.masker.mask
+    try:
+        run = store.get_run(ctx.pipeline.name, ctx.recorder.number)
+        timeline = build_timeline(run, job_needs(ctx))
+        create_markdown_artifact(
+            markdown=mask(to_markdown(timeline)),
+            description=mask(f"{ctx.name}: jobs on a time axis and the critical path"),
+        )
+        rows = tests_table(run)
+        if rows:
+            masked = [{k: mask(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
+            create_table_artifact(
+                table=masked, description=mask(f"{ctx.name}: JUnit test results per job")
+            )
+    except Exception as exc:  # never the run's failure: the chart is a convenience
+        log.warning("%s: no Prefect artifacts: %s", ctx.name, mask(f"{type(exc).__name__}: {exc}"))
 
 
 class _CancelWatcher:
