@@ -190,7 +190,11 @@ class Service:
         self._store = store
         self._runner = runner
         self._flow = flow
-        self.worker = f"{socket.gethostname()}/{mode}-{os.getpid()}"
+        # a run's `worker`: this process; a `cicd worker`'s runs name the worker (its PID, not
+        # that of the subprocess Prefect runs each flow run in)
+        self.worker = (mode == "worker" and settings.worker_name) or (
+            f"{socket.gethostname()}/{mode}-{os.getpid()}"
+        )
         self._active: dict[int, RunContext] = {}  # by run id: runs executing in this process
         self._lock = threading.Lock()
 
@@ -255,6 +259,17 @@ class Service:
         return Submission(
             run_id, RunRef(name, number), request=request, git_dir=source.git_dir,
             stage_order=stage_order,
+        )
+
+    def resume(self, run_id: int, ref: RunRef, request: RunRequest, source: Source) -> Submission:
+        """The submission of a run another process recorded with ``start`` (a server that
+        handed it to this worker), to ``execute`` here; planned again from its request."""
+        from backend.pipeline.plan import plan_pipeline
+
+        plan = plan_pipeline(request.pipeline)
+        stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
+        return Submission(
+            run_id, ref, request=request, git_dir=source.git_dir, stage_order=stage_order
         )
 
     def cancel_redundant(self, request: RunRequest, run_id: int) -> list[RunRef]:
@@ -488,7 +503,9 @@ class Service:
         """The log file of a job (NotFound when the job never started)."""
         self.store.get_job(pipeline, number, job)
         stored = self.store.job_log_path(pipeline, number, job)
-        path = Path(stored) if stored else log_path(self.settings.logs_dir, pipeline, number, job)
+        path = log_path(self.settings.logs_dir, pipeline, number, job)
+        if stored and not path.exists():  # another home's (a worker's, on this machine)
+            path = Path(stored)
         if not path.exists():
             raise NotFound(f"job '{job}' of {pipeline}#{number} has no log (it never started)")
         return path

@@ -62,6 +62,23 @@ class Settings(BaseSettings):
         ge=1,
         description="log and event streams a server serves at once (CICD_MAX_FOLLOWERS)",
     )
+    pool: str | None = Field(
+        default=None,
+        description="the Prefect work pool a server hands submitted runs to (CICD_POOL, "
+        "`cicd server --pool`); none: the server executes them itself",
+    )
+    worker_name: str | None = Field(
+        default=None,
+        description="how runs name the `cicd worker` that executed them (CICD_WORKER_NAME, "
+        "`cicd worker --name`); default host/worker-PID",
+    )
+    worker_lease: float = Field(
+        default=30.0,
+        ge=5,
+        le=3600,
+        description="seconds a worker's run may go without a heartbeat before the server "
+        "settles it FAILED (CICD_WORKER_LEASE); workers renew every lease/4",
+    )
     debug: bool = False
 
     @property

@@ -71,6 +71,13 @@ def server(
         min=1,
         help="Close an idle keep-alive connection after this many seconds (CICD_KEEP_ALIVE).",
     ),
+    pool: str | None = typer.Option(
+        None,
+        "--pool",
+        envvar="CICD_POOL",
+        help="Hand submitted runs to the workers of this Prefect work pool (`cicd worker "
+        "--pool NAME` on each machine) instead of executing them here (CICD_POOL).",
+    ),
     max_connections: int = typer.Option(
         HttpLimits.max_connections,
         "--max-connections",
@@ -133,6 +140,15 @@ def server(
         console.print(f"warning: {exc}: runs will fail until Docker answers", style="yellow")
     settled = service.reconcile()  # and removes their containers and workspaces
     wait_for_prefect()
+    dispatch = None
+    if pool:
+        from backend.pool import PoolDispatch
+
+        dispatch = PoolDispatch(pool, service)
+        try:
+            settled += dispatch.prepare()
+        except Exception as exc:
+            abort(f"cannot prepare work pool '{pool}' in Prefect: {exc}", EXIT_USAGE)
     if settled:
         console.print(
             f"settled {len(settled)} run(s) a stopped server left running: " + ", ".join(settled)
@@ -151,12 +167,15 @@ def server(
     else:
         console.print("token       required (CICD_API_TOKEN)")
     console.print(f"data        {settings.home}")
+    if pool:
+        console.print(f"runs        handed to work pool '{pool}' (cicd worker --pool {pool})")
 
     # the local daemon (started with --state-file, on loopback) acts for its user: it may read
     # repositories by path; any other server takes bundles or allowed URLs only
     local_paths = state_file is not None and is_loopback(host)
     app = create_app(
-        service, settings, prefect_url=prefect_url, host=host, local_paths=local_paths
+        service, settings, prefect_url=prefect_url, host=host, local_paths=local_paths,
+        dispatch=dispatch,
     )
     from cicd_cli.daemon import DaemonWatch
 

@@ -28,3 +28,45 @@ def ensure_work_pool(name: str) -> bool:
             )
         )
         return True
+
+
+RUN_FLOW = "cicd-run"  # the flow a server hands runs to its pool with (flows/pool.py)
+RUN_ENTRYPOINT = "flows.pool:execute_submitted"  # a module path: any installed cicd finds it
+
+
+def ensure_run_deployment(pool: str) -> str:
+    """Create (or update) the deployment ``cicd-run/POOL`` that runs handed to ``pool`` are
+    flow runs of; return its id. The worker imports the flow from the installed package, so
+    no pull step ties it to this machine's folders."""
+    ensure_work_pool(pool)
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(RUN_FLOW)
+        deployment_id = client.create_deployment(
+            flow_id=flow_id,
+            name=pool,
+            description=f"runs submitted to a cicd server, executed by the workers of {pool}",
+            entrypoint=RUN_ENTRYPOINT,
+            work_pool_name=pool,
+            pull_steps=[],
+            tags=["cicd-run"],
+        )
+        return str(deployment_id)
+
+
+def dispatch_flow_run(deployment_id: str, name: str, pipeline: str, number: int) -> str:
+    """Queue a flow run of the run deployment for run ``pipeline#number``; return its id."""
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(
+            deployment_id,  # type: ignore[arg-type]  # a UUID string is accepted
+            parameters={"pipeline": pipeline, "number": number},
+            name=name,
+        )
+        return str(flow_run.id)
+
+
+def cancel_flow_run(flow_run_id: str, message: str) -> None:
+    """Cancel a flow run that no worker should start any more (best effort, forced)."""
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, Cancelled(message=message), force=True)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from backend.api.deps import require_token
 from backend.api.guards import HostGuard, allowed_hosts
 from backend.api.launcher import RunLauncher
-from backend.api.routes import artifacts, health, hooks, logs, pipelines, runs
+from backend.api.routes import artifacts, health, hooks, logs, pipelines, runs, workers
 from backend.api.streams import Followers
 from backend.errors import (
     CicdError,
@@ -30,6 +30,7 @@ from backend.errors import (
     UsageError,
 )
 from backend.events import EventHub
+from backend.pool import Gone, PoolDispatch, Reaper
 from backend.service import Service
 from backend.settings import Settings
 
@@ -39,6 +40,7 @@ log = logging.getLogger("cicd.server")
 # The error tree as HTTP statuses; the first class that matches wins.
 STATUS_OF: list[tuple[type[CicdError], int]] = [
     (NotFound, 404),
+    (Gone, 409),
     (ServerBusy, 429),
     (UsageError, 400),
     (PipelineError, 422),
@@ -72,6 +74,7 @@ def create_app(
     prefect_url: str | None = None,
     host: str | None = None,
     local_paths: bool = False,
+    dispatch: PoolDispatch | None = None,
 ) -> FastAPI:
     """The API over ``service``: history, runs, logs, artifacts, health.
 
@@ -80,14 +83,27 @@ def create_app(
     rebinding) are refused unless ``settings.allowed_hosts`` lists it; None counts as loopback.
     Runs still executing or queued when the app shuts down are canceled and awaited.
     ``local_paths`` (the local daemon only) lets a submission name a repository by its path.
+    With ``dispatch`` (``cicd server --pool``) runs go to the pool's workers (backend/pool.py),
+    whose leases a reaper checks while the app serves.
     """
-    launcher = RunLauncher(service, hub or EventHub(), settings, local_paths=local_paths)
+    launcher = RunLauncher(
+        service, hub or EventHub(), settings, local_paths=local_paths, dispatch=dispatch
+    )
+    reaper = (
+        Reaper(service, settings.worker_lease, launcher.finished_lapsed, dispatch.flow_run_of)
+        if dispatch is not None
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if reaper is not None:
+            reaper.start()
         yield
         import anyio.to_thread
 
+        if reaper is not None:
+            reaper.stop()
         await anyio.to_thread.run_sync(launcher.shutdown)
         app.state.prefect_probe.close()
 
@@ -124,7 +140,7 @@ def create_app(
     app.include_router(hooks.router, prefix=API_PREFIX)
     protected = [Depends(require_token)]
     # logs before runs: `/jobs/{job:path}/log` must be tried before `/jobs/{job:path}`
-    for module in (pipelines, logs, runs, artifacts):
+    for module in (pipelines, logs, runs, artifacts, workers):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=protected)
     _add_error_handlers(app)
     app.add_middleware(HostGuard, allowed=allowed_hosts(host, settings.allowed_hosts))

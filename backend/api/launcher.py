@@ -25,6 +25,7 @@ from backend.api.repos import BUNDLE_HINT, check_allowed
 from backend.errors import RepoError, ServerBusy
 from backend.events import EventHub
 from backend.masking import Masker
+from backend.pool import PoolDispatch
 from backend.recording import Event
 from backend.schemas import Status
 from backend.service import RunRequest, Service, Submission
@@ -47,11 +48,19 @@ class RunLauncher:
     """Submits runs through the ``Service`` and executes up to ``max_runs`` at once, in threads."""
 
     def __init__(
-        self, service: Service, hub: EventHub, settings: Settings, *, local_paths: bool = False
+        self,
+        service: Service,
+        hub: EventHub,
+        settings: Settings,
+        *,
+        local_paths: bool = False,
+        dispatch: PoolDispatch | None = None,
     ) -> None:
         self.service = service
         self.hub = hub
         self.settings = settings
+        # team mode (cicd server --pool): runs go to the pool's workers instead of threads here
+        self.dispatch = dispatch
         # only the local daemon (the user's own `cicd run`) may name a repository by its path
         self.local_paths = local_paths
         self._entries: dict[str, _Entry] = {}  # queued and executing, by run name
@@ -84,6 +93,8 @@ class RunLauncher:
         entry = _Entry(submission)
         if not submission.duplicate:
             self.hub.open(submission.name)
+        if self.dispatch is not None and not submission.duplicate:
+            return self._hand_to_pool(entry, source)
         with self._lock:
             self._reserved -= 1
             if submission.duplicate:
@@ -104,6 +115,49 @@ class RunLauncher:
             )
             self.hub.publish(submission.name, Event("warning", submission.name, text=text))
         return submission
+
+    def _hand_to_pool(self, entry: _Entry, source: Source) -> Submission:
+        """Queue the run on the work pool: a worker claims it, PENDING until then."""
+        assert self.dispatch is not None
+        submission = entry.submission
+        with self._lock:
+            self._reserved -= 1
+            self._entries[submission.name] = entry
+            self._executing += 1
+        text = f"queued on work pool '{self.dispatch.pool}': it starts when a worker takes it"
+        self.hub.publish(submission.name, Event("warning", submission.name, text=text))
+        try:
+            self.dispatch.dispatch(submission, source)
+        except Exception as exc:
+            error = f"cannot queue the run on work pool '{self.dispatch.pool}': {exc}"
+            log.error("%s: %s", submission.name, error)
+            self._settle(submission, error)
+            self.finished(submission.name, Status.FAILED, error)
+        return submission
+
+    def ingest(self, name: str, events: list[Event]) -> None:
+        """Events a worker sent for run ``name``: shown to followers like this server's own."""
+        for event in events:
+            if event.kind == "run_finished":
+                self.finished(name, event.status or Status.FAILED, event.text)
+            else:
+                self.hub.publish(name, event)
+
+    def finished(self, name: str, status: Status, error: str | None = None) -> None:
+        """A run a worker executed (or the reaper settled) is over."""
+        self.hub.close(name, status, error)
+        if self.dispatch is not None:
+            self.dispatch.forget(name)
+        with self._lock:
+            entry = self._entries.pop(name, None)
+            if entry is not None:
+                self._executing -= 1
+        if entry is not None:
+            entry.done.set()
+
+    def finished_lapsed(self, name: str, error: str) -> None:
+        """The reaper settled run ``name``: its worker died."""
+        self.finished(name, Status.FAILED, error)
 
     def _reserve(self) -> None:
         """Count a submission against the limits, or refuse it (ServerBusy)."""
@@ -145,6 +199,10 @@ class RunLauncher:
     def cancel(self, pipeline: str, number: int) -> Status:
         """Cancel a run: a queued one leaves the queue at once, CANCELED; else as Service does."""
         name = f"{pipeline}#{number}"
+        if self.dispatch is not None and self.dispatch.withdraw(name):  # no worker took it yet
+            status = self.service.cancel(pipeline, number)
+            self.finished(name, Status.CANCELED)
+            return status
         with self._lock:
             entry = next((e for e in self._queue if e.submission.name == name), None)
             if entry is not None:
@@ -162,6 +220,12 @@ class RunLauncher:
         """Cancel every run queued or executing here and wait for them to settle."""
         with self._lock:
             self._closing = True  # nothing queued starts any more
+        if self.dispatch is not None:  # runs workers took go on there; the others are withdrawn
+            for submission in self.running():
+                if self.dispatch.withdraw(submission.name):
+                    self.service.cancel(submission.pipeline, submission.number)
+                    self.finished(submission.name, Status.CANCELED)
+            return
         for submission in self.running():  # queued ones leave the queue, the others stop
             try:
                 self.cancel(submission.pipeline, submission.number)
