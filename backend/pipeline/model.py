@@ -61,6 +61,18 @@ class Artifacts(BaseModel):
     )
 
 
+class Resources(BaseModel):
+    """A job's limits (``resources:``, native format), enforced by Docker; None: no limit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cpus: float | None = Field(default=None, description="CPUs, e.g. 1.5 (Docker's --cpus)")
+    memory: int | None = Field(
+        default=None, description="bytes; the container cannot swap beyond it (--memory)"
+    )
+    memory_text: str | None = Field(default=None, description="the limit as written: 512m")
+
+
 class Job(BaseModel):
     """One job: a script run in its own container."""
 
@@ -106,6 +118,7 @@ class Job(BaseModel):
     cache: list[Cache] = Field(default_factory=list)
     artifacts_options: Artifacts = Field(default_factory=Artifacts)
     interruptible: bool = False
+    resources: Resources = Field(default_factory=Resources)
     environment: str | None = None
     node_index: int | None = Field(default=None, description="parallel: its instance, from 1")
     node_total: int | None = Field(default=None, description="parallel: how many instances")

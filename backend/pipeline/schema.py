@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from backend.pipeline.model import DEFAULT_IMAGE, DEFAULT_STAGES
+from backend.pipeline.resources_keyword import MAX_CPUS, MAX_MEMORY, MIN_CPUS, MIN_MEMORY
 from backend.pipeline.validate import MAX_NAME, MAX_RETRY
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
@@ -33,6 +34,8 @@ _PIPELINE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # validate._PIPELINE_NAME
 _VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # validate._VARIABLE_NAME
 # validate.parse_duration: a bare number of seconds, or hours, minutes, seconds in that order
 _DURATION = r"^\s*([0-9]+|([0-9]+h)?\s*([0-9]+m)?\s*([0-9]+s)?)\s*$"
+# resources_keyword._SIZE: a number and an optional unit (the minimum is left to cicd check)
+_MEMORY = r"^\s*[0-9]{1,20}([.][0-9]{1,9})?\s*([kKmMgGtTpP]?)([iI][bB]?|[bB])?\s*$"
 _NOT_ALL_ZERO = r"[1-9]"  # a duration of 0 is refused, and so is an empty one
 
 
@@ -372,6 +375,34 @@ def _job_properties() -> dict[str, Any]:
             "minimum": 0,
             "maximum": MAX_RETRY,
             "default": 0,
+        },
+        "resources": {
+            "description": (
+                "Limits Docker enforces on the job's container: cpus (a number of CPUs) and "
+                "memory (a size like 512m or 2g; the job cannot swap beyond it, and is killed "
+                "when it needs more: 'out of memory (OOM killed)')."
+            ),
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "cpus": {
+                    "description": f"CPUs, from {MIN_CPUS:g} to {MAX_CPUS:g}, e.g. 1.5.",
+                    "type": "number",
+                    "minimum": MIN_CPUS,
+                    "maximum": MAX_CPUS,
+                },
+                "memory": {
+                    "description": (
+                        "A size: bytes, or a number with a unit k, m, g, t (powers of 1024, "
+                        "as Docker reads them; 256Mi and 1GiB too); at least 6m."
+                    ),
+                    "oneOf": [
+                        {"type": "integer", "minimum": MIN_MEMORY, "maximum": MAX_MEMORY},
+                        {"type": "string", "pattern": _MEMORY},
+                    ],
+                },
+            },
+            "examples": [{"cpus": 1.5, "memory": "512m"}],
         },
     }
 

@@ -25,9 +25,11 @@ from backend.pipeline.model import (
     Artifacts,
     Job,
     Pipeline,
+    Resources,
     Stage,
 )
 from backend.pipeline.plan import find_cycles
+from backend.pipeline.resources_keyword import read_resources
 
 TOP_KEYS = ("pipeline", "jobs", "stages")
 PIPELINE_KEYS = ("name", "stages", "image", "variables", "workspace", "fail_fast")
@@ -47,6 +49,7 @@ JOB_KEYS = (
     "variables",
     "timeout",
     "retry",
+    "resources",
 )
 MAX_RETRY = 2
 
@@ -363,6 +366,7 @@ class _Validator:
             "variables": lambda n: self.variables(n, f"{label}: "),
             "timeout": lambda n: self.timeout(n, label),
             "retry": lambda n: self.retry(n, label),
+            "resources": lambda n: read_resources(n, label, self.add),
         }
         for key, read in readers.items():
             value = node.get(key)
@@ -598,6 +602,7 @@ class _Validator:
                 variables=fields.get("variables", {}),
                 timeout=fields.get("timeout"),
                 retry=fields.get("retry", 0),
+                resources=fields.get("resources") or Resources(),
             )
             jobs[draft.stage].append(expand_names(job, head["variables"]))  # type: ignore[arg-type]
         return Pipeline(

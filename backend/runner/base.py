@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from backend.pipeline.model import Resources
 from backend.runs import PullPolicy  # a request's value; here for the runners
 
 LABEL_RUN = "cicd.run"
@@ -128,6 +129,8 @@ class JobSpec:
     # a Docker volume mounted at /workspace instead of binding ``workspace``: an isolated job's
     # overlay of the run's checkout (backend.jobspace); None binds ``workspace``
     workspace_volume: str | None = None
+    # limits Docker enforces on the job's container (``resources:``); none by default
+    resources: Resources = field(default_factory=Resources)
 
 
 @dataclass
@@ -140,6 +143,9 @@ class JobResult:
     finished_at: datetime
     error: str | None = None  # one line: timeout, missing image, cannot start, ...
     log_lines: int = 0
+    # what its container used (backend.runner.usage); None when not measured
+    memory_peak_bytes: int | None = None
+    cpu_seconds: float | None = None
 
 
 LineSink = Callable[[str], None]

@@ -66,6 +66,7 @@ from backend.runner.images import ensure_image, image_missing
 from backend.runner.output import OutputReader
 from backend.runner.services import Services, run_networks
 from backend.runner.stdin import SOURCE_LINE, SecretsInput, secrets_payload
+from backend.runner.usage import Usage, UsageMeter
 
 __all__ = ["DEFAULT_DOCKER_HOST", "WORKDIR", "DockerRunner", "shell_script"]
 
@@ -239,6 +240,7 @@ class DockerRunner:
         attempt.starting = True
         client.api.start(container)
         attempt.starting = False
+        attempt.meter = UsageMeter(client, container)
         if attempt.stdin is not None and payload is not None:
             attempt.step = f"cannot hand the secrets to the container of job '{spec.job}'"
             attempt.stdin.send(payload)  # the shell waits for them before its first command
@@ -269,6 +271,7 @@ class DockerRunner:
         attempt.starting = True
         client.api.start(container)
         attempt.starting = False
+        attempt.meter = UsageMeter(client, container)
         shells = attempt.shells = ScriptThenAfter(
             client, container, spec, on_line, payload, echo=self.echo_commands
         )
@@ -292,7 +295,14 @@ class DockerRunner:
         source = spec.workspace_volume or str(spec.workspace.resolve())  # volume: an overlay
         binds = {source: {"bind": WORKDIR, "mode": "rw"}}
         network = attempt.services.network if attempt.services is not None else None
-        host_config = client.api.create_host_config(binds=binds, network_mode=network)
+        limits: dict[str, Any] = {}
+        if spec.resources.cpus is not None:
+            limits["nano_cpus"] = round(spec.resources.cpus * 1e9)
+        if spec.resources.memory is not None:  # and no swap beyond it
+            limits["mem_limit"] = limits["memswap_limit"] = spec.resources.memory
+        host_config = client.api.create_host_config(
+            binds=binds, network_mode=network, **limits
+        )
         if spec.entrypoint is None:
             entrypoint, cmd = command, None
         else:
@@ -352,6 +362,7 @@ class _Attempt:
         self.reader: OutputReader | None = None
         self.stdin: SecretsInput | None = None
         self.shells: ScriptThenAfter | None = None
+        self.meter: UsageMeter | None = None
 
     @property
     def lines(self) -> int:
@@ -361,17 +372,44 @@ class _Attempt:
         return self.reader.lines if self.reader is not None else 0
 
     def result(self, outcome: Outcome, exit_code: int | None, error: str | None) -> JobResult:
-        """The job's result, with a warning first for each service that ended early."""
+        """The job's result, with a warning first for each service that ended early.
+
+        A failure of a container the kernel killed for memory says so (``out of memory``).
+        """
+        usage = self.usage()
         if self.services is not None:
             self.services.warn_ended()
-        return JobResult(outcome, exit_code, self.started, now(), error, self.lines)
+        if outcome is Outcome.FAILED and error is None and self.oom_killed():
+            error = oom_reason(self.spec)
+        return JobResult(
+            outcome, exit_code, self.started, now(), error, self.lines, *_fields(usage)
+        )
 
     def failed(self, error: str) -> JobResult:
         """A FAILED result that never reached an exit code."""
-        return JobResult(Outcome.FAILED, None, self.started, now(), error, self.lines)
+        usage = self.usage()
+        return JobResult(
+            Outcome.FAILED, None, self.started, now(), error, self.lines, *_fields(usage)
+        )
+
+    def usage(self) -> Usage:
+        """Stop measuring the container; what it used."""
+        return self.meter.stop() if self.meter is not None else Usage()
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of the job's container for want of memory."""
+        if self.client is None or self.container is None:
+            return False
+        try:
+            state = self.client.api.inspect_container(self.container).get("State") or {}
+        except ENGINE_ERRORS:
+            return False
+        return bool(state.get("OOMKilled"))
 
     def close(self) -> None:
         """Stop reading, then remove the container, the services and the network; never raises."""
+        if self.meter is not None:
+            self.meter.stop()
         if self.stdin is not None:
             self.stdin.close()
         if self.reader is not None:
@@ -405,6 +443,18 @@ class _Waiter:
             self.failure = exc
         finally:
             self.done.set()
+
+
+def oom_reason(spec: JobSpec) -> str:
+    """``out of memory (OOM killed): limit 64m``: why a job killed for memory failed."""
+    limit = spec.resources.memory_text
+    if limit is None and spec.resources.memory is not None:
+        limit = f"{spec.resources.memory} bytes"
+    return "out of memory (OOM killed)" + (f": limit {limit}" if limit else "")
+
+
+def _fields(usage: Usage) -> tuple[int | None, float | None]:
+    return usage.memory_peak_bytes, usage.cpu_seconds
 
 
 def _kill(client: docker.DockerClient, container: str, waiter: _Waiter) -> None:
