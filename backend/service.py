@@ -89,19 +89,26 @@ class RunRequest(BaseModel):
         """What the store records of the run: per stage (file order), the jobs that run in
         start order, then its ``when: manual`` jobs the run does not start, born MANUAL.
 
+        Each job records the jobs it waits for (``needs``): None when it has no ``needs``
+        keyword (stage order applies), else the names it needs that run (``[]``: none).
         ``plan`` is the pipeline's plan when the caller made it already.
         """
         from backend.pipeline.plan import plan_pipeline
+        from backend.store.records import JobSpec
+
+        def needs(job: Job) -> list[str] | None:
+            return list(job.needs) if job.dag or job.needs else None
 
         plan = plan or plan_pipeline(self.pipeline)
         running = {stage.name: stage.jobs for stage in plan.stages}
         stages: list[tuple[str, list[JobRow]]] = []
         for stage in plan.layout or plan.stages:
             jobs: list[JobRow] = [
-                (job.name, job.image, job.allow_failure) for job in running.get(stage.name, [])
+                JobSpec(job.name, job.image, job.allow_failure, needs=needs(job))
+                for job in running.get(stage.name, [])
             ]
             jobs += [
-                (job.name, job.image, job.allow_failure, Status.MANUAL)
+                JobSpec(job.name, job.image, job.allow_failure, Status.MANUAL, needs(job))
                 for job in stage.jobs
                 if not job.run  # not started: the front end's reason, or select_jobs'
                 and (job.skip_reason or "").startswith(("when: manual", "manual: "))

@@ -102,12 +102,13 @@ def test_run_report_json_has_the_spec_shape(
     job = {j["name"]: j for j in stage["jobs"]}["lint"]
     assert list(job) == [
         "name", "status", "allow_failure", "exit_code", "image", "started_at", "finished_at",
-        "allowed", "error", "tests",
+        "allowed", "error", "tests", "junit", "memory_peak_bytes", "cpu_seconds", "needs",
     ]
     assert job | {"started_at": None, "finished_at": None} == {
         "name": "lint", "status": "FAILED", "allow_failure": True, "exit_code": 1,
         "image": "cicd-busybox:latest", "started_at": None, "finished_at": None,
         "allowed": True, "error": "allowed to fail", "tests": None,
+        "junit": None, "memory_peak_bytes": None, "cpu_seconds": None, "needs": None,
     }
     import re
 

@@ -175,7 +175,7 @@ def test_dry_run_invalid_file_exits_1(repo):
 def test_dry_run_bad_format_is_a_usage_error(repo):
     result = cicd("dry-run", "--format", "xml", cwd=repo)
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == "error: --format xml: expected one of text, yaml, json\n"
+    assert result.stderr == "error: --format xml: expected one of text, yaml, json, mermaid, dot\n"
 
 
 @pytest.mark.parametrize("command", ["check", "dry-run"])

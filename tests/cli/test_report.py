@@ -9,6 +9,8 @@ from typing import Any
 from fabricate import Cicd, History, Job, Run, Stage, rows, run_cicd
 from ruamel.yaml import YAML
 
+from backend.schemas import JunitPublic
+
 
 def iso(value: Any) -> str | None:
     """How SPEC §3.1 writes a time."""
@@ -28,6 +30,10 @@ def job_json(job: Job) -> dict[str, Any]:
         "allowed": job.allowed,
         "error": job.error,
         "tests": None if job.tests is None else job.tests.model_dump(mode="json"),
+        "junit": junit.model_dump(mode="json") if (junit := JunitPublic.of(job.tests)) else None,
+        "memory_peak_bytes": None,
+        "cpu_seconds": None,
+        "needs": None,
     }
 
 
@@ -217,6 +223,10 @@ def test_report_job_never_started_json_has_nulls(cicd: Cicd) -> None:
         "allowed": False,
         "error": None,
         "tests": None,
+        "junit": None,
+        "memory_peak_bytes": None,
+        "cpu_seconds": None,
+        "needs": None,
     }
 
 

@@ -125,6 +125,10 @@ def test_get_job_one_job(store: Store) -> None:
         "allowed": False,
         "error": None,
         "tests": None,
+        "junit": None,
+        "memory_peak_bytes": None,
+        "cpu_seconds": None,
+        "needs": None,
     }
 
 

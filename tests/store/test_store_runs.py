@@ -77,6 +77,10 @@ def test_create_run_round_trip_exact_json(store: Store) -> None:
                         "allowed": False,
                         "error": None,
                         "tests": None,
+                        "junit": None,
+                        "memory_peak_bytes": None,
+                        "cpu_seconds": None,
+                        "needs": None,
                     }
                 ],
             },
@@ -97,6 +101,10 @@ def test_create_run_round_trip_exact_json(store: Store) -> None:
                         "allowed": False,
                         "error": None,
                         "tests": None,
+                        "junit": None,
+                        "memory_peak_bytes": None,
+                        "cpu_seconds": None,
+                        "needs": None,
                     },
                     {
                         "name": "lint",
@@ -109,6 +117,10 @@ def test_create_run_round_trip_exact_json(store: Store) -> None:
                         "allowed": False,
                         "error": None,
                         "tests": None,
+                        "junit": None,
+                        "memory_peak_bytes": None,
+                        "cpu_seconds": None,
+                        "needs": None,
                     },
                 ],
             },
@@ -127,7 +139,7 @@ def test_create_run_json_keys_in_spec_order(store: Store) -> None:
     assert list(run["stages"][0]) == ["name", "status", "started_at", "finished_at", "jobs"]
     assert list(run["stages"][0]["jobs"][0]) == [
         "name", "status", "allow_failure", "exit_code", "image", "started_at", "finished_at",
-        "allowed", "error", "tests",
+        "allowed", "error", "tests", "junit", "memory_peak_bytes", "cpu_seconds", "needs",
     ]  # fmt: skip
 
 
