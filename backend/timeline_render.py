@@ -77,7 +77,7 @@ def chart_lines(timeline: Timeline, width: int = 50, label_width: int = 20) -> l
     lines: list[list[Segment]] = [[(head, "title")]]
     lines += [[(line, "axis")] for line in axis_lines(timeline.wall, width, indent)]
     for stage, bars in timeline.stages:
-        lines.append([(_label(stage, indent), "stage")])
+        lines.append([(_label(stage, indent).rstrip(), "stage")])
         for bar in bars:
             lines.append(
                 [
