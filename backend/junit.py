@@ -19,6 +19,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
 MAX_FAILED_NAMES = 50  # failed test names kept per job
+MAX_CASES = 5000  # test cases whose outcome is kept per job (for flaky tests)
 MAX_NAME_CHARS = 300  # each cut to this many characters
 MAX_TIME = 10.0**9  # seconds; beyond it a time attribute is nonsense and counts as 0
 
@@ -37,6 +38,9 @@ class JunitCounts:
     skipped: int = 0
     time: float = 0.0
     failed_names: list[str] = field(default_factory=list)
+    # ``(classname.name, passed | failed | error | skipped)`` of the first MAX_CASES test cases:
+    # the detail behind the counts (kept for flaky tests), not part of what they compare
+    cases: list[tuple[str, str]] = field(default_factory=list, compare=False)
 
     def add(self, other: JunitCounts) -> None:
         """Add ``other``'s counts (and failed names, up to ``MAX_FAILED_NAMES``) to these."""
@@ -47,6 +51,7 @@ class JunitCounts:
         self.time += other.time
         room = MAX_FAILED_NAMES - len(self.failed_names)
         self.failed_names += other.failed_names[: max(room, 0)]
+        self.cases += other.cases[: max(MAX_CASES - len(self.cases), 0)]
 
 
 def parse_junit(data: bytes) -> JunitCounts:
@@ -92,12 +97,18 @@ def _count(counts: JunitCounts, case: ET.Element) -> None:
     counts.total += 1
     counts.time += _seconds(case.get("time"))
     outcomes = {_local(child.tag) for child in case}
+    outcome = "passed"
     if "failure" in outcomes:
         counts.failed += 1
+        outcome = "failed"
     elif "error" in outcomes:
         counts.errors += 1
+        outcome = "error"
     elif "skipped" in outcomes:
         counts.skipped += 1
+        outcome = "skipped"
+    if len(counts.cases) < MAX_CASES:
+        counts.cases.append((_case_name(case), outcome))
     if ("failure" in outcomes or "error" in outcomes) and len(
         counts.failed_names
     ) < MAX_FAILED_NAMES:

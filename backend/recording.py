@@ -259,9 +259,26 @@ class Recorder:
             )
         )
 
-    def job_tests(self, job: str, tests: JobTestsPublic) -> None:
-        """Record what ``job``'s JUnit reports counted."""
+    def job_tests(
+        self, job: str, tests: JobTestsPublic, cases: list[tuple[str, str]] | None = None
+    ) -> None:
+        """Record what ``job``'s JUnit reports counted, and each test case's outcome
+        (``(classname.name, passed|failed|error|skipped)``, for flaky tests)."""
         self._writer.call(self.store.set_job_tests, self.run_id, job, tests)
+        if cases:
+            self._writer.call(self.store.add_test_cases, self.run_id, job, cases)
+
+    def job_usage(self, job: str, memory_peak_bytes: int | None, cpu_seconds: float | None) -> None:
+        """Record what ``job``'s container used (None: not measured)."""
+        if memory_peak_bytes is None and cpu_seconds is None:
+            return
+        self._writer.call(
+            self.store.set_job,
+            self.run_id,
+            job,
+            memory_peak_bytes=memory_peak_bytes,
+            cpu_seconds=cpu_seconds,
+        )
 
     def flush(self) -> None:
         """Wait until every store write so far is applied."""

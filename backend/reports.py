@@ -46,7 +46,7 @@ def collect_reports(
         time=round(counts.time, 3),
         failed_names=counts.failed_names,
     )
-    ctx.recorder.job_tests(job.name, tests)
+    ctx.recorder.job_tests(job.name, tests, counts.cases)
     line(f"{PREFIX}: {summary(tests)}")
 
 

@@ -216,3 +216,28 @@ class ArtifactPublic(BaseModel):
     path: str
     size: int
     sha256: str
+
+
+class FlakyTestPublic(BaseModel):
+    """A test that both passed and failed in a pipeline's recent runs."""
+
+    job: str = Field(description="the job whose JUnit report holds it")
+    name: str = Field(description="'classname.name'")
+    passed: int = Field(description="times it passed")
+    failed: int = Field(description="times it failed or errored")
+    flips: int = Field(description="times it changed between passing and failing, run to run")
+    same_commit: list[str] = Field(
+        default_factory=list, description="commits on which it both passed and failed"
+    )
+    last_run: int = Field(description="the newest run it ran in")
+    last_outcome: str = Field(description="passed, failed or error in that run")
+
+
+class FlakyTestsPublic(BaseModel):
+    """Flaky tests of a pipeline over its last ``last`` runs: those that both passed and failed
+    on the same commit first, then by flips."""
+
+    pipeline: str
+    last: int = Field(description="how many of the newest runs were looked at")
+    runs: int = Field(description="how many runs that was (fewer when the pipeline has fewer)")
+    tests: list[FlakyTestPublic]

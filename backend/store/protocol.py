@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from backend.schemas import (
     ArtifactPublic,
+    FlakyTestsPublic,
     JobRunPublic,
     JobTestsPublic,
     PipelinesPublic,
@@ -82,6 +83,10 @@ class HistoryStore(Protocol):
         """Record what the JUnit reports of one job of a run counted."""
         ...
 
+    def add_test_cases(self, run_id: int, job: str, cases: list[tuple[str, str]]) -> int:
+        """Keep the outcome of each test case of one job of a run."""
+        ...
+
     def settle_run(
         self,
         run_id: int,
@@ -134,6 +139,10 @@ class HistoryStore(Protocol):
 
     def get_run(self, pipeline: str, number: int) -> RunPublic:
         """Run ``pipeline#number`` with its stages and jobs."""
+        ...
+
+    def flaky_tests(self, pipeline: str, last: int = 50) -> FlakyTestsPublic:
+        """Tests that both passed and failed over a pipeline's ``last`` newest runs."""
         ...
 
     def get_stage(self, pipeline: str, number: int, stage: str) -> StageRunPublic:

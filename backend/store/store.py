@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from backend.errors import NotFound, StoreError
 from backend.schemas import (
     ArtifactPublic,
+    FlakyTestsPublic,
     JobRunPublic,
     JobTestsPublic,
     PipelinesPublic,
@@ -27,7 +28,7 @@ from backend.schemas import (
     StageRunPublic,
     Status,
 )
-from backend.store import queries
+from backend.store import flaky, queries
 from backend.store.engine import make_engine, mask_url, reading, writing
 from backend.store.migrate import upgrade
 from backend.store.records import JobRow, NumberTaken, insert_run
@@ -238,8 +239,11 @@ class Store:
         attempts: int | None = None,
         worker: str | None = None,
         allowed: bool | None = None,
+        memory_peak_bytes: int | None = None,
+        cpu_seconds: float | None = None,
     ) -> None:
-        """Change the given fields of one job of a run."""
+        """Change the given fields of one job of a run (``memory_peak_bytes`` and
+        ``cpu_seconds``: what its container used)."""
         values = _changes(
             status=status,
             exit_code=exit_code,
@@ -250,6 +254,8 @@ class Store:
             attempts=attempts,
             worker=worker,
             allowed=allowed,
+            memory_peak_bytes=memory_peak_bytes,
+            cpu_seconds=cpu_seconds,
         )
         with writing(self._engine) as connection:
             if not values:
@@ -280,6 +286,13 @@ class Store:
                     tests_failed_names=json.dumps(tests.failed_names),
                 )
             )
+
+    @_write
+    def add_test_cases(self, run_id: int, job: str, cases: list[tuple[str, str]]) -> int:
+        """Keep the outcome of each test case of one job of a run (``(classname.name,
+        passed|failed|error|skipped)``, the first 5000), replacing any kept before."""
+        with writing(self._engine) as connection:
+            return flaky.replace_cases(connection, run_id, job, cases)
 
     @_write
     def settle_run(
@@ -541,6 +554,13 @@ class Store:
                 connection, pipeline, limit, cursor=cursor, status=status, branch=branch,
                 since=since,
             )
+
+    @_read
+    def flaky_tests(self, pipeline: str, last: int = 50) -> FlakyTestsPublic:
+        """Tests of ``pipeline`` that both passed and failed on one commit, or flipped from
+        run to run, over its ``last`` newest runs (NotFound: the pipeline has no run)."""
+        with reading(self._engine) as connection:
+            return flaky.flaky_tests(connection, pipeline, last)
 
     @_read
     def get_run(self, pipeline: str, number: int) -> RunPublic:
