@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from backend.schemas import (
     ArtifactPublic,
+    FlakyTestsPublic,
     JobRunPublic,
     PipelinesPublic,
     RunPublic,
@@ -57,6 +58,9 @@ class Backend(Protocol):
         self, pipeline: str, number: int, job: str, path: str, dest: Path
     ) -> None:
         """Write one artifact's bytes to ``dest``."""
+
+    def flaky(self, pipeline: str, last: int = 50) -> FlakyTestsPublic:
+        """Tests of a pipeline that both passed and failed over its ``last`` newest runs."""
 
 
 def open_backend(settings: Settings, server: str | None) -> Backend:

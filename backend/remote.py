@@ -23,6 +23,7 @@ from backend.events import event_from_json
 from backend.recording import Event
 from backend.schemas import (
     ArtifactPublic,
+    FlakyTestsPublic,
     JobRunPublic,
     PipelinesPublic,
     RunPublic,
@@ -191,6 +192,11 @@ class RemoteBackend:
         """Ask to cancel a run; its status as it stands after the request."""
         reply = self._request("POST", f"{self._run_path(pipeline, number)}/cancel")
         return Status(reply.json()["status"])
+
+    def flaky(self, pipeline: str, last: int = 50) -> FlakyTestsPublic:
+        """Tests of a pipeline that both passed and failed over its ``last`` newest runs."""
+        path = f"/pipelines/{_segment(pipeline)}/flaky"
+        return FlakyTestsPublic.model_validate(self._get(path, last=last))
 
     def artifacts(self, pipeline: str, number: int, job: str | None = None) -> list[ArtifactPublic]:
         """Artifacts of a run or of one job."""

@@ -110,8 +110,9 @@ class LivePrinter:
 
 
 def summary_table(run: RunPublic) -> Table:
-    """The table printed at the end of a run: job, stage, status, duration, exit code (and
-    tests, when a job left a JUnit report).
+    """The table printed at the end of a run: job, stage, status, duration, exit code (peak
+    memory and CPU time when a job's container was measured, and tests when a job left a
+    JUnit report).
     """
     table = Table(title=f"{run.pipeline}#{run.run}", title_justify="left", show_edge=False)
     table.add_column("job")
@@ -119,6 +120,10 @@ def summary_table(run: RunPublic) -> Table:
     table.add_column("status")
     table.add_column("duration", justify="right")
     table.add_column("exit code", justify="right")
+    with_usage = _any_usage(run)
+    if with_usage:
+        table.add_column("memory", justify="right")
+        table.add_column("cpu", justify="right")
     with_tests = _any_tests(run)
     if with_tests:
         table.add_column("tests")
@@ -131,10 +136,32 @@ def summary_table(run: RunPublic) -> Table:
                 duration(job.started_at, job.finished_at),
                 "" if job.exit_code is None else str(job.exit_code),
             ]
+            if with_usage:
+                row += [memory_text(job.memory_peak_bytes), cpu_text(job.cpu_seconds)]
             if with_tests:
                 row.append(job_tests_text(job))
             table.add_row(*row)
     return table
+
+
+def memory_text(size: int | None) -> str:
+    """A peak memory as ``105.2 MiB``; empty when not measured."""
+    return "" if size is None else size_text(size)
+
+
+def cpu_text(seconds: float | None) -> str:
+    """CPU time as ``1.52s`` (``2m05s`` past a minute); empty when not measured."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def _any_usage(run: RunPublic) -> bool:
+    jobs = [job for stage in run.stages for job in stage.jobs]
+    return any(job.memory_peak_bytes is not None or job.cpu_seconds is not None for job in jobs)
 
 
 def job_tests_text(job: JobRunPublic) -> Text:
@@ -347,6 +374,12 @@ def job_details(job: JobRunPublic, now: datetime) -> Table:
     table.add_row("started", _absolute(job.started_at))
     table.add_row("finished", _absolute(job.finished_at))
     table.add_row("duration", took(job.started_at, job.finished_at, now))
+    if job.memory_peak_bytes is not None:
+        table.add_row("peak memory", memory_text(job.memory_peak_bytes))
+    if job.cpu_seconds is not None:
+        table.add_row("cpu time", cpu_text(job.cpu_seconds))
+    if job.needs is not None:
+        table.add_row("needs", safe_text(", ".join(job.needs)) if job.needs else "(none)")
     if job.error:
         table.add_row("error", safe_text(job.error))
     if job.tests is not None:

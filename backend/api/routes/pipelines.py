@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 
 from backend.api.deps import get_service
 from backend.api.schemas import ERRORS, PageCursor, PageLimit, PipelineName
-from backend.schemas import PipelinesPublic, RunsPublic
+from backend.schemas import FlakyTestsPublic, PipelinesPublic, RunsPublic
 from backend.service import Service
+from backend.store.flaky import MAX_LAST
 from backend.store.queries import MAX_PAGE
 
 router = APIRouter(tags=["pipelines"], responses=ERRORS)
@@ -35,3 +38,19 @@ def list_runs(
     """Runs of a pipeline, newest first, without stages (`cicd report -p NAME`), a page at a
     time: `limit` (at most and by default 1000) and `next`, as `/runs?pipeline=` answers."""
     return service.runs(pipeline, limit or MAX_PAGE, cursor=cursor)
+
+
+FlakyLast = Annotated[
+    int,
+    Query(ge=1, le=MAX_LAST, description=f"the newest runs to look at (1 to {MAX_LAST})"),
+]
+
+
+@router.get("/pipelines/{pipeline}/flaky", response_model=FlakyTestsPublic)
+def flaky_tests(
+    pipeline: PipelineName, last: FlakyLast = 50, service: Service = Depends(get_service)
+) -> FlakyTestsPublic:
+    """Flaky tests of a pipeline (`cicd report -p NAME --flaky`): the JUnit test cases that
+    both passed and failed on the same commit, or flipped between passing and failing from one
+    run to the next, over its `last` newest runs; those seen on one commit first."""
+    return service.flaky(pipeline, last)
