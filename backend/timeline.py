@@ -27,6 +27,7 @@ from typing import Any
 from backend.schemas import RunPublic, Status
 
 EPSILON = 0.001  # seconds: an end recorded this much after a start still came before it
+EARLIER = 1.0  # seconds: a job that started this much before its run is from an earlier run
 UNRECORDED = object()  # needs not recorded for the run (its job rows have no such field)
 
 
@@ -128,10 +129,14 @@ def _known(
 
 
 def build_timeline(
-    run: RunPublic, needs: Mapping[str, Sequence[str] | None] | None = None
+    run: RunPublic,
+    needs: Mapping[str, Sequence[str] | None] | None = None,
+    now: datetime | None = None,
 ) -> Timeline:
     """The timeline of ``run``; ``needs`` maps each job to its needs (see the module's text),
-    default: what the run recorded."""
+    default: what the run recorded. A run still going ends its axis at ``now`` (when given),
+    so its running jobs' bars reach it. A job that started before the run did (one carried over
+    from an earlier run) has no bar: its times belong to that run's axis."""
     needs = recorded_needs(run) if needs is None else _known(needs)
     times = [
         t
@@ -152,10 +157,10 @@ def build_timeline(
     for index, stage in enumerate(run.stages):
         stage_start = offset(stage.started_at)
         for job in stage.jobs:
-            bar = Bar(
-                job.name, stage.name, job.status, offset(job.started_at), offset(job.finished_at)
-            )
-            raw.append((index, bar, stage_start))
+            start, end = offset(job.started_at), offset(job.finished_at)
+            if start is not None and start < -EARLIER:
+                start = end = None
+            raw.append((index, Bar(job.name, stage.name, job.status, start, end), stage_start))
     ended = {bar.job: (index, bar) for index, bar, _ in raw}
     bars: dict[str, Bar] = {}
     for index, bar, stage_start in raw:
@@ -173,6 +178,8 @@ def build_timeline(
         )
     ends = [bar.end for bar in bars.values() if bar.end is not None]
     run_end = offset(run.finished_at)
+    if run_end is None and not run.status.finished and now is not None:
+        run_end = offset(now)
     wall = max([*ends, *([run_end] if run_end is not None else []), 0.0])
     return Timeline(f"{run.pipeline}#{run.run}", run.status, wall, staged, path)
 

@@ -31,7 +31,7 @@ def axis_lines(wall: float, width: int, indent: int) -> list[str]:
     """The time axis: tick labels over ``├──┼──┤``, ``indent`` spaces before."""
     marks = [round(i * width / TICKS) for i in range(TICKS + 1)]
     labels = [" "] * (width + 12)
-    for i, mark in enumerate(marks):
+    for i, mark in enumerate(marks if wall > 0 else marks[:1]):
         text = seconds_text(wall * i / TICKS) if wall > 0 else "0s"
         at = mark - len(text) + 1 if i == TICKS else mark
         labels[at : at + len(text)] = list(text)

@@ -126,7 +126,9 @@ def report(
         ):
             raise UsageError(f"{named} and -p/--run name different runs: give one of them")
         pipeline, run = named
-    if flaky or last is not None:
+    if last is not None and not flaky:
+        raise UsageError("--last goes with --flaky")
+    if flaky:
         _flaky(pipeline, run, stage, job, graph, last, fmt, server)
         return
     if run is not None and pipeline is None:
@@ -144,7 +146,7 @@ def report(
     now = datetime.now(UTC)
     if graph or fmt is ReportFormat.SVG:
         assert pipeline is not None and run is not None  # checked above
-        _graph(backend.run(pipeline, run), fmt)
+        _graph(backend.run(pipeline, run), fmt, now)
         return
     data: Any
     view: RenderableType
@@ -193,12 +195,13 @@ def _flaky(
     show_flaky(backend, pipeline, last or FLAKY_LAST, OutputFormat(fmt.value))
 
 
-def _graph(run: RunPublic, fmt: ReportFormat) -> None:
-    """``--graph`` and ``--format svg``: the run's jobs on a time axis."""
+def _graph(run: RunPublic, fmt: ReportFormat, now: datetime) -> None:
+    """``--graph`` and ``--format svg``: the run's jobs on a time axis (up to now, while it
+    runs)."""
     from backend.timeline import build_timeline
     from backend.timeline_render import to_svg
 
-    timeline = build_timeline(run)
+    timeline = build_timeline(run, now=now)
     if fmt is ReportFormat.SVG:
         typer.echo(to_svg(timeline), nl=False)
     elif fmt is ReportFormat.TEXT:

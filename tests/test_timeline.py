@@ -134,3 +134,23 @@ def test_cells_scale_and_minimum_width() -> None:
     assert cells(bar, 10.0, 40) == (10, 20, 21)
     assert cells(Bar("a", "s", Status.SUCCESS, 0.0, 10.0, ready=0.0), 10.0, 40) == (0, 0, 40)
     assert cells(Bar("a", "s", Status.SKIPPED, None, None), 10.0, 40) is None
+
+
+def test_build_timeline_running_run_reaches_now() -> None:
+    run = _run({"build": [_job("a", 0.0, 2.0), _job("b", 2.5, None, Status.RUNNING)]}, 0)
+    run = run.model_copy(update={"status": Status.RUNNING, "finished_at": None})
+    timeline = build_timeline(run, now=_at(10.0))
+    assert timeline.wall == 10.0
+    running = next(bar for bar in timeline.bars if bar.job == "b")
+    assert cells(running, timeline.wall, 20) == (4, 5, 20)  # from its start to now
+    assert timeline.critical_path == ["a"]
+
+
+def test_build_timeline_job_from_an_earlier_run_has_no_bar() -> None:
+    # a job carried over from an earlier run (a retry) keeps that run's times
+    run = _run({"build": [_job("old", -600.0, -590.0), _job("new", 1.0, 5.0)]}, 5.0)
+    timeline = build_timeline(run, {"old": None, "new": ["old"]})
+    old = next(bar for bar in timeline.bars if bar.job == "old")
+    assert (old.start, old.end) == (None, None)
+    assert timeline.wall == 5.0
+    assert timeline.critical_path == ["new"]

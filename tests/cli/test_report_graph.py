@@ -146,3 +146,8 @@ def test_report_flaky_with_a_run_is_usage_error(cicd: Cicd) -> None:
     assert result.stderr == (
         "error: --flaky lists the tests of one pipeline: give -p NAME (no run)\n"
     )
+
+
+def test_report_last_without_flaky_is_usage_error(cicd: Cicd) -> None:
+    result = cicd("report", "-p", "build", "--last", "5")
+    assert (result.returncode, result.stderr) == (2, "error: --last goes with --flaky\n")
