@@ -97,7 +97,7 @@ def report(
         "--last",
         min=1,
         max=FLAKY_MAX,
-        help=f"With --flaky: look at the last N runs [default: {FLAKY_LAST}].",
+        help=f"With --flaky: look at the last N runs (default {FLAKY_LAST}).",
         show_default=False,
     ),
     fmt: ReportFormat = typer.Option(ReportFormat.TEXT, "--format", help=REPORT_FORMAT_HELP),
