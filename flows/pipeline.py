@@ -211,12 +211,14 @@ def pipeline_flow(key: str) -> State[Any]:
 
 
 def job_needs(ctx: RunContext) -> dict[str, list[str] | None]:
-    """Each planned job's ``needs``: None when it has no ``needs`` keyword (stage order)."""
-    return {
-        job.name: list(job.needs) if job.dag or job.needs else None
-        for jobs in ctx.stage_order.values()
-        for job in jobs
-    }
+    """Each planned job's ``needs`` as its file has them (the plan narrows a GitLab job's to
+    its stage): None when it has no ``needs`` keyword (stage order)."""
+    needs: dict[str, list[str] | None] = {}
+    for jobs in ctx.stage_order.values():
+        for planned in jobs:
+            job = ctx.pipeline.job(planned.name)
+            needs[job.name] = list(job.needs) if job.dag or job.needs else None
+    return needs
 
 
 def tests_table(run: RunPublic) -> list[dict[str, Any]]:

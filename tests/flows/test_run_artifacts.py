@@ -103,3 +103,21 @@ def test_run_artifacts_failure_never_fails_the_run(
     ctx, _ = make_context(make_pipeline(f"art-{uuid.uuid4().hex[:8]}", {"b": [{"name": "x"}]}))
     assert run_pipeline(ctx) is Status.SUCCESS
     assert _artifacts(ctx.name) == []
+
+
+def test_job_needs_are_the_file_s_not_the_plan_s(make_context: Any) -> None:
+    from flows.pipeline import job_needs
+
+    pipeline = make_pipeline(
+        "g",
+        {
+            "build": [{"name": "a"}],
+            "test": [
+                {"name": "b", "needs": ["a"], "dag": True},  # the plan drops 'a': another stage
+                {"name": "c"},
+                {"name": "d", "needs": [], "dag": True},
+            ],
+        },
+    ).model_copy(update={"format": "gitlab"})
+    ctx, _ = make_context(pipeline)
+    assert job_needs(ctx) == {"a": None, "d": [], "b": ["a"], "c": None}
