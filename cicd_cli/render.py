@@ -159,6 +159,33 @@ def cpu_text(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+SHOWN_FAILED = 5  # failed test names in a job's line after the run
+
+
+def tests_lines(run: RunPublic) -> list[Text]:
+    """One line per job with JUnit results: ``unit: 120 passed, 2 failed: test_a, test_b``."""
+    lines = []
+    for stage in run.stages:
+        for job in stage.jobs:
+            junit = job.junit
+            if junit is None:
+                continue
+            text = Text(f"{job.name}: ", style="bold") + Text(f"{junit.passed} passed")
+            for count, word in ((junit.failed, "failed"), (junit.errors, "error")):
+                if count:
+                    plural = "s" if word == "error" and count != 1 else ""
+                    text += Text(f", {count} {word}{plural}", style="red")
+            if junit.skipped:
+                text += Text(f", {junit.skipped} skipped", style="dim")
+            names = junit.failed_names[:SHOWN_FAILED]
+            if names:
+                more = junit.failed + junit.errors - len(names)
+                listed = ", ".join(safe_text(name) for name in names)
+                text += Text(f": {listed}" + (f" and {more} more" if more > 0 else ""))
+            lines.append(text)
+    return lines
+
+
 def _any_usage(run: RunPublic) -> bool:
     jobs = [job for stage in run.stages for job in stage.jobs]
     return any(job.memory_peak_bytes is not None or job.cpu_seconds is not None for job in jobs)
@@ -457,6 +484,8 @@ def print_run_end(console: Console, run: RunPublic) -> int:
     """Print the summary table and the final line of a run; return ``cicd run``'s exit status."""
     console.print()
     console.print(summary_table(run))
+    for line in tests_lines(run):
+        console.print(line, soft_wrap=True)
     took = duration(run.started_at, run.finished_at)
     console.print(
         Text.assemble(
