@@ -3,14 +3,15 @@ critical path, the chain of jobs that set the run's wall time.
 
 Pure: built from a recorded run (``RunPublic``) and, when known, each job's ``needs``; the
 terminal chart (``cicd report --graph``), the SVG picture and the Prefect artifact all draw
-from a ``Timeline``. What a job waited for:
+from a ``Timeline``. What a job may have waited for:
 
-- its ``needs`` when it declared them (a list, even empty: ``needs: []`` waits for nothing);
-- else (``None``: no ``needs`` keyword) every job of the earlier stages, the stage order;
+- every job of the earlier stages: ``cicd run`` starts stages in order, so this holds for every
+  job, a GitLab job with ``needs`` in a later stage too (it does not start before its stage);
+- and its ``needs`` in its own stage, when it declared them;
 - when no job of the run has needs recorded (none declared any, or the run is from before they
-  were recorded), the jobs of earlier stages and of its own stage: the times decide (a job that
-  started after a job of its own stage ended was waiting for it: for a free slot under
-  ``--jobs``, or by ``needs`` that were not recorded).
+  were recorded), every other job of its own stage: the times decide (a job that started after
+  a job of its own stage ended was waiting for it: for a free slot under ``--jobs``, or by
+  ``needs`` that were not recorded).
 
 Of those, the one that ended last before the job started is what it *waited for*; its wait is
 the time from that end (or, waiting for nothing, from its stage's start) to its own start. The
@@ -165,7 +166,7 @@ def build_timeline(
     bars: dict[str, Bar] = {}
     for index, bar, stage_start in raw:
         candidates = _candidates(bar, index, needs, ended)
-        bars[bar.job] = _waited(bar, candidates, stage_start, needs)
+        bars[bar.job] = _waited(bar, candidates, stage_start)
     path = critical_path(list(bars.values()))
     on_path = set(path)
     staged: list[tuple[str, list[Bar]]] = []
@@ -191,21 +192,16 @@ def _candidates(
     ended: Mapping[str, tuple[int, Bar]],
 ) -> list[Bar]:
     """The jobs ``bar`` may have waited for (see the module's text)."""
-    if needs is None:  # not recorded: earlier stages and its own; the times decide
-        return [other for i, other in ended.values() if i <= index and other.job != bar.job]
-    own = needs.get(bar.job)
-    if own is not None:
-        return [ended[name][1] for name in own if name in ended and name != bar.job]
-    return [other for i, other in ended.values() if i < index]
+    earlier = [other for i, other in ended.values() if i < index]
+    if needs is None:  # not recorded: its own stage's too; the times decide
+        return earlier + [o for i, o in ended.values() if i == index and o.job != bar.job]
+    own = [ended[name] for name in needs.get(bar.job) or () if name in ended]
+    return earlier + [other for i, other in own if i == index and other.job != bar.job]
 
 
-def _waited(
-    bar: Bar,
-    candidates: list[Bar],
-    stage_start: float | None,
-    needs: Mapping[str, Sequence[str] | None] | None,
-) -> Bar:
-    """``bar`` with what it waited for: the candidate that ended last before it started."""
+def _waited(bar: Bar, candidates: list[Bar], stage_start: float | None) -> Bar:
+    """``bar`` with what it waited for: the candidate that ended last before it started
+    (none: its stage's start, or the run's)."""
     if bar.start is None:
         return bar
     start = bar.start
@@ -213,10 +209,7 @@ def _waited(
     if before:
         last = max(before, key=lambda c: c.end or 0.0)
         return _replace(bar, ready=min(start, last.end or 0.0), waited_for=last.job)
-    declared_none = needs is not None and needs.get(bar.job) is not None and not candidates
-    if declared_none or stage_start is None:  # needs: [] starts with the run
-        return _replace(bar, ready=min(start, 0.0) if declared_none else None)
-    return _replace(bar, ready=min(start, stage_start))
+    return _replace(bar, ready=min(start, stage_start if stage_start is not None else 0.0))
 
 
 def _replace(bar: Bar, **changes: Any) -> Bar:

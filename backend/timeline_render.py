@@ -231,12 +231,12 @@ def _svg_bar(bar: Bar, left: int, y: int, row: int, scale: float) -> list[str]:
         return []
     parts = []
     if bar.ready is not None and bar.start > bar.ready:
-        x1, x2 = left + bar.ready * scale, left + bar.start * scale
+        x1, x2 = left + max(0.0, bar.ready) * scale, left + max(0.0, bar.start) * scale
         parts.append(
             f'<line x1="{x1:.1f}" y1="{y + row / 2}" x2="{x2:.1f}" y2="{y + row / 2}" '
             'stroke="#888" stroke-dasharray="3 2"/>'
         )
-    x = left + bar.start * scale
+    x = left + max(0.0, bar.start) * scale
     w = max(2.0, (bar.duration or 0.0) * scale)
     stroke = f' stroke="{CRITICAL_STROKE}" stroke-width="3"' if bar.critical else ""
     tip = f"{bar.job}: {bar.status.value}, {bar_note(bar)}"

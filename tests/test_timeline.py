@@ -96,12 +96,28 @@ def test_build_timeline_stage_order_when_no_job_declares_needs() -> None:
     assert round(bars["u"].wait or 0, 3) == 0.2  # from y's end, the last of stage build
 
 
-def test_build_timeline_empty_needs_wait_for_nothing() -> None:
-    run = _run({"build": [_job("x", 0.0, 5.0)], "test": [_job("early", 0.3, 1.0)]}, 5.0)
-    timeline = build_timeline(run, {"x": None, "early": []})
-    early = next(bar for bar in timeline.bars if bar.job == "early")
-    assert early.waited_for is None and round(early.wait or 0, 3) == 0.3
-    assert timeline.critical_path == ["x"]
+def test_build_timeline_needs_in_a_later_stage_still_follow_the_stage_order() -> None:
+    # cicd run starts stages in order: b needs only a, yet it started when slow ended
+    run = _run(
+        {
+            "build": [_job("a", 0.0, 0.5), _job("slow", 0.0, 2.0)],
+            "test": [_job("b", 2.1, 6.0), _job("early", 2.1, 2.5)],
+            "deploy": [_job("d", 6.2, 6.5)],
+        },
+        6.5,
+    )
+    needs = {"a": None, "slow": None, "b": ["a"], "early": [], "d": ["b"]}
+    timeline = build_timeline(run, needs)
+    bars = {bar.job: bar for bar in timeline.bars}
+    assert (bars["b"].waited_for, bars["early"].waited_for) == ("slow", "slow")
+    assert timeline.critical_path == ["slow", "b", "d"]
+
+
+def test_build_timeline_nothing_before_waits_from_its_stage_start() -> None:
+    run = _run({"build": [_job("x", 0.4, 1.0)]}, 1.0)
+    run.stages[0].started_at = _at(0.1)
+    bar = build_timeline(run, {"x": []}).bars[0]
+    assert bar.waited_for is None and round(bar.wait or 0, 3) == 0.3
 
 
 def test_build_timeline_skipped_jobs_never_on_the_path() -> None:
