@@ -108,16 +108,16 @@ def to_markdown(timeline: Timeline) -> str:
     for stage, bars in timeline.stages:
         for bar in bars:
             cells_ = [
-                stage,
-                bar.job,
+                _md_cell(stage),
+                _md_cell(bar.job),
                 bar.status.value,
                 seconds_text(bar.start),
                 seconds_text(bar.duration),
                 seconds_text(bar.wait),
-                bar.waited_for or "",
+                _md_cell(bar.waited_for or ""),
                 "yes" if bar.critical else "",
             ]
-            rows.append("| " + " | ".join(_md_cell(c) for c in cells_) + " |")
+            rows.append("| " + " | ".join(cells_) + " |")
     path = " → ".join(_md_cell(name) for name in timeline.critical_path) or "none"
     return "\n".join(
         [
@@ -148,7 +148,7 @@ def _md_cell(text: str) -> str:
     """``text`` for a markdown table cell: no HTML, no emphasis, links or breaks out of it."""
     out = []
     for ch in text:
-        if ch in "\\`*_{}[]()<>#+-.!|&~":
+        if ch in "\\`*_{}[]()<>|&~":
             out.append(f"&#{ord(ch)};")
         elif ch in "\r\n":
             out.append(" ")
