@@ -16,7 +16,8 @@ from backend.timeline import Bar, Timeline, cells, seconds_text
 
 RUN, CRITICAL, WAIT, EMPTY = "▓", "█", "·", " "
 TICKS = 4  # intervals on the time axis
-# a segment of a chart line and what it is: label, axis, wait, run, critical, note, stage
+# a segment of a chart line and what it is: title, axis, stage, label, wait, run:STATUS (a bar
+# off the critical path), critical, note
 Segment = tuple[str, str]
 
 
@@ -48,7 +49,7 @@ def bar_segments(bar: Bar, wall: float, width: int) -> list[Segment]:
     if where is None:
         return [(EMPTY * (width + 1), "axis")]
     wait_from, begin, end = where
-    kind = "critical" if bar.critical else "run"
+    kind = "critical" if bar.critical else f"run:{bar.status.value}"
     return [
         (EMPTY * wait_from, "axis"),
         (WAIT * (begin - wait_from), "wait"),

@@ -229,17 +229,13 @@ def graph_view(timeline: Timeline, width: int) -> Text:
     label_width = max(8, min(24, max((len(bar.job) for bar in timeline.bars), default=8)))
     chart_width = max(20, min(80, width - label_width - 2 - 42))
     out = Text()
-    status = {bar.job: bar.status for bar in timeline.bars}
     for number, line in enumerate(chart_lines(timeline, chart_width, label_width)):
         if number:
             out.append("\n")
-        job = None
         for text, kind in line:
-            if kind == "label":
-                job = text.strip()
             style = _CHART_STYLE.get(kind, "")
-            if kind == "run":
-                style = STATUS_STYLE.get(status.get(job or "", Status.SUCCESS), "")
+            if kind.startswith("run:"):  # a bar off the critical path: its status' colour
+                style = STATUS_STYLE.get(Status(kind.removeprefix("run:")), "")
             out.append(safe_text(text), style=style)
     return out
 
