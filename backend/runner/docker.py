@@ -400,6 +400,8 @@ class _Attempt:
         """Whether the kernel killed a process of the job's container for want of memory."""
         if self.client is None or self.container is None:
             return False
+        if self.meter is not None and (self.meter.oom_kills() or 0) > 0:
+            return True  # a script run as an exec shell: Docker's flag misses it
         try:
             state = self.client.api.inspect_container(self.container).get("State") or {}
         except ENGINE_ERRORS:

@@ -46,6 +46,24 @@ class CgroupFiles:
     cpu: Path
     version: int  # 1 or 2
 
+    @property
+    def oom_events(self) -> Path:
+        """The file whose ``oom_kill N`` line counts the processes killed for memory."""
+        name = "memory.oom_control" if self.version == 1 else "memory.events"
+        return self.memory.with_name(name)
+
+    def oom_kills(self) -> int | None:
+        """How many processes the kernel killed for memory so far (None: cannot tell)."""
+        try:
+            text = self.oom_events.read_text()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+        return None
+
     def read(self) -> Usage:
         """The current values (OSError once the container's cgroup is gone)."""
         peak = int(self.memory.read_text().split()[0])
@@ -91,6 +109,7 @@ class UsageMeter:
         self._memory: int | None = None
         self._cpu: float | None = None
         self._local = False  # reading the cgroup files (not the stats stream)
+        self._files: CgroupFiles | None = None
         self._thread = threading.Thread(target=self._run, name="cicd-usage", daemon=True)
         self._thread.start()
 
@@ -101,6 +120,11 @@ class UsageMeter:
             self._thread.join(POLL_SECONDS * 4)
         with self._lock:
             return Usage(self._memory, None if self._cpu is None else round(self._cpu, 3))
+
+    def oom_kills(self) -> int | None:
+        """Processes of the container the kernel killed for memory, while its cgroup is there
+        (a job's exec shells: Docker flags only a main process killed so); None: unknown."""
+        return self._files.oom_kills() if self._files is not None else None
 
     def _keep(self, memory: int | None, cpu: float | None) -> None:
         with self._lock:
@@ -113,6 +137,7 @@ class UsageMeter:
         try:
             files = self._find()
             if files is not None:
+                self._files = files
                 self._local = True
                 self._poll(files)
             elif not self._stopped.is_set():
