@@ -179,3 +179,6 @@ class FakeOutcome:
     exit_code: int = 0
     lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # what the job's container "used", as the Docker runner measures it (None: not measured)
+    memory_peak_bytes: int | None = None
+    cpu_seconds: float | None = None

@@ -95,6 +95,8 @@ class FakeRunner:
             finished_at=datetime.now(UTC),
             error=error,
             log_lines=len(outcome.lines) + len(spec.after_script),
+            memory_peak_bytes=outcome.memory_peak_bytes,
+            cpu_seconds=outcome.cpu_seconds,
         )
 
     def remove_run_containers(self, run_id: str) -> int:
