@@ -331,15 +331,18 @@ def run_header(run: RunSummary, now: datetime) -> Text:
 
 def run_table(run: RunPublic, now: datetime) -> Table:
     """Every stage of a run, each followed by its jobs (indented), with statuses and times
-    (and a tests column when a job left a JUnit report).
+    (memory and cpu columns when a job was measured, a tests column when one left a JUnit
+    report).
     """
     with_tests = _any_tests(run)
+    usage = ["memory", "cpu"] if _any_usage(run) else []
     table = _table(
         "stage / job",
         "status",
         "duration",
         "exit code",
         "image",
+        *usage,
         *(["tests"] if with_tests else []),
     )
     for stage in run.stages:
@@ -349,15 +352,18 @@ def run_table(run: RunPublic, now: datetime) -> Table:
             took(stage.started_at, stage.finished_at, now),
             "",
             "",
+            *[""] * len(usage),
             *([""] if with_tests else []),
         )
         for job in stage.jobs:
+            used = [memory_text(job.memory_peak_bytes), cpu_text(job.cpu_seconds)] if usage else []
             table.add_row(
                 f"  {job.name}",
                 job_status_text(job),
                 took(job.started_at, job.finished_at, now),
                 "" if job.exit_code is None else str(job.exit_code),
                 job.image,
+                *used,
                 *([job_tests_text(job)] if with_tests else []),
             )
     return table

@@ -94,3 +94,13 @@ def test_tests_lines_hostile_name_loses_controls() -> None:
     (line,) = render.tests_lines(run(job("unit", tests=tests)))
 
     assert "\x1b" not in line.plain and line.plain.startswith("unit: 0 passed, 1 failed: t.")
+
+
+def test_run_table_memory_and_cpu_columns_before_tests() -> None:
+    tests = JobTestsPublic(total=2, failed=0, errors=0, skipped=0, time=0.0)
+    hog = job("hog", memory_peak_bytes=3 * 2**20, cpu_seconds=2.0, tests=tests)
+    text = shown(render.run_table(run(hog), T0))
+
+    rows = [[cell.strip() for cell in re.split("[│┃]", line)] for line in text.splitlines()]
+    assert rows[0][-3:] == ["memory", "cpu", "tests"]
+    assert rows[3][0] == "hog" and rows[3][-3:] == ["3.0 MiB", "2.00s", "2 tests"]
