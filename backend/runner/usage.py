@@ -148,7 +148,7 @@ class UsageMeter:
     def _find(self) -> CgroupFiles | None:
         waited = 0.0
         while waited < FIND_SECONDS:
-            files = cgroup_files(self._container)
+            files = cgroup_files(self._container, CGROUP_ROOT)
             if files is not None or self._stopped.is_set():
                 return files
             self._stopped.wait(POLL_SECONDS)
@@ -173,11 +173,14 @@ class UsageMeter:
     def _stream(self) -> None:
         try:
             samples = self._client.api.stats(self._container, stream=True, decode=True)
-            for sample in samples:
-                memory, cpu = _sampled(sample)
-                self._keep(memory, cpu)
-                if self._stopped.is_set():
-                    return
+            try:
+                for sample in samples:
+                    memory, cpu = _sampled(sample)
+                    self._keep(memory, cpu)
+                    if self._stopped.is_set():
+                        return
+            finally:
+                samples.close()  # lets the engine's connection go
         except ENGINE_ERRORS:
             return
 

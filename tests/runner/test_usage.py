@@ -193,3 +193,20 @@ def test_cgroup_files_oom_kills_v1_and_v2(tmp_path: Path) -> None:
     assert (v1.oom_kills(), v2.oom_kills()) == (2, 1)
     (tmp_path / "memory" / "docker" / ID / "memory.oom_control").unlink()
     assert v1.oom_kills() is None
+
+
+@pytest.mark.docker
+def test_run_job_engine_elsewhere_measured_by_stats_stream(
+    docker_runner: DockerRunner,
+    make_spec: Callable[..., JobSpec],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("backend.runner.usage.CGROUP_ROOT", tmp_path)  # no cgroup files here
+    spec = make_spec([f"{HOLD_120M}; sleep 2"])
+
+    result = docker_runner.run_job(spec, lambda line: None, threading.Event())
+
+    assert result.outcome is Outcome.SUCCESS, result.error
+    assert result.memory_peak_bytes is not None and result.memory_peak_bytes > 100 * MIB
+    assert result.cpu_seconds is not None and result.cpu_seconds > 0
