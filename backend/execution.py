@@ -294,6 +294,7 @@ def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], No
         ],
         entrypoint=job.image_entrypoint,
         pull_policy=PullPolicy(job.pull_policy[-1]) if job.pull_policy else ctx.pull,
+        resources=job.resources,
     )
     attempts = 0
     while True:
@@ -311,6 +312,7 @@ def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], No
         Outcome.CANCELED: Status.CANCELED,
         Outcome.FAILED: Status.FAILED,
     }[result.outcome]
+    ctx.recorder.job_usage(job.name, result.memory_peak_bytes, result.cpu_seconds)
     # what the job leaves behind is kept whatever its outcome (each decides by its `when`)
     jobspace.collect_artifacts(ctx, job, workspace, status, line)
     reports.collect_reports(ctx, job, workspace, status, line)

@@ -35,6 +35,7 @@ from backend.recording import Event, Recorder, Sink, log_path
 from backend.runs import PullPolicy, RunRef
 from backend.schemas import (
     ArtifactPublic,
+    FlakyTestsPublic,
     JobRunPublic,
     PipelinesPublic,
     RunPublic,
@@ -97,7 +98,8 @@ class RunRequest(BaseModel):
         from backend.store.records import JobSpec
 
         def needs(job: Job) -> list[str] | None:
-            return list(job.needs) if job.dag or job.needs else None
+            declared = self.pipeline.job(job.name)  # the plan narrows needs to the job's stage
+            return list(declared.needs) if declared.dag or declared.needs else None
 
         plan = plan or plan_pipeline(self.pipeline)
         running = {stage.name: stage.jobs for stage in plan.stages}
@@ -531,6 +533,11 @@ class Service:
     def artifacts(self, pipeline: str, number: int, job: str | None = None) -> list[ArtifactPublic]:
         """The artifacts of a run (or of one of its jobs)."""
         return self.store.list_artifacts(pipeline, number, job)
+
+    def flaky(self, pipeline: str, last: int = 50) -> FlakyTestsPublic:
+        """Tests of ``pipeline`` that both passed and failed on one commit, or flipped from
+        run to run, over its ``last`` newest runs (``Store.flaky_tests``)."""
+        return self.store.flaky_tests(pipeline, last)
 
     def artifact_file(self, pipeline: str, number: int, job: str, path: str) -> Path:
         """Where an artifact's bytes are kept."""

@@ -54,14 +54,28 @@ def ensure_run_deployment(pool: str) -> str:
 
 
 def dispatch_flow_run(deployment_id: str, name: str, pipeline: str, number: int) -> str:
-    """Queue a flow run of the run deployment for run ``pipeline#number``; return its id."""
-    with get_client(sync_client=True) as client:
-        flow_run = client.create_flow_run_from_deployment(
-            deployment_id,  # type: ignore[arg-type]  # a UUID string is accepted
-            parameters={"pipeline": pipeline, "number": number},
-            name=name,
-        )
-        return str(flow_run.id)
+    """Queue a flow run of the run deployment for run ``pipeline#number``; return its id.
+
+    A SQLite Prefect server under load answers 503 ("database is locked") beyond its client's
+    own retries: tried again, 5 times over ~15 s, before the run is given up."""
+    import time
+
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    for attempt in range(5):
+        try:
+            with get_client(sync_client=True) as client:
+                flow_run = client.create_flow_run_from_deployment(
+                    deployment_id,  # type: ignore[arg-type]  # a UUID string is accepted
+                    parameters={"pipeline": pipeline, "number": number},
+                    name=name,
+                )
+                return str(flow_run.id)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 503 or attempt == 4:
+                raise
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
 
 
 def cancel_flow_run(flow_run_id: str, message: str) -> None:

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.docker
 
 MIB = 1024 * 1024
 # tail keeps the last lines of its input: 120 MiB without a newline is one line it holds whole
-HOLD_120M = "head -c 120m /dev/zero | tail > /dev/null"
+# the container stays a second after its peak: a meter started late on a loaded machine still
+# reads the cgroup's high-water mark before the container (and its cgroup) is gone
+HOLD_120M = "head -c 120m /dev/zero | tail > /dev/null; sleep 1"
 
 
 def memory_pipeline(resources: str = "") -> str:
