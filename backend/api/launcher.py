@@ -126,14 +126,26 @@ class RunLauncher:
             self._executing += 1
         text = f"queued on work pool '{self.dispatch.pool}': it starts when a worker takes it"
         self.hub.publish(submission.name, Event("warning", submission.name, text=text))
+        # the answer does not wait for Prefect (a loaded SQLite Prefect server takes seconds)
+        threading.Thread(
+            target=self._dispatch, args=(submission, source),
+            name=f"cicd-dispatch-{submission.name}", daemon=True,
+        ).start()
+        return submission
+
+    def _dispatch(self, submission: Submission, source: Source) -> None:
+        assert self.dispatch is not None
         try:
             self.dispatch.dispatch(submission, source)
+            run = self.service.store.get_run(submission.pipeline, submission.number)
+            if run.status.finished:  # canceled while it was being queued
+                self.dispatch.withdraw(submission.name)
+                self.finished(submission.name, run.status)
         except Exception as exc:
             error = f"cannot queue the run on work pool '{self.dispatch.pool}': {exc}"
             log.error("%s: %s", submission.name, error)
             self._settle(submission, error)
             self.finished(submission.name, Status.FAILED, error)
-        return submission
 
     def ingest(self, name: str, events: list[Event]) -> None:
         """Events a worker sent for run ``name``: shown to followers like this server's own."""
