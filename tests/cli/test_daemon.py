@@ -81,8 +81,10 @@ def daemon_starts(project: Project) -> int:
 
 
 def shape(out: Output) -> list[str]:
-    """stdout with what changes between runs (run number, times, durations) blanked."""
+    """stdout with what changes between runs (run number, times, durations, memory peaks)
+    blanked."""
     lines = [re.sub(r"#\d+", "#N", line) for line in out.lines]
+    lines = [re.sub(r"\d+(\.\d+)? (B|KiB|MiB|GiB)\b", "M", line) for line in lines]
     return [re.sub(r"\d+(\.\d+)?(ms|s)\b", "T", line) for line in lines]
 
 

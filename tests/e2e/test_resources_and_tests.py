@@ -25,7 +25,11 @@ HOLD_120M = "head -c 120m /dev/zero | tail > /dev/null; sleep 1"
 
 
 def memory_pipeline(resources: str = "") -> str:
-    """Pipeline ``mem``: job ``hog`` holds 120 MiB, job ``small`` does nearly nothing."""
+    """Pipeline ``mem``: job ``hog`` holds 120 MiB, job ``small`` does nearly nothing.
+
+    ``small`` lives half a second: a container whose script ends before the meter's first read
+    takes its cgroup along and is reported unmeasured (None), which is not what this checks.
+    """
     return textwrap.dedent(
         f"""\
         pipeline: {{name: mem, image: {BUSYBOX}}}
@@ -36,7 +40,7 @@ def memory_pipeline(resources: str = "") -> str:
             {resources}
           - name: small
             stage: build
-            script: ["echo small"]
+            script: ["echo small; sleep 0.5"]
         """
     )
 

@@ -406,7 +406,8 @@ def test_run_in_restores_caches_before_artifacts_so_artifacts_win(tmp_path: Path
     jobs = [_job("a", "build"), _job("c", "test", dependencies=["a"], cache=[cache])]
     ctx = _context(tmp_path, jobs, runner=Reading(), cache_dir=tmp_path / "cache")
     ctx.recorder = types.SimpleNamespace(  # type: ignore[assignment]
-        job_finished=lambda *args, **kwargs: None, run_id=1, number=1, name="p#1"
+        job_finished=lambda *args, **kwargs: None, job_usage=lambda *args: None, run_id=1,
+        number=1, name="p#1",
     )
     cached = tmp_path / "earlier"
     _write(cached, {"x.txt": "from the cache"})
