@@ -264,7 +264,9 @@ def submit(made: Project, team: Team, pipeline: str) -> subprocess.CompletedProc
     return subprocess.run(
         [str(CICD), "run", "-p", pipeline, "--server", team.url, "--force"],
         cwd=made.repo, env=env_of(made.home, CICD_API_TOKEN=TOKEN), capture_output=True,
-        text=True, timeout=600, check=False,
+        # 20 runs queue behind 4 slots: the last ones wait for every earlier one (~3 min here,
+        # several times that on a slower machine)
+        text=True, timeout=1500, check=False,
     )
 
 
