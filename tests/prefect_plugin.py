@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prockit import free_port
 
 _state: dict[str, object] = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,7 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("PREFECT_API_URL"):
         return
     home = Path(tempfile.mkdtemp(prefix="cicd-test-prefect-"))
-    port = _free_port()
+    port = free_port()
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_HOME"] = str(home / "prefect")
     from flows.prefect_api import local_auth_string  # (does not import Prefect)

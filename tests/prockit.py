@@ -1,9 +1,11 @@
-"""Stopping the process groups tests start (servers, workers): a signal, then SIGKILL if need be."""
+"""Stopping the process groups tests start (servers, workers): a signal, then SIGKILL if need be;
+and a free loopback port for a server to listen on."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from typing import Any
 
@@ -22,3 +24,10 @@ def stop_group(
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
     return output
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from apikit import Api, follow, submit
-from prockit import stop_group
+from prockit import free_port, stop_group
 from rich.console import Console
 
 from backend.errors import ServerError
@@ -37,13 +37,6 @@ jobs:
     stage: build
     script: [echo napping, sleep 60]
 """
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def docker_ids(label: str) -> list[str]:

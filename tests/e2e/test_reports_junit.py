@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import textwrap
 import time
@@ -16,7 +15,7 @@ import time
 import httpx
 import pytest
 from e2ekit import BUSYBOX, CICD, Project, jobs
-from prockit import stop_group
+from prockit import free_port, stop_group
 
 pytestmark = pytest.mark.docker
 
@@ -114,12 +113,6 @@ def _cells(lines: list[str]) -> dict[str, list[str]]:
     return {row[0]: row for row in rows}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_reports_junit_run_report_and_json_show_the_counts(project: Project) -> None:
     started = time.monotonic()
     out = project.run("-f", ".gitlab-ci.yml")
@@ -166,7 +159,7 @@ def test_reports_junit_run_report_and_json_show_the_counts(project: Project) -> 
 def test_reports_junit_api_job_json_has_tests(project: Project) -> None:
     out = project.run("-f", ".gitlab-ci.yml")
     assert out.returncode == 0, out.stdout + out.stderr
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(CICD), "server", "--port", str(port)],
         env=project.env,

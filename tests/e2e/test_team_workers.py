@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 from e2ekit import Project, containers_of_home, default_sigint, remove_containers
-from prockit import stop_group
+from prockit import free_port, stop_group
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -103,16 +102,10 @@ def env_of(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
-def prefect_on_postgres(root: Path) -> Iterator[str]:
+def prefect_on_postgres(root: Path) -> Iterator[tuple[str, str]]:
     """A ``prefect server start`` on a PostgreSQL database of its own (created, then dropped):
-    its API URL."""
+    its API URL and the database's URL."""
     base = os.environ.get("CICD_TEST_POSTGRES_URL")
     if not base:
         pytest.skip("CICD_TEST_POSTGRES_URL is not set")
@@ -145,7 +138,7 @@ def prefect_on_postgres(root: Path) -> Iterator[str]:
             time.sleep(0.5)
         else:
             raise AssertionError("Prefect did not start:\n" + (root / "prefect.log").read_text())
-        yield url
+        yield url, make_url(base).set(database=name).render_as_string(hide_password=False)
     finally:
         stop_group(server, signal.SIGINT)
         with admin.connect() as connection:
@@ -177,6 +170,7 @@ class Team:
     root: Path
     database: str
     pool: str
+    prefect_database: str  # the Prefect server's own PostgreSQL database
     url: str = ""
     server: subprocess.Popen[str] | None = None
     workers: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
@@ -237,9 +231,10 @@ class Team:
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     """A server handing runs to pool P, and two workers (box1, box2) of P."""
     root = tmp_path_factory.mktemp("team")
-    with prefect_on_postgres(root) as prefect, postgres_schema() as database:
+    with prefect_on_postgres(root) as (prefect, prefect_database), postgres_schema() as database:
         PREFECT_API["PREFECT_API_URL"] = prefect
-        team = Team(root, database, pool=f"team-{uuid.uuid4().hex[:8]}")
+        team = Team(root, database, pool=f"team-{uuid.uuid4().hex[:8]}",
+                    prefect_database=prefect_database)
         try:
             team.start_server()
             for name in ("box1", "box2"):
@@ -308,6 +303,17 @@ def test_team_runs_at_once_all_complete_on_both_workers(
             if events.status_code == 200:  # kept for the latest finished runs
                 assert '"run_finished"' in events.text
     assert workers == {"box1/worker", "box2/worker"}, workers
+    # the flow runs are in Prefect's PostgreSQL database, not a SQLite file it fell back to
+    engine = create_engine(team.prefect_database)
+    try:
+        with engine.connect() as connection:
+            handed = connection.execute(
+                text("SELECT count(*) FROM flow_run WHERE name IS NOT NULL AND state_type = "
+                     "'COMPLETED' AND deployment_id IS NOT NULL")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert handed >= RUNS, handed
 
 
 def test_team_killed_worker_fails_its_run_within_60s_and_restart_removes_containers(
