@@ -75,6 +75,8 @@ class RunContext:
     cache_dir: Path | None = None  # CICD_HOME/cache: cache: archives (backend.caching)
     store: Any = None
     keep_failed: bool = False  # cicd run --keep-failed: snapshot every failed job (cicd debug)
+    # cicd retry: job -> store id of the run whose successful job this run carries over
+    reused: dict[str, int] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=CancelEvent)  # counts: a 2nd stops after_script
     image_errors: dict[str, str | None] = field(default_factory=dict)
     statuses: dict[str, Status] = field(default_factory=dict)
@@ -115,23 +117,8 @@ class RunContext:
             self.cancel.set()
 
     def waits_for(self, job: Job) -> list[str]:
-        """The jobs whose outcome decides whether GitLab job ``job`` runs, in plan order.
-
-        Its ``needs:`` when it has them (``dag``), else every job that runs in earlier stages
-        (GitLab's stage order) and, for a native job, its ``needs`` in its own stage; jobs the
-        run leaves out (rules, manual) are not waited for.
-        """
-        planned = [j.name for jobs in self.stage_order.values() for j in jobs]
-        if job.dag:
-            wanted = set(self.pipeline.job(job.name).needs)  # the plan narrowed it to its stage
-            return [name for name in planned if name in wanted]
-        earlier: list[str] = []
-        for stage, jobs in self.stage_order.items():
-            if stage == job.stage:
-                break
-            earlier += [j.name for j in jobs]
-        own = set(job.needs)  # a native job's needs, in its stage (a GitLab one's are dag)
-        return earlier + [j.name for j in self.stage_order.get(job.stage, []) if j.name in own]
+        """The jobs whose outcome decides whether GitLab job ``job`` runs (``waits_for``)."""
+        return waits_for(self.pipeline, self.stage_order, job)
 
     def skip_reason(self, job: Job) -> str | None:
         """Why GitLab job ``job`` must not run now that all it waits for ended; None: it runs.
@@ -199,6 +186,26 @@ class RunContext:
         }
 
 
+def waits_for(pipeline: Pipeline, stage_order: dict[str, list[Job]], job: Job) -> list[str]:
+    """The jobs whose outcome decides whether ``job`` runs, in plan order.
+
+    Its ``needs:`` when it has them (``dag``), else every job that runs in earlier stages
+    (GitLab's stage order) and, for a native job, its ``needs`` in its own stage; jobs the
+    run leaves out (rules, manual) are not waited for.
+    """
+    planned = [j.name for jobs in stage_order.values() for j in jobs]
+    if job.dag:
+        wanted = set(pipeline.job(job.name).needs)  # the plan narrowed it to its stage
+        return [name for name in planned if name in wanted]
+    earlier: list[str] = []
+    for stage, jobs in stage_order.items():
+        if stage == job.stage:
+            break
+        earlier += [j.name for j in jobs]
+    own = set(job.needs)  # a native job's needs, in its stage (a GitLab one's are dag)
+    return earlier + [j.name for j in stage_order.get(job.stage, []) if j.name in own]
+
+
 def prepare_images(ctx: RunContext) -> None:
     """Check or pull every image the run needs (jobs' and services'), once, in parallel.
 
@@ -237,6 +244,8 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
     recorder = ctx.recorder
     if ctx.cancel.is_set():
         return _settle(ctx, job, Status.CANCELED, started=False)
+    if job.name in ctx.reused:
+        return _reuse(ctx, job, on_line)
     if not ctx.fail_fast_mode:
         reason = ctx.skip_reason(job)
         if reason is not None:
@@ -270,6 +279,22 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
     finally:
         if ctx._slots is not None:
             ctx._slots.release()
+
+
+def _reuse(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None) -> Status:
+    """Carry ``job`` over from the run it succeeded in (``cicd retry``): REUSED, with that
+    run's log and exit code, and its artifacts kept again for this run and handed on to the
+    jobs that depend on it, as if it had just run. Nothing is started."""
+    try:
+        kept = ctx.store.reuse_job(ctx.recorder.run_id, job.name, ctx.reused[job.name])
+        shown: list[str] = []
+        jobspace.reuse_artifacts(ctx, job, kept, shown.append)
+        for text in shown:  # the job has no log of its own in this run: warnings go to the run
+            ctx.recorder.warning(f"{job.name}: {text}")
+    except Exception as exc:  # a store or file failure fails the job, never hangs the run
+        return _settle(ctx, job, Status.FAILED, error=f"cannot reuse: {exc}", fail=True)
+    del on_line
+    return _settle(ctx, job, Status.REUSED, started=False)
 
 
 def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], None]) -> Status:

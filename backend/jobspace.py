@@ -23,8 +23,10 @@ dotenv variables above job and global YAML variables and below variables given t
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +38,7 @@ from backend.schemas import Status
 
 if TYPE_CHECKING:
     from backend.execution import RunContext
+    from backend.store.records import ReusedArtifact
 
 JOBS_SUFFIX = ".jobs"  # <workspaces>/<run key>.jobs/<safe job name>: the isolated workspaces
 # expire_in beyond this is kept as this (datetime arithmetic must not overflow)
@@ -365,6 +368,65 @@ def collect_artifacts(
             state.handed[job.name] = handed
 
 
+DOTENV_PREFIX = ".reports/dotenv/"  # how a dotenv report's file is recorded among artifacts
+
+
+def reuse_artifacts(
+    ctx: RunContext, job: Job, kept: Sequence[ReusedArtifact], line: Callable[[str], None]
+) -> None:
+    """Keep the artifacts a REUSED ``job`` left in the run it ran in (``cicd retry``) as this
+    run's, and hand them on as if it had just run: its files (and dotenv variables) reach the
+    jobs that depend on it; in a shared workspace they are written into the checkout.
+
+    Each file is hard-linked into this run's artifacts folder (copied across file systems), so
+    either run's expiry or ``cicd gc`` leaves the other's alone. A stored file that is gone
+    (expired, removed) is an error: the job cannot be carried over.
+    """
+    if ctx.artifacts_dir is None or not kept:
+        return
+    from backend.runner.artifacts import parse_dotenv, restore_files
+
+    handed = Handed()
+    for item in kept:
+        dotenv = item.kind == "dotenv"
+        rel = item.path.removeprefix(DOTENV_PREFIX) if dotenv else item.path
+        parts = rel.split("/")
+        if not rel or rel.startswith("/") or ".." in parts or "" in parts:
+            line(f"cicd: warning: artifact '{item.path}' not reused: not a relative path")
+            continue
+        folder = safe_child(ctx.artifacts_dir, job.name, ".dotenv" if dotenv else "")
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = Path(item.stored_path)
+        if not source.is_file():
+            raise FileNotFoundError(
+                f"artifact '{item.path}' of the earlier run is gone (expired or removed by "
+                "cicd gc): run the pipeline again"
+            )
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:  # another file system, or links not allowed: a copy
+            shutil.copy2(source, target)
+        if ctx.store is not None:
+            ctx.store.add_artifact(
+                ctx.recorder.run_id, job.name, item.path, item.size, item.sha256, str(target),
+                name=item.name, expires_at=item.expires_at, kind=item.kind,
+            )  # fmt: skip
+        if dotenv:
+            values, _why = parse_dotenv(target)
+            handed.dotenv.update(values)
+        else:
+            handed.files.append((rel, target))
+    if handed.files and not isolated(ctx):  # the shared checkout is every later job's
+        for warning in restore_files(handed.files, ctx.workspace):
+            line(f"cicd: warning: {warning}")
+    if handed.files or handed.dotenv:
+        state = _state(ctx)
+        with state.lock:
+            state.handed[job.name] = handed
+
+
 def _dotenv(
     ctx: RunContext,
     job: Job,
@@ -399,7 +461,7 @@ def _dotenv(
                 dest = safe_child(ctx.artifacts_dir, job.name, ".dotenv")
                 kept = collect(workspace, [rel], dest)
                 for item in kept.files:
-                    _record(ctx, job, f".reports/dotenv/{item.path}", item.size, item.sha256,
+                    _record(ctx, job, f"{DOTENV_PREFIX}{item.path}", item.size, item.sha256,
                             item.stored_path, expiry, kind="dotenv")  # fmt: skip
     if values:
         line(f"cicd: dotenv report: {len(values)} variable(s) for the jobs that depend on it")

@@ -30,6 +30,7 @@ from backend.pipeline import (
 from backend.pipeline.gitlab.front import load_gitlab
 from backend.pipeline.validate import name_problem
 from backend.runs import PullPolicy
+from backend.schemas import RunPublic
 from backend.service import PipelineSource, RunRequest
 from backend.source.git import git
 from backend.source.gitfiles import CommitSource, commit_facts, list_committed, read_committed
@@ -289,6 +290,70 @@ def prepare_run(
         pull=pull,
         force=force,
         source=pipeline_source,
+    )
+    return PreparedRun(request, source)
+
+
+def prepare_retry(
+    run: RunPublic,
+    source: Source,
+    *,
+    job: str | None = None,
+    env: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+    jobs: int | None = None,
+    pull: PullPolicy = PullPolicy.IF_NOT_PRESENT,
+) -> PreparedRun:
+    """The request of ``cicd retry``: run ``run``'s commit, file and overrides again at
+    ``source`` (which holds that commit), with the jobs ``backend.retry`` picks.
+
+    ``UsageError`` naming the run when its file is gone from the commit, no longer defines
+    the pipeline, or there is nothing to retry. ``env`` is given to the re-run jobs on top of
+    the run's own ``--env`` values (``Service.start`` adds those from the store).
+    """
+    from backend.retry import plan_retry, recorded_jobs, retry_selection
+
+    name = f"{run.pipeline}#{run.run}"
+    if not run.file:
+        raise UsageError(f"cannot retry {name}: its pipeline file was not recorded")
+    env = dict(env or {})
+    try:
+        if is_gitlab_file(run.file):
+            context = gitlab_context(
+                source.git_dir, source.commit, run.branch, run.repo or source.repo, env
+            )
+            text, pipeline = read_gitlab_committed(
+                source.git_dir, source.commit, run.file, name=run.pipeline, context=context
+            )
+        else:
+            text = read_committed(source.git_dir, source.commit, run.file)
+            pipeline = parse_pipeline(text, run.file, overrides=list(run.overrides))
+    except (NotFound, PipelineInvalid) as exc:
+        raise UsageError(f"cannot retry {name}: {exc}") from None
+    if pipeline.name != run.pipeline:
+        raise UsageError(
+            f"cannot retry {name}: {run.file} names pipeline '{pipeline.name}' at that commit"
+        )
+    try:
+        recorded = select_jobs(pipeline, recorded_jobs(run))
+        plan = plan_retry(recorded, run, job)
+        selected = select_jobs(pipeline, retry_selection(run, job, plan))
+    except UsageError as exc:
+        raise UsageError(f"cannot retry {name}: {exc}") from None
+    request = RunRequest(
+        pipeline=selected,
+        file=run.file,
+        file_content=text,
+        repo=redact_url(run.repo or source.repo),
+        branch=run.branch,
+        commit=source.commit,
+        overrides=list(run.overrides),
+        env=env,
+        secrets=dict(secrets or {}),
+        jobs=jobs,
+        pull=pull,
+        retry_of=run.run,
+        retry_job=job,
     )
     return PreparedRun(request, source)
 

@@ -22,6 +22,7 @@ class Status(StrEnum):
     CANCELED = "CANCELED"
     SKIPPED = "SKIPPED"  # did not run: what it waited for failed (or was skipped), or its `when:`
     MANUAL = "MANUAL"  # a `when: manual` job the run did not start
+    REUSED = "REUSED"  # a job `cicd retry` carried over from an earlier run (it succeeded there)
 
     @property
     def finished(self) -> bool:
@@ -134,6 +135,11 @@ class JobRunPublic(_Public):
         description="the jobs it waited for; [] none; null when it had no `needs` keyword "
         "(stage order applied) or was recorded before cicd kept them",
     )
+    reused_from: int | None = Field(
+        default=None,
+        description="REUSED: the number of the earlier run of this pipeline that ran it (its "
+        "log and artifacts are that run's); null otherwise",
+    )
 
     @model_validator(mode="after")
     def _summarise(self) -> JobRunPublic:
@@ -169,6 +175,16 @@ class RunPublic(RunSummary):
     """A whole run with stages and jobs: ``cicd report -p NAME --run N --format json``."""
 
     stages: list[StageRunPublic]
+    repo: str | None = Field(
+        default=None, description="the repository it ran (a URL's credentials hidden)"
+    )
+    file: str | None = Field(default=None, description="the pipeline file, in the repository")
+    overrides: list[str] = Field(
+        default_factory=list, description="its --override KEY=VALUE values"
+    )
+    retry_of: int | None = Field(
+        default=None, description="the run it retries (cicd retry), by number; null otherwise"
+    )
 
 
 class RunsPublic(BaseModel):

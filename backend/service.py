@@ -80,6 +80,18 @@ class RunRequest(BaseModel):
         description="keep a snapshot of every failed job for `cicd debug` (by default only "
         "the last failed job of each pipeline is kept)",
     )
+    retry_of: int | None = Field(
+        default=None,
+        ge=1,
+        description="cicd retry: the number of the finished run of this pipeline it retries; "
+        "its jobs that succeeded are carried over (REUSED), the others and what waits for them "
+        "run again",
+    )
+    retry_job: str | None = Field(
+        default=None,
+        max_length=500,
+        description="with retry_of: re-run this job and what waits for it (cicd retry --job)",
+    )
     source: PipelineSource = Field(
         default="push",
         description="what started the run, as CI_PIPELINE_SOURCE: push (cicd run, a push "
@@ -129,7 +141,10 @@ def request_key(request: RunRequest, source: Source) -> str:
     from backend.source.workspace import request_key as fingerprint
 
     running = [job.name for job in request.pipeline.jobs if job.run]
-    content = "\0".join([request.file_content, "\n".join(request.overrides), "\n".join(running)])
+    retry = f"retry:{request.retry_of}:{request.retry_job or ''}" if request.retry_of else ""
+    content = "\0".join(
+        [request.file_content, "\n".join(request.overrides), "\n".join(running), retry]
+    )
     return fingerprint(source, request.pipeline.name, content)
 
 
@@ -147,6 +162,7 @@ class Submission:
     request: RunRequest | None = field(default=None, repr=False)
     git_dir: Path | None = None
     stage_order: dict[str, list[Job]] = field(default_factory=dict, repr=False)
+    reused: dict[str, int] = field(default_factory=dict)  # cicd retry: job -> source run id
 
     @property
     def pipeline(self) -> str:
@@ -245,6 +261,11 @@ class Service:
             if problem is not None:
                 raise UsageError(problem)
         name = request.pipeline.name
+        reused: dict[str, int] = {}
+        if request.retry_of is not None:
+            reused = self.reused_jobs(request)
+            env = {**self.store.run_env(name, request.retry_of), **request.env}
+            request = request.model_copy(update={"env": env})
         key = request_key(request, source)
         if not request.force:
             found = self.store.find_active_duplicate(key)
@@ -261,14 +282,41 @@ class Service:
             file=request.file,
             request_key=key,
             overrides=request.overrides,
+            env=request.env,
+            retry_of=request.retry_of,
         )
         self.store.set_run(run_id, worker=self.worker)
         self.cancel_redundant(request, run_id)
         stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
         return Submission(
             run_id, RunRef(name, number), request=request, git_dir=source.git_dir,
-            stage_order=stage_order,
+            stage_order=stage_order, reused=reused,
         )
+
+    def reused_jobs(self, request: RunRequest) -> dict[str, int]:
+        """The jobs a retry (``request.retry_of``) carries over: job -> the store id of the
+        run it succeeded in. ``UsageError`` when that run is still open, ran another commit
+        or file, or there is nothing to retry (``backend.retry.plan_retry``)."""
+        from backend.retry import plan_retry
+
+        assert request.retry_of is not None
+        name = f"{request.pipeline.name}#{request.retry_of}"
+        run = self.store.get_run(request.pipeline.name, request.retry_of)
+        if not run.status.finished:
+            raise UsageError(f"cannot retry {name}: it is still {run.status.value}")
+        if run.commit != request.commit or (run.file and run.file != request.file):
+            raise UsageError(
+                f"cannot retry {name}: a retry runs that run's commit and file "
+                f"({run.commit[:12]}, {run.file})"
+            )
+        plan = plan_retry(request.pipeline, run, request.retry_job)
+        if plan.left_out:
+            raise UsageError(
+                f"cannot retry {name}: {', '.join(plan.left_out)} did not succeed there and "
+                "would neither run nor be carried over"
+            )
+        run_id = self.store.run_id(request.pipeline.name, request.retry_of)
+        return dict.fromkeys(plan.reuse, run_id)
 
     def resume(self, run_id: int, ref: RunRef, request: RunRequest, source: Source) -> Submission:
         """The submission of a run another process recorded with ``start`` (a server that
@@ -277,8 +325,10 @@ class Service:
 
         plan = plan_pipeline(request.pipeline)
         stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
+        reused = self.reused_jobs(request) if request.retry_of is not None else {}
         return Submission(
-            run_id, ref, request=request, git_dir=source.git_dir, stage_order=stage_order
+            run_id, ref, request=request, git_dir=source.git_dir, stage_order=stage_order,
+            reused=reused,
         )
 
     def cancel_redundant(self, request: RunRequest, run_id: int) -> list[RunRef]:
@@ -366,6 +416,7 @@ class Service:
             cache_dir=self.settings.cache_dir,
             store=self.store,
             keep_failed=request.keep_failed,
+            reused=dict(submission.reused),
         )
         with self._lock:
             self._active[submission.run_id] = ctx

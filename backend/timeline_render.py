@@ -166,6 +166,7 @@ SVG_COLOURS = {
     Status.RUNNING: "#2e86c1",
     Status.PENDING: "#cccccc",
     Status.MANUAL: "#9b59b6",
+    Status.REUSED: "#a9cfb4",
 }
 CRITICAL_STROKE = "#e0115f"
 

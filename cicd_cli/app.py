@@ -61,6 +61,9 @@ def _register() -> None:
     from cicd_cli import run
 
     _command("run", run.run)
+    from cicd_cli import retry
+
+    _command("retry", retry.retry)
     from cicd_cli import server
 
     _command("server", server.server)

@@ -36,6 +36,7 @@ STATUS_STYLE = {
     Status.CANCELED: "yellow",
     Status.SKIPPED: "bright_black",
     Status.MANUAL: "magenta",
+    Status.REUSED: "green dim",
 }
 JOB_COLOURS = [
     "cyan",
@@ -279,6 +280,8 @@ def job_status_text(job: JobRunPublic) -> Text:
     text = status_text(job.status)
     if job.allowed and job.status is Status.FAILED:
         text += Text(" (allowed)", style="dim")
+    if job.status is Status.REUSED and job.reused_from is not None:
+        text += Text(f" (#{job.reused_from})", style="dim")
     return text
 
 

@@ -101,6 +101,8 @@ def _state(status: Status, message: str) -> State[Any]:
         return Completed(message=message)
     if status is Status.SKIPPED:  # nothing in it had to run: not a failure
         return Completed(name="Skipped", message=message)
+    if status is Status.REUSED:  # cicd retry carried it over from the run it succeeded in
+        return Completed(name="Reused", message=message)
     if status is Status.CANCELED:
         return Cancelled(message=message)
     return Failed(message=message)

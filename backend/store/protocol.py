@@ -24,7 +24,7 @@ from backend.schemas import (
 )
 
 if TYPE_CHECKING:
-    from backend.store.records import JobRow
+    from backend.store.records import JobRow, ReusedArtifact
 
 
 @runtime_checkable
@@ -44,6 +44,8 @@ class HistoryStore(Protocol):
         file: str,
         request_key: str,
         overrides: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        retry_of: int | None = None,
     ) -> tuple[int, int]:
         """Record a new PENDING run with its stages and jobs; ``(run_id, number)``."""
         ...
@@ -115,6 +117,10 @@ class HistoryStore(Protocol):
         """Point a run's log and artifact paths under ``old_root`` to ``new_root``."""
         ...
 
+    def reuse_job(self, run_id: int, job: str, source_run_id: int) -> list[ReusedArtifact]:
+        """Record a job as REUSED from the same job of another run; its artifacts."""
+        ...
+
     def claim_delivery(self, provider: str, delivery: str, keep: int = 10_000) -> list[str] | None:
         """Remember a webhook delivery: None when new, else the runs it started before."""
         ...
@@ -155,6 +161,10 @@ class HistoryStore(Protocol):
 
     def run_id(self, pipeline: str, number: int) -> int:
         """The store id of run ``pipeline#number``."""
+        ...
+
+    def run_env(self, pipeline: str, number: int) -> dict[str, str]:
+        """The ``--env`` values run ``pipeline#number`` was given."""
         ...
 
     def job_log_path(self, pipeline: str, number: int, job: str) -> str | None:

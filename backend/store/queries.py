@@ -58,6 +58,7 @@ _JOB_COLUMNS = (
     job_runs.c.memory_peak_bytes,
     job_runs.c.cpu_seconds,
     job_runs.c.needs,
+    job_runs.c.reused_from,
 )
 
 
@@ -242,14 +243,34 @@ def list_runs(
 def get_run(connection: Connection, pipeline: str, number: int) -> RunPublic:
     """Run ``pipeline#number`` with its stages in order and their jobs in plan order."""
     row = connection.execute(
-        select(pipeline_runs.c.id, *_SUMMARY_COLUMNS).where(
-            pipeline_runs.c.pipeline == pipeline, pipeline_runs.c.number == number
-        )
+        select(
+            pipeline_runs.c.id,
+            *_SUMMARY_COLUMNS,
+            pipeline_runs.c.repo,
+            pipeline_runs.c.file,
+            pipeline_runs.c.overrides,
+            pipeline_runs.c.retry_of,
+        ).where(pipeline_runs.c.pipeline == pipeline, pipeline_runs.c.number == number)
     ).first()
     if row is None:
         raise NotFound(f"no run '{run_name(pipeline, number)}'")
     stages = _stages(connection, row.id)
-    return RunPublic.model_validate({**row._mapping, "stages": stages})
+    fields = dict(row._mapping)
+    fields["overrides"] = json.loads(fields["overrides"] or "[]")
+    return RunPublic.model_validate({**fields, "stages": stages})
+
+
+def run_env(connection: Connection, pipeline: str, number: int) -> dict[str, str]:
+    """The ``--env`` values run ``pipeline#number`` was given ({} when it was recorded before
+    cicd kept them)."""
+    found = connection.execute(
+        select(pipeline_runs.c.env).where(
+            pipeline_runs.c.pipeline == pipeline, pipeline_runs.c.number == number
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"no run '{run_name(pipeline, number)}'")
+    return dict(json.loads(found.env)) if found.env else {}
 
 
 def get_stage(connection: Connection, pipeline: str, number: int, stage: str) -> StageRunPublic:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, insert, select, text
@@ -31,6 +32,18 @@ class JobSpec(NamedTuple):
 # A job as ``create_run`` takes it: a JobSpec, or the short tuples ``(name, image,
 # allow_failure)`` and ``(name, image, allow_failure, status)``.
 JobRow = tuple[str, str, bool] | tuple[str, str, bool, Status] | JobSpec
+
+
+class ReusedArtifact(NamedTuple):
+    """An artifact of a job that a retry carries over (``Store.reuse_job``)."""
+
+    path: str
+    size: int
+    sha256: str
+    stored_path: str
+    name: str | None
+    expires_at: datetime | None
+    kind: str
 
 
 class NumberTaken(Exception):

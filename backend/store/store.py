@@ -31,7 +31,7 @@ from backend.schemas import (
 from backend.store import flaky, queries
 from backend.store.engine import make_engine, mask_url, reading, writing
 from backend.store.migrate import upgrade
-from backend.store.records import JobRow, NumberTaken, insert_run
+from backend.store.records import JobRow, NumberTaken, ReusedArtifact, insert_run
 from backend.store.tables import (
     artifacts,
     job_runs,
@@ -45,6 +45,14 @@ R = TypeVar("R")
 _Method = Callable[Concatenate["Store", P], R]
 
 _OPEN = (Status.PENDING.value, Status.RUNNING.value)
+_TEST_COLUMNS = (
+    job_runs.c.tests_total,
+    job_runs.c.tests_failed,
+    job_runs.c.tests_errors,
+    job_runs.c.tests_skipped,
+    job_runs.c.tests_time,
+    job_runs.c.tests_failed_names,
+)
 _NUMBER_ATTEMPTS = 100
 
 
@@ -137,12 +145,15 @@ class Store:
         file: str,
         request_key: str,
         overrides: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        retry_of: int | None = None,
     ) -> tuple[int, int]:
         """Record a new PENDING run with its stages and jobs, all or nothing; ``(run_id, number)``.
 
         ``stages`` is ``[(stage, [(job, image, allow_failure), ...]), ...]`` in plan order (a
         job may add a status to start settled, e.g. MANUAL; see ``insert_run``). The
-        run gets the next number of its pipeline, also under concurrent submissions.
+        run gets the next number of its pipeline, also under concurrent submissions. ``env``
+        is its ``--env`` values (never secrets), ``retry_of`` the number of the run it retries.
         """
         row = {
             "pipeline": pipeline,
@@ -153,6 +164,8 @@ class Store:
             "file": file,
             "request_key": request_key,
             "overrides": json.dumps(list(overrides or [])),
+            "env": json.dumps(dict(env or {})),
+            "retry_of": retry_of,
             "created_at": _now(),
         }
         for _ in range(_NUMBER_ATTEMPTS):
@@ -268,6 +281,58 @@ class Store:
             ).rowcount
             if not changed:
                 queries.job_row(connection, run_id, job, job_runs.c.id)  # raises NotFound
+
+    @_write
+    def reuse_job(self, run_id: int, job: str, source_run_id: int) -> list[ReusedArtifact]:
+        """Record ``job`` of run ``run_id`` as REUSED from the same job of run
+        ``source_run_id`` (cicd retry): its exit code, log, JUnit counts and the number of the
+        run that really ran it are carried over. Returns the source job's artifacts, for the
+        caller to keep and record as this run's (``add_artifact``)."""
+        with writing(self._engine) as connection:
+            source = queries.job_row(
+                connection,
+                source_run_id,
+                job,
+                job_runs.c.id,
+                job_runs.c.status,
+                job_runs.c.exit_code,
+                job_runs.c.log_path,
+                job_runs.c.reused_from,
+                *_TEST_COLUMNS,
+            )
+            origin = connection.scalar(
+                select(pipeline_runs.c.number).where(pipeline_runs.c.id == source_run_id)
+            )
+            carried = {column.name: getattr(source, column.name) for column in _TEST_COLUMNS}
+            changed = connection.execute(
+                update(job_runs)
+                .where(job_runs.c.run_id == run_id, job_runs.c.name == job)
+                .values(
+                    status=Status.REUSED.value,
+                    exit_code=source.exit_code,
+                    log_path=source.log_path,
+                    reused_from=source.reused_from or origin,
+                    attempts=0,
+                    error=None,
+                    **carried,
+                )
+            ).rowcount
+            if not changed:
+                queries.job_row(connection, run_id, job, job_runs.c.id)  # raises NotFound
+            rows = connection.execute(
+                select(
+                    artifacts.c.path,
+                    artifacts.c.size,
+                    artifacts.c.sha256,
+                    artifacts.c.stored_path,
+                    artifacts.c.name,
+                    artifacts.c.expires_at,
+                    artifacts.c.kind,
+                )
+                .where(artifacts.c.job_run_id == source.id)
+                .order_by(artifacts.c.path)
+            )
+            return [ReusedArtifact(**row._mapping) for row in rows]
 
     @_write
     def set_job_tests(self, run_id: int, job: str, tests: JobTestsPublic) -> None:
@@ -579,6 +644,12 @@ class Store:
         """One job of run ``pipeline#number``."""
         with reading(self._engine) as connection:
             return queries.get_job(connection, pipeline, number, job)
+
+    @_read
+    def run_env(self, pipeline: str, number: int) -> dict[str, str]:
+        """The ``--env`` values run ``pipeline#number`` was given."""
+        with reading(self._engine) as connection:
+            return queries.run_env(connection, pipeline, number)
 
     @_read
     def run_id(self, pipeline: str, number: int) -> int:

@@ -87,6 +87,8 @@ pipeline_runs = Table(
     Column("error", Text),
     Column("flow_run_id", String(64)),
     Column("heartbeat_at", UTCDateTime),  # a worker's lease on the run (0005)
+    Column("env", Text),  # its --env values, a JSON object (0007); null before 0007
+    Column("retry_of", Integer),  # the number of the run it retries (cicd retry, 0007)
     UniqueConstraint("pipeline", "number"),
     # keyset pages of runs, newest first, of one pipeline or one status (migration 0004)
     Index("ix_pipeline_runs_pipeline_id", "pipeline", "id"),
@@ -143,6 +145,8 @@ job_runs = Table(
     Column("cpu_seconds", Float),
     # the jobs it waited for, a JSON list (0006); null: no `needs` keyword (stage order)
     Column("needs", Text),
+    # REUSED: the number of the run (same pipeline) that really ran it (cicd retry, 0007)
+    Column("reused_from", Integer),
     UniqueConstraint("run_id", "name"),
 )
 
