@@ -116,6 +116,36 @@ class RunLauncher:
             self.hub.publish(submission.name, Event("warning", submission.name, text=text))
         return submission
 
+    def retry(
+        self,
+        pipeline: str,
+        number: int,
+        *,
+        job: str | None = None,
+        env: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
+        jobs: int | None = None,
+    ) -> Submission:
+        """Retry finished run ``pipeline#number`` (``cicd retry``) from the commit this server
+        can reach: a repository URL of its allow-list, a path for the local daemon, or the
+        commit a bundle brought before (kept under ``CICD_HOME/repos``). RepoError when it is
+        gone (``cicd retry`` from the repository sends it again); UsageError when there is
+        nothing to retry."""
+        from backend.errors import UsageError
+        from backend.requests import prepare_retry
+
+        run = self.service.run(pipeline, number)
+        if not run.status.finished:
+            raise UsageError(f"cannot retry {pipeline}#{number}: it is still {run.status.value}")
+        from backend.source.bundles import bundled_source
+
+        source = bundled_source(run.commit, run.branch, run.repo or "", self.cache_dir)
+        if source is None:
+            stub = RunRequest.model_construct(repo=run.repo or "", commit=run.commit, branch=None)
+            source = self._source(stub, None)
+        prepared = prepare_retry(run, source, job=job, env=env, secrets=secrets, jobs=jobs)
+        return self.submit(prepared.request, None)
+
     def _hand_to_pool(self, entry: _Entry, source: Source) -> Submission:
         """Queue the run on the work pool: a worker claims it, PENDING until then."""
         assert self.dispatch is not None

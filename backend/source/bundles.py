@@ -92,6 +92,22 @@ def source_from_bundle(
     return Source(repo=repo_label, branch=branch, commit=sha, git_dir=git_dir)
 
 
+def bundled_source(
+    commit: str, branch: str | None, repo_label: str, cache_dir: Path
+) -> Source | None:
+    """The ``Source`` of ``commit`` when a bundle of ``repo_label`` brought it before
+    (``source_from_bundle`` keeps them), else None: what a server retries a run from."""
+    key = hashlib.sha256(repo_label.encode()).hexdigest()[:16]
+    git_dir = cache_dir / f"bundle-{slug(repo_label)}-{key}.git"
+    if not git_dir.is_dir() or commit.startswith("-"):
+        return None
+    with locked(git_dir):
+        sha = rev(git_dir, commit)
+    if sha is None:
+        return None
+    return Source(repo=repo_label, branch=branch, commit=sha, git_dir=git_dir)
+
+
 def _scrubbed(stderr: str, bundle: Path) -> str:
     """git's reason, with the bundle's file (a path of the server's disk) named "the bundle"."""
     text = stderr.replace(f"'{bundle}'", "the bundle").replace(str(bundle), "the bundle")

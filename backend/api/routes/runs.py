@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backend.api.deps import get_launcher, get_service, get_settings
 from backend.api.launcher import RunLauncher
@@ -174,6 +175,79 @@ def get_job(
 ) -> JobRunPublic:
     """One job of a run (`cicd report ... --job J`); `/` in its name may stay as it is."""
     return service.job(pipeline, number, job)
+
+
+MAX_RETRY_BODY = 1024 * 1024  # a retry's JSON: a job name, variables and secrets
+
+
+class RetryBody(BaseModel):
+    """What a retry is given (all optional): `cicd retry NAME#N [--job J] [--env] [--secret]`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job: str | None = Field(
+        default=None, max_length=NAME_MAX,
+        description="re-run this job and what waits for it, instead of the failed jobs",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, max_length=1000,
+        description="variables for the re-run jobs, on top of the run's own --env values",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict, max_length=1000,
+        description="passed to jobs, masked, never stored (a retry is given them again)",
+    )
+    jobs: int | None = Field(default=None, ge=1, description="run at most this many jobs at once")
+
+
+def _retry(launcher: RunLauncher, pipeline: str, number: int, body: RetryBody) -> SubmissionPublic:
+    return SubmissionPublic.of(
+        launcher.retry(
+            pipeline, number, job=body.job, env=body.env, secrets=body.secrets, jobs=body.jobs
+        )
+    )
+
+
+@router.post(
+    "/{pipeline}/{number}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmissionPublic,
+    responses={
+        400: {"model": ErrorPublic, "description": "Nothing to retry, or the run is open"},
+        413: {"model": ErrorPublic, "description": "A body over 1 MiB"},
+        422: {"model": ErrorPublic, "description": "The commit or file is gone"},
+        429: {"model": ErrorPublic, "description": "The run queue is full (CICD_MAX_QUEUE)"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": RetryBody.model_json_schema()}}
+        }
+    },
+)
+async def retry_run(
+    pipeline: PipelineName,
+    number: RunNumber,
+    request: Request,
+    launcher: RunLauncher = Depends(get_launcher),
+) -> SubmissionPublic:
+    """Retry a finished run (`cicd retry`): a new run of its commit, file, overrides and --env
+    values that re-runs its failed, canceled and skipped jobs (or `job`) and every job that
+    waits for them; the others are REUSED, their log and artifacts carried over.
+
+    The body (JSON, optional) is a `RetryBody`. The server must reach the commit itself: a
+    repository URL it is allowed, or a commit a bundle brought before; else 422 (retry with
+    `cicd retry` from the repository, which sends the commit).
+    """
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_RETRY_BODY:
+            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB")
+    try:
+        body = RetryBody.model_validate_json(bytes(raw) or b"{}")
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    return await anyio.to_thread.run_sync(_retry, launcher, pipeline, number, body)
 
 
 @router.post("/{pipeline}/{number}/cancel", response_model=CancelPublic)
