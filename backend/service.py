@@ -366,6 +366,7 @@ class Service:
             cache_dir=self.settings.cache_dir,
             store=self.store,
             keep_failed=request.keep_failed,
+            debug_dir=self.settings.debug_dir,
         )
         with self._lock:
             self._active[submission.run_id] = ctx
