@@ -25,7 +25,6 @@ from typing import Any
 from backend.debugging import SnapshotRecord, find
 from backend.errors import NotFound, RunnerError, UsageError
 from backend.masking import MASK
-from backend.runner.base import LABEL_JOB, LABEL_MANAGED, LABEL_RUN
 from backend.schemas import Status
 from backend.settings import Settings
 
@@ -110,6 +109,7 @@ def open_session(
 ) -> Iterator[Session]:
     """A session of ``record`` (kept in ``debug_dir``), removed (its container and workspace
     copy) on the way out."""
+    from backend.runner.base import LABEL_JOB, LABEL_MANAGED, LABEL_RUN
     from backend.runner.docker import DockerRunner
     from backend.runner.postmortem import WORKSPACE_TAR, close_session, image_exists
     from backend.runner.postmortem import open_session as start

@@ -32,11 +32,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend.runner.base import LABEL_DEBUG, LABEL_MANAGED, JobResult, JobSpec, SnapshotTarget
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the runner is imported when used: cicd_cli imports this module
     from backend.execution import RunContext
     from backend.pipeline.model import Job
+    from backend.runner.base import JobResult, JobSpec, SnapshotTarget
 
 MAX_SNAPSHOTS = 20  # per CICD_HOME
 MAX_AGE = timedelta(days=7)
@@ -91,12 +90,15 @@ def snapshot_id(debug_dir: Path, pipeline: str, run: int, job: str) -> str:
 
 def target_for(debug_dir: Path, pipeline: str, run: int, job: str) -> SnapshotTarget:
     """Where the runner keeps that job if it fails."""
+    from backend.runner.base import LABEL_DEBUG, LABEL_DEBUG_DIR, LABEL_MANAGED, SnapshotTarget
+
     ident = snapshot_id(debug_dir, pipeline, run, job)
-    return SnapshotTarget(
-        image=f"{IMAGE_REPOSITORY}:{ident}",
-        directory=debug_dir / ident,
-        labels={LABEL_MANAGED: "1", LABEL_DEBUG: folder_hash(debug_dir)},
-    )
+    labels = {
+        LABEL_MANAGED: "1",
+        LABEL_DEBUG: folder_hash(debug_dir),
+        LABEL_DEBUG_DIR: str(debug_dir.resolve()),
+    }
+    return SnapshotTarget(f"{IMAGE_REPOSITORY}:{ident}", debug_dir / ident, labels)
 
 
 def target(ctx: RunContext, job: Job) -> SnapshotTarget | None:
@@ -224,6 +226,7 @@ def discard(directory: Path, image: str, remove_image: ImageRemover) -> None:
 def remove_all(debug_dir: Path, client: Any) -> int:
     """``cicd gc``: remove every snapshot of ``debug_dir`` and every image labelled as one of
     its snapshots (one left by a process that died mid-way too); return how many snapshots."""
+    from backend.runner.base import LABEL_DEBUG
     from backend.runner.postmortem import labelled_images, remove_image
     from backend.source.workspace import remove_tree
 
@@ -237,6 +240,18 @@ def remove_all(debug_dir: Path, client: Any) -> int:
             if entry.name != _LOCK:
                 remove_tree(entry)
     return count
+
+
+def collect(debug_dir: Path) -> int:
+    """``cicd gc``: remove every snapshot of ``debug_dir`` from this machine's Docker engine and
+    disk; return how many there were (``EngineUnavailable`` when the engine does not answer)."""
+    if not debug_dir.is_dir():
+        return 0  # none was ever kept: the engine need not answer
+    from backend.runner.docker import DockerRunner
+
+    runner = DockerRunner()
+    runner.check()
+    return remove_all(debug_dir, runner.engine())
 
 
 def image_remover(runner: object) -> ImageRemover:

@@ -35,14 +35,9 @@ def gc() -> None:
 
 def _snapshots(settings: Settings) -> int:
     """Remove the debug snapshots of ``settings.home``; how many there were."""
-    from backend.debugging import remove_all
-    from backend.runner.docker import DockerRunner
+    from backend.debugging import collect
 
-    if not settings.debug_dir.is_dir():
-        return 0  # none was ever kept: the engine need not answer
-    runner = DockerRunner()
-    runner.check()  # one line when the engine does not answer: the snapshots' images are there
-    return remove_all(settings.debug_dir, runner.engine())
+    return collect(settings.debug_dir)
 
 
 def _size(count: int) -> str:

@@ -21,7 +21,8 @@ from backend.runs import PullPolicy  # a request's value; here for the runners
 LABEL_RUN = "cicd.run"
 LABEL_JOB = "cicd.job"
 LABEL_MANAGED = "cicd.managed"
-LABEL_DEBUG = "cicd.debug"  # a failed job's snapshot image: the hash of its CICD_HOME
+LABEL_DEBUG = "cicd.debug"  # a failed job's snapshot image: the hash of its CICD_HOME/debug
+LABEL_DEBUG_DIR = "cicd.debug.dir"  # and that folder, to find images of a CICD_HOME now gone
 AFTER_SCRIPT_TIMEOUT = 300.0  # GitLab's own limit on after_script, in seconds
 # a secret becomes a shell variable of the job (``export NAME=...``): only such names can
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -329,3 +329,42 @@ def test_debug_with_server_set_is_refused(debugged: Project) -> None:
         "through the server at http://127.0.0.1:9 (unset CICD_SERVER, and run it on that "
         "machine)"
     ]
+
+
+@pytest.mark.docker
+def test_debug_isolated_workspace_has_checkout_and_job_changes(debugged: Project) -> None:
+    # an isolated job's workspace is an overlay volume over the checkout: both halves are kept
+    pipeline = PIPELINE.replace("image: cicd-busybox:latest}", "image: cicd-busybox:latest, "
+                                "workspace: isolated}")
+    assert "workspace: isolated" in pipeline
+    debugged.commit({".pipelines/pipeline.yaml": pipeline, "committed.txt": "from-commit\n"})
+    failed_run(debugged)
+
+    out = debugged.cicd(
+        "debug", "demo#1", "--job", "broken", "--command", "cat committed.txt file; pwd"
+    )
+
+    assert out.stdout.splitlines() == ["from-commit", "from-workspace", "/workspace"], out.stderr
+
+
+@pytest.mark.docker
+def test_debug_gitlab_job_with_after_script_is_kept_as_it_ended(debugged: Project) -> None:
+    # a job with after_script runs as exec shells of a live container: snapshot after both
+    gitlab_ci = f"""
+broken:
+  image: {BUSYBOX}
+  script:
+    - echo from-script > file
+    - exit 3
+  after_script:
+    - echo from-after > after.txt
+    - echo "$CI_JOB_STATUS" > /tmp/status
+"""
+    debugged.commit({".gitlab-ci.yml": gitlab_ci})
+    failed_run(debugged)
+
+    out = debugged.cicd(
+        "debug", "repo#1", "--job", "broken", "--command", "cat file after.txt /tmp/status"
+    )
+
+    assert out.stdout.splitlines() == ["from-script", "from-after", "failed"], out.stderr
