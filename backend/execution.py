@@ -86,6 +86,7 @@ class RunContext:
     canceled_by_user: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.Semaphore | None = None
+    debug_dir: Path | None = None  # CICD_HOME/debug: failed jobs kept for cicd debug; None: none
 
     def __post_init__(self) -> None:
         if self.max_jobs is None:
@@ -299,6 +300,8 @@ def _reuse(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None) -> 
 
 def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], None]) -> Status:
     """Run ``job`` in ``workspace`` (attempts, artifacts, reports, caches) and settle it."""
+    from backend import debugging  # a failed job kept for cicd debug
+
     caching.restore_caches(ctx, job, workspace, line)
     jobspace.restore_artifacts(ctx, job, workspace, line)  # after caches: artifacts win
     spec = JobSpec(
@@ -320,6 +323,7 @@ def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], No
         entrypoint=job.image_entrypoint,
         pull_policy=PullPolicy(job.pull_policy[-1]) if job.pull_policy else ctx.pull,
         resources=job.resources,
+        snapshot=debugging.target(ctx, job),  # taken only if the job fails
     )
     attempts = 0
     while True:
@@ -338,6 +342,7 @@ def _run_in(ctx: RunContext, job: Job, workspace: Path, line: Callable[[str], No
         Outcome.FAILED: Status.FAILED,
     }[result.outcome]
     ctx.recorder.job_usage(job.name, result.memory_peak_bytes, result.cpu_seconds)
+    debugging.keep(ctx, spec, result, line)  # the failed job's snapshot: recorded, pruned
     # what the job leaves behind is kept whatever its outcome (each decides by its `when`)
     jobspace.collect_artifacts(ctx, job, workspace, status, line)
     reports.collect_reports(ctx, job, workspace, status, line)

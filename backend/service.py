@@ -417,6 +417,7 @@ class Service:
             store=self.store,
             keep_failed=request.keep_failed,
             reused=dict(submission.reused),
+            debug_dir=self.settings.debug_dir,
         )
         with self._lock:
             self._active[submission.run_id] = ctx

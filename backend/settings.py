@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         return self.home / "cache"
 
     @property
+    def debug_dir(self) -> Path:
+        """Where failed jobs are kept for ``cicd debug`` (``backend.debugging``)."""
+        return self.home / "debug"
+
+    @property
     def workspaces_dir(self) -> Path:
         """Where each run's checkout lives while it runs."""
         return self.home / "workspaces"

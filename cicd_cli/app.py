@@ -81,6 +81,9 @@ def _register() -> None:
     from cicd_cli import gc
 
     _command("gc", gc.gc)
+    from cicd_cli import debug
+
+    _command("debug", debug.debug)
     from cicd_cli import cache
 
     app.add_typer(cache.app, name="cache")

@@ -1,4 +1,5 @@
-"""``cicd gc``: remove the artifacts whose ``expire_in`` has passed."""
+"""``cicd gc``: remove the artifacts whose ``expire_in`` has passed, and failed jobs kept for
+``cicd debug``."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from backend.settings import Settings
 
 
 def gc() -> None:
-    """Remove expired artifacts: files whose artifacts:expire_in has passed, and their records.
+    """Remove expired artifacts (files whose artifacts:expire_in has passed, and their records)
+    and every failed job kept for `cicd debug` (its image and workspace copy).
 
     Artifacts without expire_in, or with expire_in: never, are kept. Works on this machine's
-    history (CICD_HOME); prints `removed N expired artifact file(s) (SIZE)`. Run it from cron
-    or by hand; nothing runs it on its own.
+    history (CICD_HOME); prints `removed N expired artifact file(s) (SIZE)`, then `removed N
+    debug snapshot(s)`. Run it from cron or by hand; nothing runs it on its own.
     """
     from backend.jobspace import remove_expired
     from backend.service import Service
@@ -28,6 +30,14 @@ def gc() -> None:
             f"{done.outside} of them named a file outside {settings.artifacts_dir}: "
             "only the record was removed"
         )
+    typer.echo(f"removed {_snapshots(settings)} debug snapshot(s)")
+
+
+def _snapshots(settings: Settings) -> int:
+    """Remove the debug snapshots of ``settings.home``; how many there were."""
+    from backend.debugging import collect
+
+    return collect(settings.debug_dir)
 
 
 def _size(count: int) -> str:

@@ -101,6 +101,12 @@ def run(
     force: bool = typer.Option(
         False, "--force", help="Start a new run even if an identical one is running."
     ),
+    keep_failed: bool = typer.Option(
+        False,
+        "--keep-failed",
+        help="Keep a snapshot of every failed job of this run for `cicd debug` (by default "
+        "only the last failed job of each pipeline is kept).",
+    ),
     no_daemon: bool = typer.Option(
         False,
         "--no-daemon",
@@ -141,6 +147,9 @@ def run(
         with_needs=with_needs,
         manual=manual,
     )
+    if keep_failed:  # a request field: it reaches the daemon or a server too
+        request = prepared.request.model_copy(update={"keep_failed": True})
+        prepared = replace(prepared, request=request)
     left_out = [j for j in prepared.request.pipeline.jobs if not j.run]
     if left_out:  # stderr: the first line of stdout is the run's name
         shown = "; ".join(f"{j.name} ({j.skip_reason})" for j in left_out[:10])

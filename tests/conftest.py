@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from backend.errors import EngineUnavailable
-from backend.runner.base import LABEL_JOB, LABEL_MANAGED, LABEL_RUN, PullPolicy
+from backend.runner.base import LABEL_DEBUG_DIR, LABEL_JOB, LABEL_MANAGED, LABEL_RUN, PullPolicy
 from backend.runner.docker import DockerRunner
 
 # A Prefect API for the session (tests/prefect_plugin.py); only the top-level conftest may say so.
@@ -127,6 +127,35 @@ def _no_container_left(
             break
         time.sleep(0.2)
     assert not left, f"containers left behind: {sorted(left.values())}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_debug_image_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the session, remove the ``cicd debug`` snapshot images of its jobs that
+    failed (their ``CICD_HOME`` is under this session's temporary directory)."""
+    yield
+    if _docker_unusable() is not None:
+        return
+    basetemp = tmp_path_factory.getbasetemp().resolve()
+    listed = subprocess.run(
+        ["docker", "images", "-q", "--no-trunc", "--filter", f"label={LABEL_DEBUG_DIR}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if not listed.stdout.split():
+        return
+    fields = f'{{{{.Id}}}} {{{{index .Config.Labels "{LABEL_DEBUG_DIR}"}}}}'
+    listed = subprocess.run(
+        ["docker", "image", "inspect", "--format", fields, *set(listed.stdout.split())],
+        capture_output=True,
+        text=True,
+        check=False,  # one may be removed meanwhile
+    )
+    rows = (line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+    ours = sorted({image for image, home in rows if Path(home).is_relative_to(basetemp)})
+    if ours:
+        subprocess.run(["docker", "rmi", "-f", *ours], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,8 @@ from backend.runs import PullPolicy  # a request's value; here for the runners
 LABEL_RUN = "cicd.run"
 LABEL_JOB = "cicd.job"
 LABEL_MANAGED = "cicd.managed"
+LABEL_DEBUG = "cicd.debug"  # a failed job's snapshot image: the hash of its CICD_HOME/debug
+LABEL_DEBUG_DIR = "cicd.debug.dir"  # and that folder, to find images of a CICD_HOME now gone
 AFTER_SCRIPT_TIMEOUT = 300.0  # GitLab's own limit on after_script, in seconds
 # a secret becomes a shell variable of the job (``export NAME=...``): only such names can
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -100,6 +102,20 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True)
+class SnapshotTarget:
+    """Where a runner keeps a job that FAILED, for ``cicd debug`` (``backend.debugging``).
+
+    Before the failed job's container is removed, it is committed as ``image`` (with
+    ``labels``) and its ``/workspace`` copied into ``directory`` as a tar file; nothing is done
+    for a job that succeeds or is canceled.
+    """
+
+    image: str  # repository:tag, derived from ids (never from a job's name)
+    directory: Path
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """Everything needed to run one job's script in a container."""
 
@@ -131,6 +147,8 @@ class JobSpec:
     workspace_volume: str | None = None
     # limits Docker enforces on the job's container (``resources:``); none by default
     resources: Resources = field(default_factory=Resources)
+    # snapshot the job here if it fails (cicd debug); None: never
+    snapshot: SnapshotTarget | None = None
 
 
 @dataclass
@@ -146,6 +164,8 @@ class JobResult:
     # what its container used (backend.runner.usage); None when not measured
     memory_peak_bytes: int | None = None
     cpu_seconds: float | None = None
+    # the image id of the snapshot taken because it failed (JobSpec.snapshot); None: none
+    snapshot: str | None = None
 
 
 LineSink = Callable[[str], None]

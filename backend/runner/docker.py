@@ -64,6 +64,7 @@ from backend.runner.engine import (
 from backend.runner.exec_shell import POLL_SECONDS, ScriptThenAfter, shell_script
 from backend.runner.images import ensure_image, image_missing
 from backend.runner.output import OutputReader
+from backend.runner.postmortem import take_snapshot
 from backend.runner.services import Services, run_networks
 from backend.runner.stdin import SOURCE_LINE, SecretsInput, secrets_payload
 from backend.runner.usage import Usage, UsageMeter
@@ -159,8 +160,12 @@ class DockerRunner:
                 if problem is not None:
                     return attempt.failed(problem)
             if spec.after_script:
-                return self._run_shells(client, spec, on_line, cancel, payload, attempt)
-            return self._run_main(client, spec, on_line, cancel, payload, attempt)
+                result = self._run_shells(client, spec, on_line, cancel, payload, attempt)
+            else:
+                result = self._run_main(client, spec, on_line, cancel, payload, attempt)
+            if result.outcome is Outcome.FAILED and spec.snapshot is not None:
+                result.snapshot = attempt.snapshot(on_line)  # before the container goes
+            return result
         except EngineUnavailable as exc:
             return attempt.failed(str(exc))
         except ImageNotFound:
@@ -192,6 +197,10 @@ class DockerRunner:
         return len(found)
 
     # -- parts --------------------------------------------------------------------------------
+
+    def engine(self) -> docker.DockerClient:
+        """The shared docker client, for the runner's helper modules (``postmortem``)."""
+        return self._docker()
 
     def _docker(self) -> docker.DockerClient:
         """The shared client, made on first use (its connection pool serves every thread)."""
@@ -391,6 +400,20 @@ class _Attempt:
         return JobResult(
             Outcome.FAILED, None, self.started, now(), error, self.lines, *_fields(usage)
         )
+
+    def snapshot(self, on_line: LineSink) -> str | None:
+        """Keep the failed job for ``cicd debug`` (``JobSpec.snapshot``); the image id, or None.
+
+        A snapshot that cannot be made is one warning line in the job's log, never a failure.
+        """
+        target = self.spec.snapshot
+        if target is None or self.client is None or self.container is None:
+            return None
+        try:
+            return take_snapshot(self.client, self.container, target)
+        except (*ENGINE_ERRORS, OSError) as exc:
+            on_line(f"cicd: warning: no snapshot of the failed job for cicd debug: {reason(exc)}")
+            return None
 
     def usage(self) -> Usage:
         """Stop measuring the container; what it used."""
