@@ -157,4 +157,5 @@ def test_status_finished_knows_every_final_status() -> None:
         "CANCELED",
         "SKIPPED",
         "MANUAL",
+        "REUSED",
     ]

@@ -75,15 +75,18 @@ class RunLauncher:
         """Where bundles and clones of submitted repositories are kept."""
         return self.settings.home / "repos"
 
-    def submit(self, request: RunRequest, bundle: bytes | Path | None = None) -> Submission:
+    def submit(
+        self, request: RunRequest, bundle: bytes | Path | None = None, source: Source | None = None
+    ) -> Submission:
         """Record the run (or find its running duplicate) and execute it, or queue it.
 
+        ``source`` is where the commit is when the caller found it already (a retry).
         ServerBusy when the queue is full; RepoError when the commit cannot be found;
         PipelineInvalid when the committed file does not validate.
         """
         self._reserve()
         try:
-            source = self._source(request, bundle)
+            source = source or self._source(request, bundle)
             request = self._as_committed(request, source.git_dir, source.commit)
             submission = self.service.start(request, source)
         except BaseException:
@@ -142,9 +145,15 @@ class RunLauncher:
         source = bundled_source(run.commit, run.branch, run.repo or "", self.cache_dir)
         if source is None:
             stub = RunRequest.model_construct(repo=run.repo or "", commit=run.commit, branch=None)
-            source = self._source(stub, None)
+            try:
+                source = self._source(stub, None)
+            except RepoError as exc:
+                raise RepoError(
+                    f"cannot retry {pipeline}#{number}: {exc} (cicd retry {pipeline}#{number} "
+                    "--server URL, run from the repository, sends the commit)"
+                ) from None
         prepared = prepare_retry(run, source, job=job, env=env, secrets=secrets, jobs=jobs)
-        return self.submit(prepared.request, None)
+        return self.submit(prepared.request, None, source)
 
     def _hand_to_pool(self, entry: _Entry, source: Source) -> Submission:
         """Queue the run on the work pool: a worker claims it, PENDING until then."""

@@ -220,9 +220,9 @@ def test_openapi_documents_every_route_with_its_docstring(api: Api) -> None:
     with api.client() as client:
         document = client.get(api.url + "/openapi.json").json()
     operations = [op for path in document["paths"].values() for op in path.values()]
-    # 13, the ?job= forms of job, log and artifact download, the two webhooks, flaky tests
-    # and the four routes of team mode's workers
-    assert len(operations) == 23
+    # 13, the ?job= forms of job, log and artifact download, the two webhooks, flaky tests,
+    # the four routes of team mode's workers and retry
+    assert len(operations) == 24
     assert all(op.get("description") for op in operations)
     assert all(path.startswith("/api/v1/") for path in document["paths"])
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

@@ -114,8 +114,8 @@ ROUTES = _routes()
 
 def test_fuzz_covers_every_route() -> None:
     paths = {path for _, path in ROUTES}
-    # the API's operations (2 webhooks, flaky tests, 4 for workers), /openapi.json, docs pages
-    assert len(ROUTES) == 23 + 3
+    # the API's operations (2 webhooks, flaky tests, 4 for workers, retry), /openapi.json, docs
+    assert len(ROUTES) == 24 + 3
     assert "/api/v1/runs/{pipeline}/{number}/jobs/{job}/log" in paths
 
 

@@ -16,6 +16,7 @@ from backend.runner.fake import FakeRunner
 from backend.schemas import Status
 from backend.source.bundles import make_bundle
 
+SUMMARY = ("pipeline", "run", "status", "commit", "branch", "started_at", "finished_at", "worker")
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00"
 
 
@@ -91,8 +92,9 @@ def test_run_report_json_has_the_spec_shape(
 
     assert list(run) == [
         "pipeline", "run", "status", "commit", "branch", "started_at", "finished_at", "worker",
-        "stages",
+        "stages", "repo", "file", "overrides", "retry_of",
     ]
+    assert (run["file"], run["overrides"], run["retry_of"]) == (".pipelines/pipeline.yaml", [], None)
     assert (run["pipeline"], run["run"], run["status"]) == ("demo", 1, "SUCCESS")
     assert (run["commit"], run["branch"]) == (prepared.request.commit, "main")
     assert run["worker"] == api.service.worker
@@ -103,12 +105,14 @@ def test_run_report_json_has_the_spec_shape(
     assert list(job) == [
         "name", "status", "allow_failure", "exit_code", "image", "started_at", "finished_at",
         "allowed", "error", "tests", "junit", "memory_peak_bytes", "cpu_seconds", "needs",
+        "reused_from",
     ]
     assert job | {"started_at": None, "finished_at": None} == {
         "name": "lint", "status": "FAILED", "allow_failure": True, "exit_code": 1,
         "image": "cicd-busybox:latest", "started_at": None, "finished_at": None,
         "allowed": True, "error": "allowed to fail", "tests": None,
         "junit": None, "memory_peak_bytes": None, "cpu_seconds": None, "needs": None,
+        "reused_from": None,
     }
     import re
 
@@ -129,7 +133,7 @@ def test_stage_and_job_routes_narrow_the_same_objects(
     assert stage == run["stages"][1]
     assert job == run["stages"][0]["jobs"][0]
     assert runs == {
-        "pipeline": "demo", "runs": [{k: v for k, v in run.items() if k != "stages"}], "next": None
+        "pipeline": "demo", "runs": [{k: v for k, v in run.items() if k in SUMMARY}], "next": None
     }
     assert [p["pipeline"] for p in pipelines["pipelines"]] == ["demo"]
 

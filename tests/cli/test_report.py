@@ -34,6 +34,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "memory_peak_bytes": None,
         "cpu_seconds": None,
         "needs": None,
+        "reused_from": None,
     }
 
 
@@ -64,7 +65,14 @@ def summary_json(run: Run) -> dict[str, Any]:
 
 def run_json(run: Run) -> dict[str, Any]:
     """SPEC §3.1's run object."""
-    return {**summary_json(run), "stages": [stage_json(stage) for stage in run.stages]}
+    return {
+        **summary_json(run),
+        "stages": [stage_json(stage) for stage in run.stages],
+        "repo": "/src/project",
+        "file": ".pipelines/pipeline.yaml",
+        "overrides": [],
+        "retry_of": None,
+    }
 
 
 def as_json(data: Any) -> str:
@@ -227,6 +235,7 @@ def test_report_job_never_started_json_has_nulls(cicd: Cicd) -> None:
         "memory_peak_bytes": None,
         "cpu_seconds": None,
         "needs": None,
+        "reused_from": None,
     }
 
 

@@ -129,6 +129,7 @@ def test_get_job_one_job(store: Store) -> None:
         "memory_peak_bytes": None,
         "cpu_seconds": None,
         "needs": None,
+        "reused_from": None,
     }
 
 

@@ -81,6 +81,7 @@ def test_create_run_round_trip_exact_json(store: Store) -> None:
                         "memory_peak_bytes": None,
                         "cpu_seconds": None,
                         "needs": None,
+                        "reused_from": None,
                     }
                 ],
             },
@@ -105,6 +106,7 @@ def test_create_run_round_trip_exact_json(store: Store) -> None:
                         "memory_peak_bytes": None,
                         "cpu_seconds": None,
                         "needs": None,
+                        "reused_from": None,
                     },
                     {
                         "name": "lint",
@@ -121,10 +123,15 @@ def test_create_run_round_trip_exact_json(store: Store) -> None:
                         "memory_peak_bytes": None,
                         "cpu_seconds": None,
                         "needs": None,
+                        "reused_from": None,
                     },
                 ],
             },
         ],
+        "repo": "/src/repo",
+        "file": ".pipelines/ci.yaml",
+        "overrides": ["pipeline.image=alpine:3.20"],
+        "retry_of": None,
     }
 
 
@@ -134,12 +141,13 @@ def test_create_run_json_keys_in_spec_order(store: Store) -> None:
 
     assert list(run) == [
         "pipeline", "run", "status", "commit", "branch", "started_at", "finished_at", "worker",
-        "stages",
+        "stages", "repo", "file", "overrides", "retry_of",
     ]  # fmt: skip
     assert list(run["stages"][0]) == ["name", "status", "started_at", "finished_at", "jobs"]
     assert list(run["stages"][0]["jobs"][0]) == [
         "name", "status", "allow_failure", "exit_code", "image", "started_at", "finished_at",
         "allowed", "error", "tests", "junit", "memory_peak_bytes", "cpu_seconds", "needs",
+        "reused_from",
     ]  # fmt: skip
 
 

@@ -242,7 +242,7 @@ async def retry_run(
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_RETRY_BODY:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB")
+            raise HTTPException(413, "body over 1 MiB")
     try:
         body = RetryBody.model_validate_json(bytes(raw) or b"{}")
     except ValidationError as exc:

@@ -110,11 +110,11 @@ async def events(
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_EVENTS_BYTES:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too many events")
+            raise HTTPException(413, "too many events")
     try:
         batch = [event_from_json(json.loads(line)) for line in body.splitlines() if line.strip()]
     except (ValueError, KeyError, TypeError) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"bad event: {exc}") from None
+        raise HTTPException(422, f"bad event: {exc}") from None
     batch = [dataclasses.replace(event, run=name) for event in batch]  # its own run only
     if log:
         await anyio.to_thread.run_sync(_append_lines, settings, pipeline, number, batch)
@@ -157,7 +157,7 @@ async def files(
             written += len(chunk)
             if written > settings.max_upload_bytes:
                 raise HTTPException(
-                    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                    413,
                     f"the run's files exceed CICD_MAX_UPLOAD_BYTES ({settings.max_upload_bytes})",
                 )
             spool.write(chunk)
@@ -186,10 +186,10 @@ def _unpack(spool: Any, settings: Settings, pipeline: str, number: int, run_id: 
                     path == folder or folder in path.parents for folder in allowed
                 ):
                     raise HTTPException(
-                        status.HTTP_422_UNPROCESSABLE_ENTITY,
+                        422,
                         f"the run's files hold {member.name[:200]!r}, outside its folders",
                     )
                 members.append(member)
             archive.extractall(settings.home, members=members, filter="data")
     except tarfile.TarError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"bad tar: {exc}") from None
+        raise HTTPException(422, f"bad tar: {exc}") from None
