@@ -94,7 +94,9 @@ def test_run_report_json_has_the_spec_shape(
         "pipeline", "run", "status", "commit", "branch", "started_at", "finished_at", "worker",
         "stages", "repo", "file", "overrides", "retry_of",
     ]
-    assert (run["file"], run["overrides"], run["retry_of"]) == (".pipelines/pipeline.yaml", [], None)
+    assert (run["file"], run["overrides"], run["retry_of"]) == (
+        ".pipelines/pipeline.yaml", [], None
+    )
     assert (run["pipeline"], run["run"], run["status"]) == ("demo", 1, "SUCCESS")
     assert (run["commit"], run["branch"]) == (prepared.request.commit, "main")
     assert run["worker"] == api.service.worker
