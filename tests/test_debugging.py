@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from backend.debugging import (
     RECORD,
     SnapshotRecord,
@@ -125,3 +127,48 @@ def test_find_without_workspace_copy_is_none(tmp_path: Path) -> None:
     (tmp_path / rec.id / "workspace.tar").unlink()
     assert find(tmp_path, "demo", 1, "a") is None
     assert find(tmp_path, "demo", 2, "a") is None
+
+
+class _FakeApi:
+    """The parts of docker's low-level API ``take_snapshot`` uses, recording removals."""
+
+    def __init__(self, archive_bytes: int) -> None:
+        self.archive_bytes = archive_bytes
+        self.removed: list[str] = []
+
+    def inspect_image(self, image: str) -> dict[str, str]:
+        from docker.errors import ImageNotFound
+
+        raise ImageNotFound(image)
+
+    def commit(self, container: str, **_options: object) -> dict[str, str]:
+        return {"Id": "sha256:made"}
+
+    def get_archive(self, container: str, path: str) -> tuple[object, dict[str, object]]:
+        chunk = b"x" * (1024 * 1024)
+        return (chunk for _ in range(self.archive_bytes // len(chunk))), {}
+
+    def remove_image(self, image: str, force: bool = False) -> None:
+        self.removed.append(image)
+
+
+def test_take_snapshot_refuses_a_workspace_over_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from backend.runner import postmortem
+    from backend.runner.base import SnapshotTarget
+
+    monkeypatch.setattr(postmortem, "MAX_WORKSPACE_BYTES", 3 * 1024 * 1024)
+    target = SnapshotTarget(image="cicd-debug:abc", directory=tmp_path / "snap")
+    big = SimpleNamespace(api=_FakeApi(archive_bytes=8 * 1024 * 1024))
+
+    with pytest.raises(OSError, match="its workspace is over"):
+        postmortem.take_snapshot(big, "c1", target)  # type: ignore[arg-type]
+
+    assert big.api.removed == ["sha256:made"]  # the committed image goes too
+    assert list(target.directory.iterdir()) == []  # no tar, whole or partial
+    small = SimpleNamespace(api=_FakeApi(archive_bytes=2 * 1024 * 1024))
+    assert postmortem.take_snapshot(small, "c1", target) == "sha256:made"  # type: ignore[arg-type]
+    assert (target.directory / postmortem.WORKSPACE_TAR).stat().st_size == 2 * 1024 * 1024

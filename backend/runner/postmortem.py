@@ -33,6 +33,9 @@ from backend.runner.base import SnapshotTarget
 from backend.runner.engine import ENGINE_ERRORS, WORKDIR, remove_container
 
 WORKSPACE_TAR = "workspace.tar"  # in the snapshot's directory: the job's /workspace, as archived
+# A workspace bigger than this is not kept (a job may fill its workspace): with the count limit
+# of backend.debugging, snapshots take at most that many times this on the host's disk.
+MAX_WORKSPACE_BYTES = 2 * 1024**3
 
 
 def take_snapshot(client: docker.DockerClient, container: str, target: SnapshotTarget) -> str:
@@ -53,9 +56,17 @@ def take_snapshot(client: docker.DockerClient, container: str, target: SnapshotT
     part = target.directory / f"{WORKSPACE_TAR}.part"
     stream, _ = client.api.get_archive(container, WORKDIR)
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written = 0
     with os.fdopen(fd, "wb") as out:
         for chunk in stream:
+            written += len(chunk)
+            if written > MAX_WORKSPACE_BYTES:
+                break
             out.write(chunk)
+    if written > MAX_WORKSPACE_BYTES:
+        part.unlink(missing_ok=True)
+        remove_image(client, image)
+        raise OSError(f"its workspace is over {MAX_WORKSPACE_BYTES // 1024**3} GiB")
     os.replace(part, target.directory / WORKSPACE_TAR)
     return image
 
