@@ -6,7 +6,8 @@ console script.
 Twenty runs submitted at once all complete, both workers take some, and every state, log line
 and artifact is read back through the server after the workers' own files are gone (no shared
 filesystem). A worker killed mid-run (its whole process tree, as when its machine dies) leaves
-its run FAILED within 60 s, and the worker started again removes the run's containers.
+its run FAILED within 60 s, and the worker started again removes the run's containers. A
+schedule fired on the pool hands its run to the server, which a worker executes like any other.
 """
 
 from __future__ import annotations
@@ -375,3 +376,48 @@ def test_team_killed_worker_fails_its_run_within_60s_and_restart_removes_contain
     finally:
         if client.poll() is None:
             stop_group(client)
+
+
+SCHEDULED = """\
+stages: [build]
+nightly:
+  stage: build
+  image: cicd-busybox:latest
+  script: ["echo source is $CI_PIPELINE_SOURCE"]
+"""
+
+
+def test_team_schedule_fires_on_a_worker_and_its_run_goes_through_the_server(
+    team: Team, tmp_path: Path
+) -> None:
+    """A schedule's run-now on the pool: the worker hands the run to the server, which queues it
+    on the pool; its log is the server's, whichever worker ran it."""
+    made = project(tmp_path, {".gitlab-ci.yml": SCHEDULED})
+    name = f"nightly-{uuid.uuid4().hex[:8]}"
+    env = env_of(made.home)
+    added = subprocess.run(
+        [str(CICD), "schedule", "add", name, "--cron", "0 3 * * *", "--repo",
+         made.repo.as_uri(), "-p", "nightly", "--pool", team.pool],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    try:
+        fired = subprocess.run(  # Prefect's run-now, waiting for the flow run's end
+            [str(Path(sys.executable).with_name("prefect")), "deployment", "run",
+             f"cicd-deployment/{name}", "--watch", "--watch-timeout", "240"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )
+        assert fired.returncode == 0, fired.stdout + fired.stderr
+        assert "Completed" in fired.stdout, fired.stdout
+        with team.api() as api:
+            deadline = time.monotonic() + 180
+            while (run := api.get("/runs/nightly/1").json())["status"] in ("PENDING", "RUNNING"):
+                assert time.monotonic() < deadline, run
+                time.sleep(0.5)
+            assert run["status"] == "SUCCESS", run
+            assert run["worker"] in ("box1/worker", "box2/worker"), run
+            log = api.get("/runs/nightly/1/jobs/nightly/log").text
+        assert "source is schedule" in log, log
+    finally:
+        subprocess.run([str(CICD), "schedule", "remove", name], env=env, capture_output=True,
+                       timeout=120, check=False)  # fmt: skip
