@@ -198,7 +198,8 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
     """Start ``prefect server start`` for ``home`` and record it; (url, pid). Lock held."""
     prefect_home = home / "prefect"
     database, template = prefect_home / "prefect.db", _template_path()
-    if not database.exists() and template.exists():
+    postgres = prefect_postgres_url(os.environ)
+    if postgres is None and not database.exists() and template.exists():
         shutil.copyfile(template, database)  # migrated already: starts in ~3 s instead of ~8 s
     port = _free_port(port or DEFAULT_PORT)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/api"
@@ -215,6 +216,10 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
         PREFECT_SERVER_API_AUTH_STRING=auth,
         PREFECT_API_AUTH_STRING=auth,  # for the server's own client, if it uses one
     )
+    if postgres is not None:  # beside cicd's own PostgreSQL store, in a database of its own
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = ensure_prefect_database(
+            postgres, os.environ["CICD_DATABASE_URL"]
+        )
     if host not in ("127.0.0.1", "localhost"):
         env.setdefault("PREFECT_SERVER_UI_API_URL", f"http://{socket.gethostname()}:{port}/api")
         origins.append(f"http://{socket.gethostname()}:{port}")
@@ -252,6 +257,62 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
     proc = spawn(command, env=env, log=prefect_home / "server.log")
     _state(home).record(proc.pid, url=url, secured=True, idle_timeout=idle)
     return url, proc.pid
+
+
+PREFECT_DATABASE_SUFFIX = "_prefect"
+
+
+def prefect_postgres_url(environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """The PostgreSQL database the local Prefect server should use, or None for SQLite.
+
+    When cicd's store is on PostgreSQL (``CICD_DATABASE_URL``) and no
+    ``PREFECT_API_DATABASE_CONNECTION_URL`` says otherwise, the Prefect server cicd starts
+    keeps its state on the same PostgreSQL server, in the database ``<cicd's>_prefect`` (never
+    cicd's own: Prefect runs its own migrations), so many runs at once meet no SQLite lock.
+    """
+    if environ.get("PREFECT_API_DATABASE_CONNECTION_URL"):
+        return None  # the user's choice, passed through to the server as it is
+    configured = environ.get("CICD_DATABASE_URL", "")
+    if not configured.startswith(("postgresql", "postgres:")):
+        return None
+    from sqlalchemy.engine import make_url
+
+    url = make_url(configured)
+    return url.set(
+        drivername="postgresql+asyncpg",
+        database=f"{url.database or 'cicd'}{PREFECT_DATABASE_SUFFIX}",
+        query={},  # libpq options (a search_path) mean nothing to asyncpg
+    ).render_as_string(hide_password=False)
+
+
+def ensure_prefect_database(url: str, through: str) -> str:
+    """Create the database of ``url`` when it does not exist, connected as cicd's store is
+    (``through``, CICD_DATABASE_URL: the role needs CREATEDB, or an administrator creates the
+    database once); return ``url``. PrefectUnavailable in one line otherwise."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    target = make_url(url)
+    name = target.database or ""
+    admin = create_engine(through, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            found = connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if not found:
+                quoted = '"' + name.replace('"', '""') + '"'
+                connection.execute(text(f"CREATE DATABASE {quoted}"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise PrefectUnavailable(
+            f"cannot prepare the Prefect database '{name}' on {target.host}: {reason} "
+            f"(create it, or set PREFECT_API_DATABASE_CONNECTION_URL)"
+        ) from None
+    finally:
+        admin.dispose()
+    return url
 
 
 def _idle_timeout() -> float:
