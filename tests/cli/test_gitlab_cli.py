@@ -261,7 +261,7 @@ def test_run_unknown_job_is_a_usage_error_before_running(repo):
 
 def test_run_help_tells_job_from_jobs(repo):
     result = cicd("run", "--help", cwd=repo)
-    text = " ".join(result.stdout.split())
+    text = " ".join(result.stdout.replace("│", " ").split())  # wrapped lines: no box borders
     assert "Run only this job (repeatable)" in text
     assert "not --jobs/-j, which limits how many run at once" in text
     assert "Concurrency: run at most N jobs at once" in text
