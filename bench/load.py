@@ -1,6 +1,7 @@
 """Load: N runs of a small pipeline submitted at once to one ``cicd server``, against the floor.
 
-    .venv/bin/python bench/load.py [--runs 20] [--mode cli|api] [--max-runs N] [--json]
+    .venv/bin/python bench/load.py [--runs 20] [--mode cli|api] [--max-runs N]
+                                   [--postgres ADMIN_URL] [--json]
 
 The pipeline (one stage, so the third job waits through ``needs``, not a stage boundary):
 ``a`` and ``b`` run ``sleep 1`` in parallel, then ``c`` runs ``echo`` once both have ended.
@@ -267,6 +268,7 @@ class Server:
 
     work: Path
     max_runs: int
+    database: str | None = None  # CICD_DATABASE_URL (PostgreSQL: Prefect's state goes beside it)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     proc: subprocess.Popen[bytes] | None = None
 
@@ -286,6 +288,8 @@ class Server:
         env = tools.cicd_env(self.home)
         env["CICD_API_TOKEN"] = self.token
         env["CICD_MAX_RUNS"] = str(self.max_runs)
+        if self.database:
+            env["CICD_DATABASE_URL"] = self.database
         self.log = (self.work / "server.log").open("wb")
         self.proc = subprocess.Popen(
             [str(tools.CICD), "server", "--port", str(self.port)],
@@ -523,7 +527,10 @@ def _self_cpu() -> float:
 
 
 def measure_cicd(options: argparse.Namespace, work: Path, repo: Path, cleanup: list[Any]) -> dict:
-    server = Server(work, options.max_runs)
+    database = None
+    if options.postgres:
+        database = fresh_database(options.postgres, cleanup)
+    server = Server(work, options.max_runs, database)
     cleanup.append(lambda: server.stop(options.logs))
     began = time.monotonic()
     server.start()
@@ -680,6 +687,27 @@ def _span(numbers: list[int]) -> str:
     return f"{numbers[0]}..{numbers[-1]} ({len(numbers)})" if numbers else "none"
 
 
+def fresh_database(admin: str, cleanup: list[Any]) -> str:
+    """A new PostgreSQL database for the server's store (``admin``'s role must be allowed to
+    create databases); it and the Prefect database beside it are dropped at the end."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"cicd_bench_{secrets.token_hex(5)}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with engine.connect() as connection:
+            for db in (f"{name}_prefect", name):
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        engine.dispose()
+
+    cleanup.append(drop)  # runs after the server has stopped (cleanup goes in reverse)
+    return make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs submitted at once")
@@ -696,6 +724,13 @@ def main() -> None:
         help="the server's CICD_MAX_RUNS (default: --runs, nothing queued)",
     )
     parser.add_argument("--image", default=PIPELINE.image)
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        default=None,
+        help="keep the server's store (and so its Prefect server's state) on PostgreSQL: a "
+        "fresh database made with this URL's role, dropped at the end",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--logs", type=Path, default=None, help="copy the cicd and Prefect server logs here"
@@ -736,6 +771,7 @@ def main() -> None:
             "mode": options.mode,
             "max_runs": options.max_runs,
             "image": options.image,
+            "store": "postgresql" if options.postgres else "sqlite",
         },
         "jobs": jobs,
         "floor": floor_result,
