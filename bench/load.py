@@ -698,10 +698,15 @@ def fresh_database(admin: str, cleanup: list[Any]) -> str:
     with engine.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
 
-    def drop() -> None:
-        with engine.connect() as connection:
-            for db in (f"{name}_prefect", name):
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    def drop() -> None:  # not WITH (FORCE): the superuser's autovacuum may be on it
+        for db in (f"{name}_prefect", name):
+            for _ in range(60):  # the stopped servers' connections are closing
+                try:
+                    with engine.connect() as connection:
+                        connection.execute(text(f'DROP DATABASE IF EXISTS "{db}"'))
+                    break
+                except Exception:
+                    time.sleep(0.5)
         engine.dispose()
 
     cleanup.append(drop)  # runs after the server has stopped (cleanup goes in reverse)

@@ -23,6 +23,7 @@ from flows.prefect_api import PrefectUnavailable, prefect_postgres_url, stop_loc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))  # not a package
 from e2ekit import BUSYBOX, Project
+from pgtools import drop_database
 
 QUICK = f"""\
 pipeline: {{name: quick, stages: [build], image: {BUSYBOX}}}
@@ -54,9 +55,8 @@ def database() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         yield make_url(base).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            for db in (f"{name}_prefect", name):
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        for db in (f"{name}_prefect", name):
+            drop_database(admin, db)
     finally:
         admin.dispose()
 

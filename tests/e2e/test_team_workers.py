@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 from e2ekit import Project, containers_of_home, default_sigint, remove_containers
+from pgtools import drop_database
 from prockit import free_port, stop_group
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -142,8 +143,7 @@ def prefect_on_postgres(root: Path) -> Iterator[tuple[str, str]]:
         yield url, make_url(base).set(database=name).render_as_string(hide_password=False)
     finally:
         stop_group(server, signal.SIGINT)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
         admin.dispose()
 
 
