@@ -246,7 +246,7 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
     if ctx.cancel.is_set():
         return _settle(ctx, job, Status.CANCELED, started=False)
     if job.name in ctx.reused:
-        return _reuse(ctx, job, on_line)
+        return _reuse(ctx, job)
     if not ctx.fail_fast_mode:
         reason = ctx.skip_reason(job)
         if reason is not None:
@@ -282,7 +282,7 @@ def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None
             ctx._slots.release()
 
 
-def _reuse(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None) -> Status:
+def _reuse(ctx: RunContext, job: Job) -> Status:
     """Carry ``job`` over from the run it succeeded in (``cicd retry``): REUSED, with that
     run's log and exit code, and its artifacts kept again for this run and handed on to the
     jobs that depend on it, as if it had just run. Nothing is started."""
@@ -294,7 +294,6 @@ def _reuse(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None) -> 
             ctx.recorder.warning(f"{job.name}: {text}")
     except Exception as exc:  # a store or file failure fails the job, never hangs the run
         return _settle(ctx, job, Status.FAILED, error=f"cannot reuse: {exc}", fail=True)
-    del on_line
     return _settle(ctx, job, Status.REUSED, started=False)
 
 

@@ -14,6 +14,7 @@ import typer
 
 from cicd_cli import __version__
 from cicd_cli.errors import EXIT_FAILED, EXIT_USAGE, err_console
+from cicd_cli.terminal import safe_text
 
 app = typer.Typer(
     name="cicd",
@@ -144,19 +145,19 @@ def _dispatch() -> None:
     except PipelineInvalid as exc:  # positioned problems are printed as they are
         if os.environ.get("CICD_DEBUG") == "1":
             raise
-        for problem in exc.problems:
-            err_console.print(str(problem), markup=False)
+        for problem in exc.problems:  # a name in a message never reaches the terminal raw
+            err_console.print(safe_text(str(problem)), markup=False)
         sys.exit(EXIT_FAILED)
     except UsageError as exc:
         if os.environ.get("CICD_DEBUG") == "1":
             raise
-        err_console.print(f"error: {exc}", markup=False)
+        err_console.print(f"error: {safe_text(str(exc))}", markup=False)
         sys.exit(EXIT_USAGE)
     except CicdError as exc:
         if os.environ.get("CICD_DEBUG") == "1":
             raise
         for line in str(exc).splitlines():
-            err_console.print(f"error: {line}", markup=False)
+            err_console.print(f"error: {safe_text(line)}", markup=False)
         sys.exit(EXIT_FAILED)
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("CICD_DEBUG") == "1":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -65,7 +64,7 @@ def retry(
     from backend.requests import parse_pairs, prepare_retry, read_secrets
     from backend.retry import plan_retry
     from backend.source.workspace import is_url, resolve_source
-    from cicd_cli.run import run_daemon, run_embedded
+    from cicd_cli.run import launch
 
     pipeline, number = RunRef.parse(run_name)
     name = f"{pipeline}#{number}"
@@ -97,10 +96,4 @@ def retry(
     err_console.print(  # stderr: the first line of stdout is the run's name
         Text(f"retry of {name}: runs {', '.join(plan.rerun)} again{reused}", style="dim")
     )
-    if server:
-        from cicd_cli.remote import run_remote
-
-        raise typer.Exit(run_remote(server, settings, prepared, console))
-    if no_daemon or os.environ.get("CICD_DAEMON", "1").strip().lower() in ("0", "false", "no"):
-        raise typer.Exit(run_embedded(settings, prepared, console))
-    raise typer.Exit(run_daemon(settings, prepared, console))
+    raise typer.Exit(launch(settings, prepared, console, server, no_daemon))

@@ -168,13 +168,25 @@ def run(
                 style="yellow",
             )
         )
+    raise typer.Exit(launch(settings, prepared, console, server, no_daemon))
+
+
+def launch(
+    settings: Settings,
+    prepared: PreparedRun,
+    console: Console,
+    server: str | None,
+    no_daemon: bool,
+) -> int:
+    """Run ``prepared`` where the user asked (a server, this process, or the local daemon),
+    following it to its end; the exit status (``cicd run`` and ``cicd retry``)."""
     if server:
         from cicd_cli.remote import run_remote
 
-        raise typer.Exit(run_remote(server, settings, prepared, console))
+        return run_remote(server, settings, prepared, console)
     if no_daemon or os.environ.get("CICD_DAEMON", "1").strip().lower() in ("0", "false", "no"):
-        raise typer.Exit(run_embedded(settings, prepared, console))
-    raise typer.Exit(run_daemon(settings, prepared, console))
+        return run_embedded(settings, prepared, console)
+    return run_daemon(settings, prepared, console)
 
 
 def run_daemon(settings: Settings, prepared: PreparedRun, console: Console) -> int:

@@ -39,6 +39,15 @@ _SUMMARY_COLUMNS = (
     pipeline_runs.c.finished_at,
     pipeline_runs.c.worker,
 )
+# a job's JUnit counts (0003): read into ``tests``, carried over to a REUSED job as they are
+TEST_COLUMNS = (
+    job_runs.c.tests_total,
+    job_runs.c.tests_failed,
+    job_runs.c.tests_errors,
+    job_runs.c.tests_skipped,
+    job_runs.c.tests_time,
+    job_runs.c.tests_failed_names,
+)
 _JOB_COLUMNS = (
     job_runs.c.name,
     job_runs.c.status,
@@ -49,12 +58,7 @@ _JOB_COLUMNS = (
     job_runs.c.finished_at,
     job_runs.c.allowed,
     job_runs.c.error,
-    job_runs.c.tests_total,
-    job_runs.c.tests_failed,
-    job_runs.c.tests_errors,
-    job_runs.c.tests_skipped,
-    job_runs.c.tests_time,
-    job_runs.c.tests_failed_names,
+    *TEST_COLUMNS,
     job_runs.c.memory_peak_bytes,
     job_runs.c.cpu_seconds,
     job_runs.c.needs,

@@ -45,14 +45,6 @@ R = TypeVar("R")
 _Method = Callable[Concatenate["Store", P], R]
 
 _OPEN = (Status.PENDING.value, Status.RUNNING.value)
-_TEST_COLUMNS = (
-    job_runs.c.tests_total,
-    job_runs.c.tests_failed,
-    job_runs.c.tests_errors,
-    job_runs.c.tests_skipped,
-    job_runs.c.tests_time,
-    job_runs.c.tests_failed_names,
-)
 _NUMBER_ATTEMPTS = 100
 
 
@@ -298,12 +290,12 @@ class Store:
                 job_runs.c.exit_code,
                 job_runs.c.log_path,
                 job_runs.c.reused_from,
-                *_TEST_COLUMNS,
+                *queries.TEST_COLUMNS,
             )
             origin = connection.scalar(
                 select(pipeline_runs.c.number).where(pipeline_runs.c.id == source_run_id)
             )
-            carried = {column.name: getattr(source, column.name) for column in _TEST_COLUMNS}
+            carried = {column.name: getattr(source, column.name) for column in queries.TEST_COLUMNS}
             changed = connection.execute(
                 update(job_runs)
                 .where(job_runs.c.run_id == run_id, job_runs.c.name == job)

@@ -150,3 +150,16 @@ def test_retry_of_an_unknown_run_is_refused_in_one_line(project: Project) -> Non
     out = project.cicd("retry", "nope#1")
 
     assert out.returncode == 1 and out.stderr.strip() == "error: no run 'nope#1'"
+
+
+def test_retry_hostile_job_name_never_reaches_the_terminal_raw(project: Project) -> None:
+    project.commit({".gitlab-ci.yml": THREE})
+    assert project.run().returncode == 1
+
+    out = project.cicd("retry", "repo#1", "--job", "\x1b]0;pwned\x07\x1b[2J../../etc")
+
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "\x1b" not in out.stderr and "\x07" not in out.stderr
+    assert out.stderr.startswith("error: cannot retry repo#1: --job ")
+    assert "no such job runs in repo#1" in out.stderr
+    assert project.cicd("report", "-p", "repo", "--run", "2").returncode != 0  # nothing recorded
