@@ -14,6 +14,7 @@ SKIPPED, with the reason ("skipped: ...") as its error.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,6 +85,15 @@ class RunContext:
     failed: set[str] = field(default_factory=set)  # jobs that failed, not allowed to
     skipped: dict[str, str] = field(default_factory=dict)  # GitLab: job -> why it did not run
     canceled_by_user: bool = False
+    # a cold start's head start (backend.headstart): jobs it started, that their tasks adopt;
+    # every job taken by someone (head start or task), so each runs once
+    head_started: dict[str, Claim] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+    flow_started: threading.Event = field(default_factory=threading.Event)  # head start stops
+    run_begun: bool = False  # run_started recorded (by the head start or the flow)
+    stages_begun: set[str] = field(default_factory=set)  # stage_started recorded
+    images_ready: bool = False  # prepare_images done
+    _prepare_lock: threading.Lock = field(default_factory=threading.Lock)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.Semaphore | None = None
     debug_dir: Path | None = None  # CICD_HOME/debug: failed jobs kept for cicd debug; None: none
@@ -207,12 +217,87 @@ def waits_for(pipeline: Pipeline, stage_order: dict[str, list[Job]], job: Job) -
     return earlier + [j.name for j in stage_order.get(job.stage, []) if j.name in own]
 
 
+class Claim:
+    """A job the head start runs, for its Prefect task to adopt: its lines, then its status.
+
+    Lines wait here until the task takes them (at most ``MAX_BUFFERED``: Prefect keeps no more
+    of a job's lines anyway; its log file has them all).
+    """
+
+    MAX_BUFFERED = 10_001
+    _END = object()
+
+    def __init__(self) -> None:
+        self._lines: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._count = 0
+        self.status: Status = Status.FAILED
+
+    def line(self, text: str) -> None:
+        """The job printed ``text`` (as shown, masked)."""
+        self._count += 1
+        if self._count <= self.MAX_BUFFERED:
+            self._lines.put(text)
+
+    def finish(self, status: Status) -> None:
+        """The job ended with ``status``."""
+        self.status = status
+        self._lines.put(self._END)
+
+    def adopt(self, on_line: Callable[[str], None] | None) -> Status:
+        """Wait for the job's end, handing each of its lines to ``on_line``; its status."""
+        while True:
+            item = self._lines.get()
+            if item is self._END:
+                return self.status
+            if on_line is not None:
+                on_line(str(item))
+
+
+def claim_job(ctx: RunContext, job: Job) -> Claim | None:
+    """Take ``job`` for the head start: a Claim its task adopts, or None when it was taken."""
+    with ctx._lock:
+        if job.name in ctx.taken:
+            return None
+        ctx.taken.add(job.name)
+        claim = ctx.head_started[job.name] = Claim()
+    return claim
+
+
+def begin_run(ctx: RunContext, flow_run_id: str | None = None) -> None:
+    """Record the run RUNNING, once; a later call (the flow after a head start) adds its
+    flow run id only."""
+    with ctx._lock:
+        begun, ctx.run_begun = ctx.run_begun, True
+    if begun:
+        if flow_run_id:
+            ctx.recorder.flow_run_attached(flow_run_id)
+        return
+    ctx.recorder.run_started(flow_run_id=flow_run_id)
+
+
+def begin_stage(ctx: RunContext, stage: str) -> None:
+    """Record ``stage`` RUNNING, once."""
+    with ctx._lock:
+        if stage in ctx.stages_begun:
+            return
+        ctx.stages_begun.add(stage)
+    ctx.recorder.stage_started(stage)
+
+
 def prepare_images(ctx: RunContext) -> None:
     """Check or pull every image the run needs (jobs' and services'), once, in parallel.
 
     Each image follows its ``pull_policy`` (the first job or service naming it decides; a list
-    is tried in order until one policy works), else the run's ``--pull``.
+    is tried in order until one policy works), else the run's ``--pull``. A second call (the
+    flow after a head start) waits for the first and does nothing.
     """
+    with ctx._prepare_lock:
+        if not ctx.images_ready:
+            _prepare_images(ctx)
+            ctx.images_ready = True
+
+
+def _prepare_images(ctx: RunContext) -> None:
     # the planned stages hold only the jobs that run: a job rules leave out pulls nothing
     wanted: dict[str, tuple[PullPolicy, ...]] = {}
     for jobs in ctx.stage_order.values():
@@ -240,8 +325,19 @@ def prepare_images(ctx: RunContext) -> None:
 def execute_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None = None) -> Status:
     """Run one job to its end (with retries) and record it; return its status.
 
-    ``on_line`` receives each line as shown (masked), e.g. for Prefect's logs.
+    ``on_line`` receives each line as shown (masked), e.g. for Prefect's logs. A job the head
+    start runs already is adopted: its lines go to ``on_line`` and its status is returned.
     """
+    with ctx._lock:
+        claim = ctx.head_started.get(job.name)
+        ctx.taken.add(job.name)
+    if claim is not None:
+        return claim.adopt(on_line)
+    return run_job(ctx, job, on_line)
+
+
+def run_job(ctx: RunContext, job: Job, on_line: Callable[[str], None] | None = None) -> Status:
+    """The body of ``execute_job``: run ``job`` here, whoever else took it."""
     recorder = ctx.recorder
     if ctx.cancel.is_set():
         return _settle(ctx, job, Status.CANCELED, started=False)

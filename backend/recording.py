@@ -158,6 +158,10 @@ class Recorder:
         )
         self.emit(Event("run_started", self.name, at=now))
 
+    def flow_run_attached(self, flow_run_id: str) -> None:
+        """The run, started before its Prefect flow run (a head start), now has one."""
+        self._writer.call(self.store.set_run, self.run_id, flow_run_id=flow_run_id)
+
     def run_finished(self, status: Status, error: str | None = None) -> None:
         """The run is over: close logs, settle anything still open, flush the store."""
         now = datetime.now(UTC)

@@ -47,6 +47,7 @@ from backend.settings import Settings
 
 if TYPE_CHECKING:
     from backend.execution import RunContext
+    from backend.headstart import HeadStart
     from backend.pipeline.plan import Plan
     from backend.runner.base import Runner
     from backend.source.workspace import Source
@@ -289,8 +290,12 @@ class Service:
         self.cancel_redundant(request, run_id)
         stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
         return Submission(
-            run_id, RunRef(name, number), request=request, git_dir=source.git_dir,
-            stage_order=stage_order, reused=reused,
+            run_id,
+            RunRef(name, number),
+            request=request,
+            git_dir=source.git_dir,
+            stage_order=stage_order,
+            reused=reused,
         )
 
     def reused_jobs(self, request: RunRequest) -> dict[str, int]:
@@ -327,7 +332,11 @@ class Service:
         stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
         reused = self.reused_jobs(request) if request.retry_of is not None else {}
         return Submission(
-            run_id, ref, request=request, git_dir=source.git_dir, stage_order=stage_order,
+            run_id,
+            ref,
+            request=request,
+            git_dir=source.git_dir,
+            stage_order=stage_order,
             reused=reused,
         )
 
@@ -354,10 +363,7 @@ class Service:
             if run.branch != request.branch:
                 continue
             started = [
-                job.name
-                for stage in run.stages
-                for job in stage.jobs
-                if job.started_at is not None
+                job.name for stage in run.stages for job in stage.jobs if job.started_at is not None
             ]
             if all(name in interruptible for name in started):
                 self.cancel(pipeline, number)
@@ -382,7 +388,7 @@ class Service:
         recorded = self.store.get_run(submission.pipeline, submission.number)
         if recorded.status.finished:  # canceled while it waited for its turn
             return recorded.status
-        flow = self._flow
+        flow, prefect = self._flow, self._flow is None
         if flow is None:
             from flows.pipeline import run_pipeline as flow
 
@@ -422,6 +428,7 @@ class Service:
         with self._lock:
             self._active[submission.run_id] = ctx
         status = Status.FAILED
+        head: HeadStart | None = None
         try:
             workspace.mkdir(parents=True, exist_ok=True)
             source = Source(
@@ -432,6 +439,14 @@ class Service:
                 dirty=[],
             )
             checkout(source, workspace)
+            if prefect:
+                from backend.engines import prefect_starting, wait_for_prefect
+
+                if prefect_starting():  # a cold start: the first jobs need not wait for it
+                    from backend.headstart import HeadStart
+
+                    head = HeadStart(ctx).start()
+                wait_for_prefect()
             status = flow(ctx)
         except BaseException as exc:
             ctx.cancel_run()  # every container of the run goes, whatever happened
@@ -445,6 +460,8 @@ class Service:
                 raise CicdError(shown) from None
             raise
         finally:
+            if head is not None:  # its jobs have ended (adopted by the flow, or canceled)
+                head.join()
             with self._lock:
                 self._active.pop(submission.run_id, None)
             try:
@@ -541,9 +558,7 @@ class Service:
         """Pipelines with runs, by name: all, or a page of ``limit`` after ``cursor``."""
         return self.store.list_pipelines(limit, cursor)
 
-    def runs(
-        self, pipeline: str | None, limit: int | None = None, **filters: Any
-    ) -> RunsPublic:
+    def runs(self, pipeline: str | None, limit: int | None = None, **filters: Any) -> RunsPublic:
         """Runs newest first, of a pipeline or (None) of every one; ``filters`` are
         ``cursor``, ``status``, ``branch`` and ``since`` (``Store.list_runs``)."""
         return self.store.list_runs(pipeline, limit, **filters)

@@ -215,13 +215,14 @@ def run_daemon(settings: Settings, prepared: PreparedRun, console: Console) -> i
 
 def run_embedded(settings: Settings, prepared: PreparedRun, console: Console) -> int:
     """Run in this process against the local store and Prefect API; return the exit status."""
-    from backend.engines import prepare_prefect, wait_for_prefect
+    from backend.engines import prepare_prefect
     from backend.service import Service
 
-    prepare_prefect(settings.home)  # a local server boots meanwhile
+    # a local server boots meanwhile; the run waits for it before its flow, once its first
+    # jobs have started (backend.headstart)
+    prepare_prefect(settings.home)
     service = Service(settings)
     service.reconcile()
-    wait_for_prefect()
     request = prepared.request
     submission = service.start(request, prepared.source)
     console.print(submitted_line(submission.name, request, submission.duplicate))

@@ -124,8 +124,9 @@ def server(
     from backend.engines import docker_runner, prepare_prefect, wait_for_prefect
 
     # Before anything imports Prefect. A local Prefect server takes seconds to boot: the imports
-    # and the store's start-up below happen meanwhile; we wait for it before serving. The flow
-    # is imported now (~1 s) rather than in the first run.
+    # and the store's start-up below happen meanwhile, and we serve without waiting for it: a
+    # run that comes first starts its first jobs meanwhile (backend.headstart) and waits for it
+    # before its flow. The flow is imported now (~1 s) rather than in the first run.
     prefect_url = prepare_prefect(settings.home)
 
     from backend.api import API_PREFIX, create_app
@@ -139,10 +140,11 @@ def server(
     except Exception as exc:
         console.print(f"warning: {exc}: runs will fail until Docker answers", style="yellow")
     settled = service.reconcile()  # and removes their containers and workspaces
-    wait_for_prefect()
     dispatch = None
     if pool:
         from backend.pool import PoolDispatch
+
+        wait_for_prefect()  # the pool and its deployment are made in Prefect before serving
 
         dispatch = PoolDispatch(pool, service)
         try:

@@ -21,6 +21,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from backend.execution import (
     RunContext,
+    begin_run,
+    begin_stage,
     execute_job,
     prepare_images,
     run_status,
@@ -149,7 +151,8 @@ def stage_flow(key: str, stage: str) -> State[Any]:
         return futures[need] if ctx.fail_fast_mode else allow_failure(futures[need])
 
     try:
-        ctx.recorder.stage_started(stage)
+        ctx.flow_started.set()  # a cold start's head start starts nothing more (backend.headstart)
+        begin_stage(ctx, stage)
         for job in jobs:  # plan order: every job after its needs, so wait_for futures exist
             futures[job.name] = job_task.with_options(
                 name=job.name, tags=[f"stage:{stage}", f"pipeline:{ctx.pipeline.name}"]
@@ -182,15 +185,15 @@ def pipeline_flow(key: str) -> State[Any]:
     ctx = context(key)
     watcher = _CancelWatcher(ctx, flow_run.id)
     try:
-        ctx.recorder.run_started(flow_run_id=str(flow_run.id) if flow_run.id else None)
+        begin_run(ctx, flow_run_id=str(flow_run.id) if flow_run.id else None)
         watcher.start()
         prepare_images(ctx)
         with _no_heartbeat():
             for stage, jobs in ctx.stage_order.items():
                 if key in _crashes:
                     break  # the service settles the run and its stages
-                if ctx.cancel.is_set():
-                    skip_stage(ctx, stage)
+                if ctx.cancel.is_set() and stage not in ctx.stages_begun:  # (a head start's
+                    skip_stage(ctx, stage)  # first stage has jobs to adopt and settle)
                     continue
                 # no more threads than jobs may run at once: every job is submitted in plan
                 # order, so a waiting task's needs are running, done or ahead in the queue

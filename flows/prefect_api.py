@@ -34,6 +34,7 @@ import shutil
 import socket
 import sqlite3
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class PrefectUnavailable(CicdError):
 
 
 _pending: tuple[Path, str] | None = None  # (home, url) configured without waiting for it
+_waiting = threading.Lock()  # runs of a daemon that arrive at once wait for it together
 
 
 def _healthy(url: str, timeout: float = 1.0) -> bool:
@@ -339,8 +341,10 @@ def _template_path() -> Path:
 def _save_template(prefect_home: Path) -> None:
     """Keep a consistent copy of a just-started server's database as the machine's template."""
     template, database = _template_path(), prefect_home / "prefect.db"
-    if template.exists() or not database.exists() or "PREFECT_API_DATABASE_CONNECTION_URL" in (
-        os.environ
+    if (
+        template.exists()
+        or not database.exists()
+        or "PREFECT_API_DATABASE_CONNECTION_URL" in (os.environ)
     ):
         return
     with contextlib.suppress(OSError, sqlite3.Error):
@@ -457,16 +461,23 @@ def wait_for_prefect() -> None:
     address already; if that port is taken, this raises ``PrefectUnavailable``.
     """
     global _pending
-    if _pending is None:
-        return
-    home, url = _pending
-    port = urlsplit(url).port
-    got = start_local_server(home, port=port)
-    if got != url:
-        raise PrefectUnavailable(
-            f"the local Prefect server came back at {got} instead of {url}; start cicd again"
-        )
-    _pending = None
-    hello = urllib.request.Request(f"{url}/hello", headers=auth_header(home))
-    with contextlib.suppress(OSError), urllib.request.urlopen(hello, timeout=30):
-        pass
+    with _waiting:
+        if _pending is None:
+            return
+        home, url = _pending
+        port = urlsplit(url).port
+        got = start_local_server(home, port=port)
+        if got != url:
+            raise PrefectUnavailable(
+                f"the local Prefect server came back at {got} instead of {url}; start cicd again"
+            )
+        hello = urllib.request.Request(f"{url}/hello", headers=auth_header(home))
+        with contextlib.suppress(OSError), urllib.request.urlopen(hello, timeout=30):
+            pass
+        _pending = None
+
+
+def prefect_starting() -> bool:
+    """True while the local server ``configure_prefect(wait=False)`` returned may still be
+    starting (nobody has waited for it yet)."""
+    return _pending is not None

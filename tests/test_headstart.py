@@ -1,0 +1,228 @@
+"""``backend.headstart``: a cold start's first jobs run before the flow, which adopts them.
+
+Each test builds a ``RunContext`` by hand over a ``Recorder`` on a SQLite store and a
+``FakeRunner``, starts a ``HeadStart`` and then does what the Prefect flow's job tasks do
+(``execute_job`` per job, in plan order). Every job must run exactly once, whoever took it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from backend.execution import Claim, RunContext, begin_run, execute_job
+from backend.headstart import HeadStart
+from backend.pipeline import parse_pipeline
+from backend.pipeline.gitlab.front import parse_gitlab
+from backend.pipeline.plan import plan_pipeline
+from backend.recording import Recorder
+from backend.runner.base import FakeOutcome
+from backend.runner.fake import FakeRunner
+from backend.schemas import Status
+from backend.store import Store
+
+PIPELINE = """\
+pipeline:
+  name: head
+  image: cicd-busybox:latest
+stages: [build, test]
+jobs:
+  - {name: fetch, stage: build, script: [fetch]}
+  - {name: compile, stage: build, script: [make], needs: [fetch]}
+  - {name: slow, stage: build, script: [sleep]}
+  - {name: unit, stage: test, script: [make test]}
+"""
+
+GITLAB = """\
+stages: [build, test]
+default: {image: cicd-busybox:latest}
+fetch: {stage: build, script: [fetch]}
+compile: {stage: build, script: [make], needs: [fetch]}
+notify: {stage: build, script: [notify], when: always}
+unit: {stage: test, script: [make test]}
+"""
+
+MakeContext = Callable[..., RunContext]
+
+
+@pytest.fixture
+def make_ctx(tmp_path: Path) -> MakeContext:
+    """A ``RunContext`` of ``PIPELINE`` recorded in a fresh store, with a given runner."""
+    store = Store(f"sqlite:///{tmp_path / 'cicd.db'}")
+
+    def make(runner: FakeRunner, gitlab: bool = False) -> RunContext:
+        if gitlab:
+            pipeline = parse_gitlab(GITLAB, ".gitlab-ci.yml", name="head")
+        else:
+            pipeline = parse_pipeline(PIPELINE, ".pipelines/pipeline.yaml")
+        plan = plan_pipeline(pipeline)
+        stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
+        stages = [
+            (s, [(j.name, j.image, j.allow_failure) for j in jobs])
+            for s, jobs in stage_order.items()
+        ]
+        run_id, number = store.create_run(
+            "head", stages, repo="/r", branch="main", commit="c" * 40, file="f", request_key="k"
+        )
+        recorder = Recorder(store, run_id, "head", number, tmp_path / "logs")
+        workspace = tmp_path / "ws" / str(run_id)
+        workspace.mkdir(parents=True)
+        return RunContext(
+            key=f"head-{run_id}",
+            pipeline=pipeline,
+            stage_order=stage_order,
+            runner=runner,
+            recorder=recorder,
+            workspace=workspace,
+            commit="c" * 40,
+            artifacts_dir=tmp_path / "artifacts" / str(run_id),
+            store=store,
+        )
+
+    return make
+
+
+def started(runner: FakeRunner) -> list[str]:
+    return [call.spec.job for call in runner.calls]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def flow_runs(ctx: RunContext) -> dict[str, tuple[Status, list[str]]]:
+    """What the flow's job tasks do: each job of each stage, in plan order; status and lines."""
+    ctx.flow_started.set()
+    seen: dict[str, tuple[Status, list[str]]] = {}
+    for jobs in ctx.stage_order.values():
+        for job in jobs:
+            lines: list[str] = []
+            seen[job.name] = (execute_job(ctx, job, lines.append), lines)
+    return seen
+
+
+def test_head_start_runs_first_stage_before_the_flow_which_adopts_each_job_once(
+    make_ctx: MakeContext,
+) -> None:
+    runner = FakeRunner(
+        outcomes={
+            "fetch": FakeOutcome(lines=["fetched"]),
+            "compile": FakeOutcome(lines=["compiled"]),
+            "slow": FakeOutcome(lines=["slept"], seconds=0.3),
+        }
+    )
+    ctx = make_ctx(runner)
+    head = HeadStart(ctx).start()
+
+    wait_until(lambda: {"fetch", "compile", "slow"} <= set(started(runner)))
+    seen = flow_runs(ctx)
+    head.join()
+
+    assert sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]
+    assert started(runner).index("fetch") < started(runner).index("compile")  # its need first
+    assert head.started == ["fetch", "slow", "compile"]  # not unit: a later stage
+    assert seen["fetch"] == (Status.SUCCESS, ["fetched"])  # the lines reach the adopting task
+    assert seen["compile"] == (Status.SUCCESS, ["compiled"])
+    assert seen["slow"][0] is Status.SUCCESS and "slept" in seen["slow"][1]
+    ctx.recorder.flush()
+    run = ctx.store.get_run("head", ctx.recorder.number)
+    assert {j.name: j.status for s in run.stages for j in s.jobs} == dict.fromkeys(
+        ["fetch", "compile", "slow", "unit"], Status.SUCCESS
+    )
+    assert run.status is Status.RUNNING and run.started_at is not None
+
+
+def test_head_start_starts_nothing_once_the_flow_begins(make_ctx: MakeContext) -> None:
+    runner = FakeRunner(outcomes={"fetch": FakeOutcome(seconds=0.5)})
+    ctx = make_ctx(runner)
+    head = HeadStart(ctx).start()
+    wait_until(lambda: "fetch" in started(runner))
+
+    seen = flow_runs(ctx)  # sets flow_started while fetch runs: compile is the flow's
+    head.join()
+
+    assert head.started[0] == "fetch" and "compile" not in head.started
+    assert sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]
+    assert {name: status for name, (status, _) in seen.items()} == dict.fromkeys(
+        seen, Status.SUCCESS
+    )
+
+
+def test_head_start_failed_need_leaves_its_dependant_to_the_flow(make_ctx: MakeContext) -> None:
+    runner = FakeRunner(
+        outcomes={"fetch": FakeOutcome(exit_code=1), "slow": FakeOutcome(seconds=5)}
+    )
+    ctx = make_ctx(runner)
+    head = HeadStart(ctx).start()
+    wait_until(lambda: ctx.cancel.is_set())  # native: the failure stops the run
+
+    seen = flow_runs(ctx)
+    head.join()
+
+    assert "compile" not in head.started
+    assert seen["fetch"][0] is Status.FAILED
+    assert seen["slow"][0] is Status.CANCELED  # killed by fail-fast, adopted as such
+    assert seen["compile"][0] is Status.CANCELED  # never started
+    assert started(runner).count("fetch") == 1
+
+
+def test_head_start_gitlab_conditional_job_is_left_to_the_flow(make_ctx: MakeContext) -> None:
+    runner = FakeRunner()
+    ctx = make_ctx(runner, gitlab=True)
+    head = HeadStart(ctx).start()
+    wait_until(lambda: {"fetch", "compile"} <= set(started(runner)))
+
+    seen = flow_runs(ctx)
+    head.join()
+
+    assert head.started == ["fetch", "compile"]  # when: always depends on outcomes: the flow's
+    assert sorted(started(runner)) == ["compile", "fetch", "notify", "unit"]
+    assert {name: status for name, (status, _) in seen.items()} == dict.fromkeys(
+        seen, Status.SUCCESS
+    )
+
+
+def test_head_start_canceled_run_joins_with_its_jobs_ended(make_ctx: MakeContext) -> None:
+    runner = FakeRunner(outcomes={"slow": FakeOutcome(seconds=60)})
+    ctx = make_ctx(runner)
+    head = HeadStart(ctx).start()
+    wait_until(lambda: "slow" in started(runner))
+
+    ctx.cancel_run()  # e.g. Ctrl-C while the Prefect server boots
+    head.join()
+
+    assert ctx.statuses["slow"] is Status.CANCELED
+
+
+def test_claim_buffers_at_most_max_buffered_lines_for_its_adopter() -> None:
+    claim = Claim()
+    for i in range(Claim.MAX_BUFFERED + 50):
+        claim.line(f"line {i}")
+    claim.finish(Status.SUCCESS)
+    got: list[str] = []
+
+    assert claim.adopt(got.append) is Status.SUCCESS
+    assert len(got) == Claim.MAX_BUFFERED and got[0] == "line 0"
+
+
+def test_begin_run_twice_records_the_start_once_then_attaches_the_flow_run(
+    make_ctx: MakeContext,
+) -> None:
+    ctx = make_ctx(FakeRunner())
+    begin_run(ctx)
+    ctx.recorder.flush()
+    first = ctx.store.get_run("head", ctx.recorder.number).started_at
+
+    time.sleep(0.05)
+    begin_run(ctx, flow_run_id="0b5c0d6e-0000-4000-8000-000000000000")
+    ctx.recorder.flush()
+
+    run = ctx.store.get_run("head", ctx.recorder.number)
+    assert run.started_at == first
+    assert ctx.store.open_runs()[0][3] == "0b5c0d6e-0000-4000-8000-000000000000"
