@@ -3,10 +3,13 @@
 Prefect reads its settings from the environment when it is first imported, so
 ``configure_prefect`` must run before ``import prefect``. It never imports Prefect itself.
 
-With ``PREFECT_API_URL`` set, that API is used as is. Otherwise cicd starts one
-``prefect server start`` per ``CICD_HOME`` (tuned as PREFECT_NOTES.md measured), records its URL
-and pid under ``CICD_HOME/prefect/``, and every later command reuses it: no command pays a
-temporary server's start, and no state is lost when a short-lived process exits.
+With ``PREFECT_API_URL`` set, that API is used as is. Otherwise cicd starts one Prefect
+server per ``CICD_HOME`` (``flows.prefect_server``: ``prefect server start`` without its CLI,
+tuned by ``SERVER_ENV``), records its URL and pid under ``CICD_HOME/prefect/``, and every later
+command reuses it: no command pays a temporary server's start, and no state is lost when a
+short-lived process exits. A fresh home's server starts from a migrated copy of its database
+(the machine's template) and does not wait for it (``configure_prefect(wait=False)``): the
+first run's first jobs start meanwhile (``backend.headstart``).
 
 That server holds every run's logs and can cancel runs, so it is locked down: it requires an
 auth string (``PREFECT_SERVER_API_AUTH_STRING``, generated once into ``CICD_HOME/prefect/auth``,
@@ -64,6 +67,10 @@ SERVER_ENV = {
     # record them in server.log, where a run that stalled for 2 s finds its explanation
     "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
 }
+# Defaults the environment may change: cicd uses no automations, and their service builds a
+# second copy of the API app at start (~1 s): PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED=true
+# turns them on.
+SERVER_DEFAULTS = {"PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false"}
 CLIENT_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
@@ -197,11 +204,12 @@ def spawn_local_server(home: Path) -> None:
 
 
 def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
-    """Start ``prefect server start`` for ``home`` and record it; (url, pid). Lock held."""
+    """Start the Prefect server of ``home`` and record it; (url, pid). Lock held."""
     prefect_home = home / "prefect"
     database, template = prefect_home / "prefect.db", _template_path()
     postgres = prefect_postgres_url(os.environ)
-    if postgres is None and not database.exists() and template.exists():
+    from_template = postgres is None and not database.exists() and template.exists()
+    if from_template:
         shutil.copyfile(template, database)  # migrated already: starts in ~3 s instead of ~8 s
     port = _free_port(port or DEFAULT_PORT)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/api"
@@ -209,7 +217,7 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
     # the UI is served from the API's own origin: no other page needs to read the API
     origins = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
     env = background_env(
-        os.environ,
+        {**SERVER_DEFAULTS, **os.environ},
         **SERVER_ENV,
         PREFECT_HOME=str(prefect_home),
         PREFECT_SERVER_API_HOST=host,
@@ -218,6 +226,8 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
         PREFECT_SERVER_API_AUTH_STRING=auth,
         PREFECT_API_AUTH_STRING=auth,  # for the server's own client, if it uses one
     )
+    if from_template:  # its block types are registered already: ~1.5 s less to start
+        env["PREFECT_API_BLOCKS_REGISTER_ON_START"] = "false"
     if postgres is not None:  # beside cicd's own PostgreSQL store, in a database of its own
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = ensure_prefect_database(
             postgres, os.environ["CICD_DATABASE_URL"]
@@ -226,20 +236,12 @@ def _spawn(home: Path, host: str, port: int | None) -> tuple[str, int]:
         env.setdefault("PREFECT_SERVER_UI_API_URL", f"http://{socket.gethostname()}:{port}/api")
         origins.append(f"http://{socket.gethostname()}:{port}")
     env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] = ",".join(origins)
-    prefect = Path(sys.executable).with_name("prefect")
-    command = [
-        str(prefect) if prefect.exists() else "prefect",
-        "server",
-        "start",
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
+    # `prefect server start` in the foreground, without loading Prefect's CLI first
+    command = [sys.executable, "-m", "flows.prefect_server", "--host", host, "--port", str(port)]
+    root = str(Path(__file__).resolve().parent.parent)  # importable from any directory
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     idle = _idle_timeout()
     if idle > 0:  # a watchdog stops the server once nothing has used it for that long
-        root = str(Path(__file__).resolve().parent.parent)  # importable from any directory
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         state = _state(home)
         command = [
             sys.executable,
