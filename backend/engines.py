@@ -14,18 +14,34 @@ if TYPE_CHECKING:
     from backend.runner.base import Runner
 
 
-def prepare_prefect(home: Path) -> str:
+def prepare_prefect(home: Path, *, import_flow: bool = True) -> str:
     """Point this process at the Prefect API and import the flow, before any run executes.
 
     The API is ``PREFECT_API_URL`` when set, else the local server of ``home``, started when
     none runs. Returns its URL while that server may still be starting (``wait_for_prefect``).
+    With ``import_flow=False`` the flow (Prefect, ~2 s) is left for ``import_flow_soon``.
     """
     from flows.prefect_api import configure_prefect
 
     url = configure_prefect(home, wait=False)  # a starting server boots during the imports
-    import flows.pipeline  # noqa: F401  (imports Prefect, ~1 s)
-
+    if import_flow:
+        import flows.pipeline  # noqa: F401  (imports Prefect)
     return url
+
+
+def import_flow_soon() -> None:
+    """Import the flow (Prefect) in a background thread: a server serves meanwhile.
+
+    Called once the caller's own imports are done (two threads importing the same modules at
+    once could meet a circular import half-done); a run that needs the flow before it is
+    imported waits for the import, which Python's module locks serialise.
+    """
+    import threading
+
+    def load() -> None:
+        import flows.pipeline  # noqa: F401
+
+    threading.Thread(target=load, name="cicd-import-flow", daemon=True).start()
 
 
 def wait_for_prefect() -> None:

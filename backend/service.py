@@ -388,9 +388,7 @@ class Service:
         recorded = self.store.get_run(submission.pipeline, submission.number)
         if recorded.status.finished:  # canceled while it waited for its turn
             return recorded.status
-        flow, prefect = self._flow, self._flow is None
-        if flow is None:
-            from flows.pipeline import run_pipeline as flow
+        flow = self._flow
 
         held: list[Callable[[], None]] = []  # run_finished, handed on once cleanup is done
         recorder = Recorder(
@@ -439,13 +437,15 @@ class Service:
                 dirty=[],
             )
             checkout(source, workspace)
-            if prefect:
+            if flow is None:  # the Prefect flow
                 from backend.engines import prefect_starting, wait_for_prefect
 
                 if prefect_starting():  # a cold start: the first jobs need not wait for it
                     from backend.headstart import HeadStart
 
                     head = HeadStart(ctx).start()
+                from flows.pipeline import run_pipeline as flow  # imported meanwhile
+
                 wait_for_prefect()
             status = flow(ctx)
         except BaseException as exc:

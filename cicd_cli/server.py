@@ -121,13 +121,14 @@ def server(
         settings = settings.model_copy(update={"api_token": token})
     console = Console(highlight=False, markup=False, soft_wrap=True)
 
-    from backend.engines import docker_runner, prepare_prefect, wait_for_prefect
+    from backend.engines import docker_runner, import_flow_soon, prepare_prefect, wait_for_prefect
 
     # Before anything imports Prefect. A local Prefect server takes seconds to boot: the imports
     # and the store's start-up below happen meanwhile, and we serve without waiting for it: a
     # run that comes first starts its first jobs meanwhile (backend.headstart) and waits for it
-    # before its flow. The flow is imported now (~1 s) rather than in the first run.
-    prefect_url = prepare_prefect(settings.home)
+    # before its flow. The flow (Prefect, ~2 s) is imported while we serve (import_flow_soon),
+    # rather than before or in the first run.
+    prefect_url = prepare_prefect(settings.home, import_flow=False)
 
     from backend.api import API_PREFIX, create_app
     from backend.service import Service
@@ -197,6 +198,8 @@ def server(
     )
     uvicorn_server = _draining_server(config, app.state.launcher.shutdown)
     watch.start(uvicorn_server)
+    if not pool:  # (a pool's dispatch imported Prefect already)
+        import_flow_soon()
     try:
         uvicorn_server.run(sockets=[sock])
     finally:
