@@ -12,6 +12,8 @@ import contextlib
 import contextvars
 import logging
 import threading
+import time
+import uuid
 from typing import Any
 
 from prefect import allow_failure, flow, get_run_logger, task
@@ -183,10 +185,9 @@ def pipeline_flow(key: str) -> State[Any]:
     from prefect.runtime import flow_run
 
     ctx = context(key)
-    watcher = _CancelWatcher(ctx, flow_run.id)
     try:
         begin_run(ctx, flow_run_id=str(flow_run.id) if flow_run.id else None)
-        watcher.start()
+        _cancel_watch.add(flow_run.id, ctx)
         prepare_images(ctx)
         with _no_heartbeat():
             for stage, jobs in ctx.stage_order.items():
@@ -210,7 +211,7 @@ def pipeline_flow(key: str) -> State[Any]:
     except Exception as exc:
         return _crashed(ctx, exc)
     finally:
-        watcher.stop()
+        _cancel_watch.remove(flow_run.id)
     publish_artifacts(ctx)
     return _state(status, f"pipeline {ctx.name} {status.value}")
 
@@ -285,40 +286,75 @@ def publish_artifacts(ctx: RunContext) -> None:
         log.warning("%s: no Prefect artifacts: %s", ctx.name, mask(f"{type(exc).__name__}: {exc}"))
 
 
-class _CancelWatcher:
-    """Polls the flow run's state so a cancel from the UI or API stops the containers."""
+class _CancelWatch:
+    """Stops runs canceled from the UI or API: one thread per process polls Prefect each second
+    for the flow runs of this process's runs that are being canceled, in one call for them all
+    (a call per run per second was the largest share of a busy server's Prefect traffic)."""
 
-    def __init__(self, ctx: RunContext, flow_run_id: Any, interval: float = 1.0) -> None:
-        self.ctx = ctx
-        self.flow_run_id = flow_run_id
+    def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
-        self._stop = threading.Event()
-        # a plain thread does not inherit contextvars: carry Prefect's settings context along
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=context.run, args=(self._loop,), name="cicd-cancel-watch", daemon=True
-        )
+        self._runs: dict[str, RunContext] = {}  # flow run id -> its run
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self.flow_run_id is not None:
-            self._thread.start()
+    def add(self, flow_run_id: Any, ctx: RunContext) -> None:
+        """Watch ``flow_run_id`` (``ctx``'s flow run) until ``remove``."""
+        if flow_run_id is None:
+            return
+        with self._lock:
+            self._runs[str(flow_run_id)] = ctx
+            if self._thread is None or not self._thread.is_alive():
+                # a plain thread does not inherit contextvars: carry Prefect's settings along
+                context = contextvars.copy_context()
+                self._thread = threading.Thread(
+                    target=context.run, args=(self._loop,), name="cicd-cancel-watch", daemon=True
+                )
+                self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
+    def remove(self, flow_run_id: Any) -> None:
+        """Stop watching ``flow_run_id``."""
+        with self._lock:
+            self._runs.pop(str(flow_run_id), None)
 
     def _loop(self) -> None:
         from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterId,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
 
+        stopping = FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=[StateType.CANCELLING, StateType.CANCELLED])
+        )
         with get_client(sync_client=True) as client:
-            while not self._stop.wait(self.interval):
+            while True:
+                time.sleep(self.interval)
+                with self._lock:
+                    if not self._runs:
+                        self._thread = None  # the next add starts another
+                        return
+                    watched = [uuid.UUID(run) for run in self._runs]
                 try:
-                    state = client.read_flow_run(self.flow_run_id).state
+                    canceled = client.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(
+                            id=FlowRunFilterId(any_=watched), state=stopping
+                        ),
+                        limit=len(watched),
+                    )
                 except Exception:
                     continue
-                if state is not None and (state.is_cancelling() or state.is_cancelled()):
-                    self.ctx.recorder.warning(f"{self.ctx.name} canceled from Prefect")
-                    self.ctx.cancel_run()
-                    return
+                for found in canceled:
+                    with self._lock:
+                        ctx = self._runs.pop(str(found.id), None)
+                    if ctx is not None:
+                        ctx.recorder.warning(f"{ctx.name} canceled from Prefect")
+                        ctx.cancel_run()
+
+
+_cancel_watch = _CancelWatch()
 
 
 def run_pipeline(ctx: RunContext) -> Status:

@@ -169,6 +169,37 @@ def test_flow_cancel_from_another_thread_cancels_run(make_context: Any, store: A
     assert store.get_run("cx", 1).status is Status.CANCELED
 
 
+def test_flow_cancel_from_prefect_stops_that_run_and_not_another(
+    make_context: Any, store: Any
+) -> None:
+    from flows.pipeline import request_cancel
+
+    one = make_pipeline("one", {"build": [{"name": "long"}]})
+    other = make_pipeline("other", {"build": [{"name": "long"}]})
+    a, _ = make_context(one, FakeRunner({"long": FakeOutcome(seconds=30)}))
+    b, _ = make_context(other, FakeRunner({"long": FakeOutcome(seconds=6)}))
+    results: dict[str, Status] = {}
+    threads = [
+        threading.Thread(target=lambda c=c: results.__setitem__(c.pipeline.name, _run(c)))
+        for c in (a, b)
+    ]
+    for thread in threads:
+        thread.start()
+    flow_run_id = None
+    deadline = time.monotonic() + 30
+    while flow_run_id is None and time.monotonic() < deadline:
+        found = [f for _, name, _, f in store.open_runs() if name == "one" and f]
+        flow_run_id = found[0] if found else None
+        time.sleep(0.05)
+    assert flow_run_id is not None
+
+    request_cancel(flow_run_id)  # as the Prefect UI's cancel button does
+    for thread in threads:
+        thread.join(60)
+
+    assert results == {"one": Status.CANCELED, "other": Status.SUCCESS}  # one poll serves both
+
+
 def test_flow_run_is_named_after_pipeline_and_number(make_context: Any) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
