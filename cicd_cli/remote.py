@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
+from backend.errors import ServerError
 from backend.settings import Settings
 from cicd_cli.errors import EXIT_OK
 from cicd_cli.render import LivePrinter, print_run_end, submitted_line
 
 if TYPE_CHECKING:
     from backend.requests import PreparedRun
+    from backend.schemas import RunPublic
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -28,12 +31,16 @@ def run_remote(
     console: Console,
     *,
     bundle: bool = True,
+    read_run: Callable[[str, int], RunPublic] | None = None,
 ) -> int:
     """Submit the run, stream its events, print the summary; return the exit status.
 
     With ``bundle`` the commit travels along as a git bundle; without (the local daemon) the
     server reads it from the repository at ``request.repo``. Ctrl-C (or SIGTERM) asks the server
     to cancel the run and waits until it has settled (a second Ctrl-C stops waiting).
+    ``read_run`` reads the ended run where the server cannot answer any more (the local daemon
+    shares this ``CICD_HOME``'s store: stopped right after the run settled, it is gone before
+    the summary is read).
     """
     from backend.remote import RemoteBackend
     from backend.tokens import client_token
@@ -66,4 +73,10 @@ def run_remote(
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return print_run_end(console, backend.run(pipeline, number))
+    try:
+        run = backend.run(pipeline, number)
+    except ServerError:
+        if read_run is None:
+            raise
+        run = read_run(pipeline, number)
+    return print_run_end(console, run)

@@ -19,6 +19,7 @@ from cicd_cli.render import LivePrinter, print_run_end, submitted_line
 
 if TYPE_CHECKING:
     from backend.requests import PreparedRun
+    from backend.schemas import RunPublic
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -207,10 +208,22 @@ def run_daemon(settings: Settings, prepared: PreparedRun, console: Console) -> i
     )
     try:
         return run_remote(
-            url, settings.model_copy(update={"api_token": token}), prepared, console, bundle=False
+            url,
+            settings.model_copy(update={"api_token": token}),
+            prepared,
+            console,
+            bundle=False,
+            read_run=lambda pipeline, number: _local_run(settings, pipeline, number),
         )
     except ServerError as exc:
         raise ServerError(f"{exc} (the local cicd daemon; see {log_path(settings.home)})") from None
+
+
+def _local_run(settings: Settings, pipeline: str, number: int) -> RunPublic:
+    """Run ``pipeline#number`` as this ``CICD_HOME``'s store holds it (the daemon's store)."""
+    from backend.service import Service
+
+    return Service(settings).run(pipeline, number)
 
 
 def run_embedded(settings: Settings, prepared: PreparedRun, console: Console) -> int:
