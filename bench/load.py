@@ -1,7 +1,7 @@
 """Load: N runs of a small pipeline submitted at once to one ``cicd server``, against the floor.
 
     .venv/bin/python bench/load.py [--runs 20] [--mode cli|api] [--max-runs N]
-                                   [--postgres ADMIN_URL] [--json]
+                                   [--postgres ADMIN_URL] [--server-env KEY=VALUE]... [--json]
 
 The pipeline (one stage, so the third job waits through ``needs``, not a stage boundary):
 ``a`` and ``b`` run ``sleep 1`` in parallel, then ``c`` runs ``echo`` once both have ended.
@@ -269,6 +269,7 @@ class Server:
     work: Path
     max_runs: int
     database: str | None = None  # CICD_DATABASE_URL (PostgreSQL: Prefect's state goes beside it)
+    extra_env: dict[str, str] = field(default_factory=dict)  # --server-env, e.g. Prefect settings
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     proc: subprocess.Popen[bytes] | None = None
 
@@ -290,6 +291,7 @@ class Server:
         env["CICD_MAX_RUNS"] = str(self.max_runs)
         if self.database:
             env["CICD_DATABASE_URL"] = self.database
+        env.update(self.extra_env)
         self.log = (self.work / "server.log").open("wb")
         self.proc = subprocess.Popen(
             [str(tools.CICD), "server", "--port", str(self.port)],
@@ -530,7 +532,7 @@ def measure_cicd(options: argparse.Namespace, work: Path, repo: Path, cleanup: l
     database = None
     if options.postgres:
         database = fresh_database(options.postgres, cleanup)
-    server = Server(work, options.max_runs, database)
+    server = Server(work, options.max_runs, database, dict(options.server_env))
     cleanup.append(lambda: server.stop(options.logs))
     began = time.monotonic()
     server.start()
@@ -735,6 +737,15 @@ def main() -> None:
         default=None,
         help="keep the server's store (and so its Prefect server's state) on PostgreSQL: a "
         "fresh database made with this URL's role, dropped at the end",
+    )
+    parser.add_argument(
+        "--server-env",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        type=lambda item: tuple(item.split("=", 1)) if "=" in item else item.split("=", 1),
+        help="a variable for the cicd server and the Prefect server it starts (repeatable), e.g. "
+        "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED=false",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
