@@ -715,6 +715,13 @@ def fresh_database(admin: str, cleanup: list[Any]) -> str:
     return make_url(admin).set(database=name).render_as_string(hide_password=False)
 
 
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {item!r}")
+    return key, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs submitted at once")
@@ -743,7 +750,7 @@ def main() -> None:
         metavar="KEY=VALUE",
         action="append",
         default=[],
-        type=lambda item: tuple(item.split("=", 1)) if "=" in item else item.split("=", 1),
+        type=_key_value,
         help="a variable for the cicd server and the Prefect server it starts (repeatable), e.g. "
         "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED=false",
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from runkit import recorded_context
 
 from backend.execution import (
     RunContext,
@@ -22,8 +23,6 @@ from backend.execution import (
     stage_status,
 )
 from backend.pipeline import parse_pipeline
-from backend.pipeline.plan import plan_pipeline
-from backend.recording import Recorder
 from backend.runner.base import FakeOutcome
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
@@ -49,31 +48,9 @@ def make_ctx(tmp_path: Path) -> MakeContext:
     """A ``RunContext`` of ``PIPELINE`` recorded in a fresh store, with a given runner."""
     store = Store(f"sqlite:///{tmp_path / 'cicd.db'}")
     pipeline = parse_pipeline(PIPELINE, ".pipelines/pipeline.yaml")
-    plan = plan_pipeline(pipeline)
-    stage_order = {stage.name: list(stage.jobs) for stage in plan.stages}
 
     def make(runner: FakeRunner) -> RunContext:
-        stages = [
-            (s, [(j.name, j.image, j.allow_failure) for j in jobs])
-            for s, jobs in stage_order.items()
-        ]
-        run_id, number = store.create_run(
-            "seams", stages, repo="/r", branch="main", commit="c" * 40, file="f", request_key="k"
-        )
-        recorder = Recorder(store, run_id, "seams", number, tmp_path / "logs")
-        workspace = tmp_path / "ws" / str(run_id)
-        workspace.mkdir(parents=True)
-        return RunContext(
-            key=f"seams-{run_id}",
-            pipeline=pipeline,
-            stage_order=stage_order,
-            runner=runner,
-            recorder=recorder,
-            workspace=workspace,
-            commit="c" * 40,
-            artifacts_dir=tmp_path / "artifacts" / str(run_id),
-            store=store,
-        )
+        return recorded_context(store, pipeline, runner, tmp_path)
 
     return make
 
