@@ -29,9 +29,10 @@ def pytest_configure(config: pytest.Config) -> None:
     port = free_port()
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     os.environ["PREFECT_HOME"] = str(home / "prefect")
-    from flows.prefect_api import local_auth_string  # (does not import Prefect)
+    from flows.prefect_api import local_auth_string, loopback_ca_file  # (not Prefect)
 
     os.environ["PREFECT_API_AUTH_STRING"] = local_auth_string(home)  # the server requires it
+    os.environ["PREFECT_API_SSL_CERT_FILE"] = str(loopback_ca_file(home))  # as cicd's own
     _state.update(home=home, port=port)
 
 
