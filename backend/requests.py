@@ -27,7 +27,6 @@ from backend.pipeline import (
     select_jobs,
     selection_of,
 )
-from backend.pipeline.gitlab.front import load_gitlab
 from backend.pipeline.validate import name_problem
 from backend.runs import PullPolicy
 from backend.schemas import RunPublic
@@ -176,6 +175,8 @@ def read_gitlab_committed(
 
     ``selection`` is ``(--job names, --manual names, --with-needs)``.
     """
+    from backend.pipeline.gitlab.front import load_gitlab  # only for a GitLab file
+
     text = read_committed(git_dir, commit, path)
     pipeline = load_gitlab(path, CommitSource(git_dir, commit), name=name, context=context)
     names, manual, with_needs = selection

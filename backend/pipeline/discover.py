@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backend.errors import NotFound, PipelineInvalid, Problem
-from backend.pipeline.gitlab.front import GitlabContext, is_gitlab_file, load_gitlab
+from backend.pipeline.gitlab.context import GitlabContext, is_gitlab_file
 from backend.pipeline.loader import (
     MAX_FILE_BYTES,
     Map,
@@ -77,6 +77,8 @@ def load_gitlab_file(
     shown = full.relative_to(top).as_posix()
     read_text(full, shown)  # the top file's own problems (missing, not UTF-8...) first
     source = DirectorySource(top)
+    from backend.pipeline.gitlab.front import load_gitlab  # only for a GitLab file
+
     return load_gitlab(shown, source, name=name, context=context or GitlabContext())
 
 

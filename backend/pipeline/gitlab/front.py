@@ -28,11 +28,11 @@ GitLab rules followed (docs.gitlab.com/ci/yaml and ``lib/gitlab/ci/yaml_processo
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from backend.errors import PipelineInvalid, Problem
+from backend.pipeline.gitlab.context import MERGE_REQUEST, GitlabContext
 from backend.pipeline.gitlab.evaluate import Draft, Predefined, Setting, evaluate
 from backend.pipeline.gitlab.ignored import NO_EFFECT
 from backend.pipeline.gitlab.include import DictSource, Source
@@ -58,7 +58,6 @@ DEFAULT_STAGES = ("build", "test", "deploy")
 EDGE_STAGES = (".pre", ".post")
 WORKFLOW_KEYS = ("rules", "name", "auto_cancel")
 PROJECT_DIR = "/workspace"  # where the run's workspace is mounted (CI_PROJECT_DIR)
-MERGE_REQUEST = "merge_request_event"
 CHANGES_NOTE = (
     "rules:changes: there is no earlier commit to compare with, so every changes clause "
     "holds (GitLab's behaviour for a new branch or a pipeline without a push event)"
@@ -67,45 +66,6 @@ WORKFLOW_NOTES = {
     "name": "workflow:name: pipeline names are cicd's own (NAME#N)",
     "auto_cancel": "workflow:auto_cancel: cicd never cancels a run for a newer one",
 }
-
-
-@dataclass(frozen=True)
-class GitlabContext:
-    """What rules, only/except and predefined variables are evaluated against."""
-
-    branch: str | None = "main"
-    tag: str | None = None
-    commit: str = "0" * 40
-    message: str = ""
-    default_branch: str = "main"
-    source: str = "push"
-    project_name: str = "project"
-    project_path: str = "local/project"
-    repository_url: str = ""
-    pipeline_iid: int = 1
-    env: Mapping[str, str] = field(default_factory=dict)  # cicd run --env: beats file variables
-
-    @property
-    def ref(self) -> str:
-        """The tag, or else the branch (``CI_COMMIT_REF_NAME``)."""
-        return self.tag if self.tag is not None else self.branch or ""
-
-    def described(self) -> str:
-        """``branch 'main'``, ``tag 'v1'`` or ``merge request from branch 'x'``, for messages."""
-        if self.tag is not None:
-            return f"tag '{self.tag}'"
-        if self.source == MERGE_REQUEST:
-            return f"merge request from branch '{self.branch}'"
-        return f"branch '{self.branch}'"
-
-
-def is_gitlab_file(path: str) -> bool:
-    """Whether ``path`` is a GitLab CI file: ``.gitlab-ci.yml``/``.yaml``, or under ``.gitlab/``."""
-    normal = path.replace("\\", "/")
-    base = posixpath.basename(normal)
-    if base in (".gitlab-ci.yml", ".gitlab-ci.yaml"):
-        return True
-    return ".gitlab" in normal.split("/")[:-1] and base.endswith((".yml", ".yaml"))
 
 
 def parse_gitlab(

@@ -10,12 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.errors import PipelineInvalid
-from backend.pipeline.gitlab.front import (
-    GitlabContext,
-    is_gitlab_file,
-    load_gitlab,
-    parse_gitlab,
-)
+from backend.pipeline.gitlab.context import GitlabContext, is_gitlab_file
+from backend.pipeline.gitlab.front import load_gitlab, parse_gitlab
 from backend.pipeline.gitlab.include import DictSource
 from backend.pipeline.model import Pipeline
 
