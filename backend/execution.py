@@ -92,6 +92,7 @@ class RunContext:
     flow_started: threading.Event = field(default_factory=threading.Event)  # head start stops
     run_begun: bool = False  # run_started recorded (by the head start or the flow)
     stages_begun: set[str] = field(default_factory=set)  # stage_started recorded
+    stages_ended: dict[str, Status] = field(default_factory=dict)  # stage_finished recorded
     images_ready: bool = False  # prepare_images done
     _prepare_lock: threading.Lock = field(default_factory=threading.Lock)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -550,6 +551,25 @@ def stage_status(ctx: RunContext, stage: str) -> Status:
     if statuses and all(status is Status.SKIPPED for status in statuses):
         return Status.SKIPPED
     return Status.SUCCESS
+
+
+def finish_stage(ctx: RunContext, stage: str) -> Status:
+    """Settle ``stage`` (``stage_status``) and record it, once; its status.
+
+    The head start settles a stage whose jobs all succeeded before the flow reaches it; the
+    flow's stage then returns the same status without recording it again.
+    """
+    with ctx._lock:
+        ended = ctx.stages_ended.get(stage)
+    if ended is not None:
+        return ended
+    status = stage_status(ctx, stage)
+    with ctx._lock:
+        if stage in ctx.stages_ended:
+            return ctx.stages_ended[stage]
+        ctx.stages_ended[stage] = status
+    ctx.recorder.stage_finished(stage, status)
+    return status
 
 
 def skip_stage(ctx: RunContext, stage: str) -> None:

@@ -1,18 +1,22 @@
-"""A cold start's head start: the first stage's jobs run while the Prefect server boots.
+"""A cold start's head start: the run's jobs start while the Prefect server boots.
 
 The first ``cicd run`` in a fresh ``CICD_HOME`` starts its local Prefect server, which spends
 seconds importing before it answers. The run does not wait for it: once the commit is checked
 out, ``HeadStart`` records the run RUNNING, checks its images and starts the first stage's jobs
 (those whose needs in the stage have succeeded, at most ``--jobs`` containers at once), exactly
-as ``execute_job`` runs them. When Prefect answers, the flow runs as always. A job's task that
-finds its job started here adopts it (``Claim``): it hands the job's lines, those printed so
-far first, to Prefect's log and ends in the job's state. The head start starts nothing once the
-flow's first stage has begun; jobs it did not start are run by their tasks. Each job runs once,
-by whoever took it first (``execution.claim_job``). The run's flow, stage subflows and job
-tasks are in Prefect as for any run; only their start times are later than the jobs'.
+as ``execute_job`` runs them. When every job of a stage has succeeded here, the stage is settled
+(``finish_stage``) and the next one begins the same way. When Prefect answers, the flow runs as
+always. A job's task that finds its job started here adopts it (``Claim``): it hands the job's
+lines, those printed so far first, to Prefect's log and ends in the job's state. The head start
+starts nothing once the flow's first stage has begun; jobs it did not start are run by their
+tasks. Each job runs once, by whoever took it first (``execution.claim_job``). The run's flow,
+stage subflows and job tasks are in Prefect as for any run; only their start times are later
+than the jobs'.
 
 Only jobs that start unconditionally are started here (``when: on_success``, not delayed, not
-reused from a retried run): the others' turn depends on outcomes the flow decides on.
+reused from a retried run): the others' turn depends on outcomes the flow decides on. A stage
+with such a job, or with a job that did not succeed (an allowed failure included), is the last
+one the head start touches.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from backend.execution import (
     begin_run,
     begin_stage,
     claim_job,
+    finish_stage,
     prepare_images,
     run_job,
 )
@@ -37,7 +42,7 @@ _GOOD = (Status.SUCCESS, Status.REUSED)
 
 
 class HeadStart:
-    """Starts the first stage's jobs of ``ctx`` until its flow begins that stage."""
+    """Starts the jobs of ``ctx``, stage after stage, until its flow begins its first stage."""
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -69,22 +74,39 @@ class HeadStart:
 
     def _run(self) -> None:
         ctx = self.ctx
-        stage = next(iter(ctx.stage_order), None)
-        if stage is None:
+        if not ctx.stage_order:
             return
         try:
             begin_run(ctx)
             prepare_images(ctx)
-            if self._over():
-                return
-            begin_stage(ctx, stage)
-            self._start_jobs(ctx.stage_order[stage])
+            for stage, jobs in ctx.stage_order.items():
+                if self._over():
+                    return
+                begin_stage(ctx, stage)
+                if not self._start_jobs(jobs) or not self._all_succeeded(jobs):
+                    return  # the flow settles this stage and runs the next ones
+                finish_stage(ctx, stage)
         except Exception:  # the flow does what was not done here, and reports what breaks
             log.exception("%s: head start stopped", ctx.name)
 
-    def _start_jobs(self, jobs: list[Job]) -> None:
+    def _all_succeeded(self, jobs: list[Job]) -> bool:
+        """Wait until the stage's jobs started here have ended; whether each one succeeded."""
+        ctx = self.ctx
+        with self._changed:
+            while not self._over():
+                with ctx._lock:
+                    statuses = [ctx.statuses.get(job.name) for job in jobs]
+                if any(s is None or not s.finished for s in statuses):
+                    self._changed.wait(0.5)
+                    continue
+                return all(s in _GOOD for s in statuses)
+        return False
+
+    def _start_jobs(self, jobs: list[Job]) -> bool:
+        """Start ``jobs`` as their needs succeed; False when one is left to the flow."""
         ctx = self.ctx
         pending = [job for job in jobs if _unconditional(ctx, job)]
+        every = len(pending) == len(jobs)
         while pending and not self._over():
             with ctx._lock:
                 statuses = dict(ctx.statuses)
@@ -95,16 +117,19 @@ class HeadStart:
                     continue  # not yet: its needs are running
                 pending.remove(job)
                 if len(ended) == len(upstream) and all(s in _GOOD for s in ended):
-                    self._launch(job)
-                # else a need did not succeed: the flow decides (held, skipped, on_failure)
+                    every = self._launch(job) and every
+                else:  # a need did not succeed: the flow decides (held, skipped, on_failure)
+                    every = False
             with self._changed:
                 if pending and not self._over():
                     self._changed.wait(0.5)
+        return every and not pending
 
-    def _launch(self, job: Job) -> None:
+    def _launch(self, job: Job) -> bool:
+        """Start ``job`` unless its task took it first (then False)."""
         claim = claim_job(self.ctx, job)
         if claim is None:  # its task took it first
-            return
+            return False
         self.started.append(job.name)
 
         def body() -> None:
@@ -119,6 +144,7 @@ class HeadStart:
         thread = threading.Thread(target=body, name=f"cicd-head-start-{job.name}", daemon=True)
         self._threads.append(thread)
         thread.start()
+        return True
 
 
 def _unconditional(ctx: RunContext, job: Job) -> bool:

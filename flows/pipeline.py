@@ -26,10 +26,10 @@ from backend.execution import (
     begin_run,
     begin_stage,
     execute_job,
+    finish_stage,
     prepare_images,
     run_status,
     skip_stage,
-    stage_status,
 )
 from backend.schemas import RunPublic, Status
 
@@ -161,8 +161,7 @@ def stage_flow(key: str, stage: str) -> State[Any]:
             ).submit(key, job.name, wait_for=[upstream(need) for need in job.needs])
         for future in futures.values():
             future.wait()
-        status = stage_status(ctx, stage)
-        ctx.recorder.stage_finished(stage, status)
+        status = finish_stage(ctx, stage)
     except Exception as exc:
         crashed = _crashed(ctx, exc)
         for future in futures.values():  # the containers go before the run is settled

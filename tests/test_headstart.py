@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from runkit import recorded_context
 
-from backend.execution import Claim, RunContext, begin_run, execute_job
+from backend.execution import Claim, RunContext, begin_run, execute_job, finish_stage
 from backend.headstart import HeadStart
 from backend.pipeline import parse_pipeline
 from backend.pipeline.gitlab.front import parse_gitlab
+from backend.recording import Event
 from backend.runner.base import FakeOutcome
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
@@ -113,6 +114,57 @@ def test_head_start_runs_first_stage_before_the_flow_which_adopts_each_job_once(
         ["fetch", "compile", "slow", "unit"], Status.SUCCESS
     )
     assert run.status is Status.RUNNING and run.started_at is not None
+
+
+def test_head_start_next_stage_begins_when_every_job_succeeded(make_ctx: MakeContext) -> None:
+    runner = FakeRunner(outcomes={"unit": FakeOutcome(lines=["tested"], seconds=0.3)})
+    ctx = make_ctx(runner)
+    events: list[Event] = []
+    ctx.recorder.sinks.append(events.append)
+    head = HeadStart(ctx).start()
+    wait_until(lambda: "unit" in started(runner))  # the flow has not begun: build is settled
+
+    seen = flow_runs(ctx)
+    head.join()
+
+    assert head.started == ["fetch", "slow", "compile", "unit"]
+    assert sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]  # each once
+    assert seen["unit"] == (Status.SUCCESS, ["tested"])
+    stage_events = [(e.kind, e.stage) for e in events if e.kind.startswith("stage_")]
+    assert stage_events == [  # each recorded once: the flow's stages find them settled
+        ("stage_started", "build"),
+        ("stage_finished", "build"),
+        ("stage_started", "test"),
+    ]
+    assert finish_stage(ctx, "test") is Status.SUCCESS  # what the flow's stage then records
+    ctx.recorder.flush()
+    run = ctx.store.get_run("head", ctx.recorder.number)
+    assert [(s.name, s.status) for s in run.stages] == [
+        ("build", Status.SUCCESS),
+        ("test", Status.SUCCESS),
+    ]
+
+
+def test_head_start_allowed_failure_leaves_later_stages_to_the_flow(tmp_path: Path) -> None:
+    pipeline = parse_gitlab(
+        "stages: [build, test]\n"
+        "default: {image: cicd-busybox:latest}\n"
+        "lint: {stage: build, script: [lint], allow_failure: true}\n"
+        "unit: {stage: test, script: [make test]}\n",
+        ".gitlab-ci.yml",
+        name="head",
+    )
+    runner = FakeRunner(outcomes={"lint": FakeOutcome(exit_code=1)})
+    ctx = recorded_context(Store(f"sqlite:///{tmp_path / 'cicd.db'}"), pipeline, runner, tmp_path)
+    head = HeadStart(ctx).start()
+    wait_until(lambda: ctx.statuses.get("lint") is Status.FAILED)
+    time.sleep(0.6)  # more than the head start's own poll: it would have started unit by now
+
+    assert head.started == ["lint"] and "unit" not in started(runner)
+    assert "build" not in ctx.stages_ended  # the flow settles the stage of a failure
+    seen = flow_runs(ctx)
+    head.join()
+    assert seen["unit"][0] is Status.SUCCESS and started(runner).count("unit") == 1
 
 
 def test_head_start_starts_nothing_once_the_flow_begins(make_ctx: MakeContext) -> None:
