@@ -93,6 +93,7 @@ class RunContext:
     run_begun: bool = False  # run_started recorded (by the head start or the flow)
     stages_begun: set[str] = field(default_factory=set)  # stage_started recorded
     stages_ended: dict[str, Status] = field(default_factory=dict)  # stage_finished recorded
+    run_ended: Status | None = None  # run_finished recorded (by the head start or the flow)
     images_ready: bool = False  # prepare_images done
     _prepare_lock: threading.Lock = field(default_factory=threading.Lock)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -577,6 +578,20 @@ def skip_stage(ctx: RunContext, stage: str) -> None:
     for job in ctx.stage_order[stage]:
         _settle(ctx, job, Status.CANCELED, started=False)
     ctx.recorder.stage_finished(stage, Status.CANCELED, started=False)
+
+
+def end_run(ctx: RunContext, status: Status) -> Status:
+    """Record the run's end with ``status``, once; the status recorded.
+
+    A head start that ran every job before Prefect answered ends the run; its flow, which then
+    only mirrors the run into Prefect, keeps that end.
+    """
+    with ctx._lock:
+        if ctx.run_ended is not None:
+            return ctx.run_ended
+        ctx.run_ended = status
+    ctx.recorder.run_finished(status)
+    return status
 
 
 def run_status(ctx: RunContext) -> Status:

@@ -11,7 +11,9 @@ lines, those printed so far first, to Prefect's log and ends in the job's state.
 starts nothing once the flow's first stage has begun; jobs it did not start are run by their
 tasks. Each job runs once, by whoever took it first (``execution.claim_job``). The run's flow,
 stage subflows and job tasks are in Prefect as for any run; only their start times are later
-than the jobs'.
+than the jobs'. When every job has succeeded here before the flow began, the run is ended at
+once (``on_complete``: its end recorded, its containers and workspace gone, the client told)
+and the flow, when Prefect answers, only mirrors it into Prefect.
 
 Only jobs that start unconditionally are started here (``when: on_success``, not delayed, not
 reused from a retried run): the others' turn depends on outcomes the flow decides on. A stage
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from backend.execution import (
     RunContext,
@@ -44,8 +47,9 @@ _GOOD = (Status.SUCCESS, Status.REUSED)
 class HeadStart:
     """Starts the jobs of ``ctx``, stage after stage, until its flow begins its first stage."""
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, on_complete: Callable[[], None] | None = None) -> None:
         self.ctx = ctx
+        self._on_complete = on_complete  # called when every job ran here before the flow began
         self.started: list[str] = []  # jobs started here, in order
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -86,6 +90,8 @@ class HeadStart:
                 if not self._start_jobs(jobs) or not self._all_succeeded(jobs):
                     return  # the flow settles this stage and runs the next ones
                 finish_stage(ctx, stage)
+            if self._on_complete is not None and not self._over():
+                self._on_complete()  # every job succeeded here: the run's end is known
         except Exception:  # the flow does what was not done here, and reports what breaks
             log.exception("%s: head start stopped", ctx.name)
 

@@ -71,12 +71,18 @@ class StoreWriter:
         self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None]
         self._queue = queue.Queue()
         self._on_error = on_error
+        self._closed = False
+        self._closing = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="cicd-store-writer", daemon=True)
         self._thread.start()
 
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Queue ``fn(*args, **kwargs)``."""
-        self._queue.put((fn, args, kwargs))
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """Queue ``fn(*args, **kwargs)``; False (nothing queued) once the writer is closed."""
+        with self._closing:
+            if self._closed:
+                return False
+            self._queue.put((fn, args, kwargs))
+        return True
 
     def flush(self) -> None:
         """Wait until every queued call has been applied."""
@@ -84,7 +90,9 @@ class StoreWriter:
 
     def close(self) -> None:
         """Apply what is queued and stop the thread."""
-        self._queue.put(None)
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
         self._thread.join()
 
     def _loop(self) -> None:
@@ -159,8 +167,10 @@ class Recorder:
         self.emit(Event("run_started", self.name, at=now))
 
     def flow_run_attached(self, flow_run_id: str) -> None:
-        """The run, started before its Prefect flow run (a head start), now has one."""
-        self._writer.call(self.store.set_run, self.run_id, flow_run_id=flow_run_id)
+        """The run, started before its Prefect flow run (a head start), now has one (maybe
+        after it ended: then the writer is closed and the store is written here)."""
+        if not self._writer.call(self.store.set_run, self.run_id, flow_run_id=flow_run_id):
+            self.store.set_run(self.run_id, flow_run_id=flow_run_id)
 
     def run_finished(self, status: Status, error: str | None = None) -> None:
         """The run is over: close logs, settle anything still open, flush the store."""

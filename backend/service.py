@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import socket
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from backend.store.protocol import HistoryStore
     from backend.store.records import JobRow
 
+log = logging.getLogger(__name__)
 
 PipelineSource = Literal["push", "merge_request_event", "schedule", "api"]
 
@@ -427,6 +429,34 @@ class Service:
             self._active[submission.run_id] = ctx
         status = Status.FAILED
         head: HeadStart | None = None
+        cleaned = threading.Event()
+        cleaning = threading.Lock()
+
+        def clean_up() -> None:
+            """Remove the run's containers and workspace, then hand on run_finished; once."""
+            with cleaning:
+                if cleaned.is_set():
+                    return
+                cleaned.set()
+                try:
+                    self.runner.remove_run_containers(key)
+                finally:
+                    try:
+                        remove_tree(workspace)
+                        from backend.jobspace import finish_run
+
+                        finish_run(ctx)  # the isolated jobs' folder and the run's bookkeeping
+                    finally:
+                        for deliver in held:  # a follower that sees the end sees nothing left
+                            deliver()
+
+        def ended_early() -> None:
+            """Every job succeeded before Prefect answered: end the run now (the head start)."""
+            from backend.execution import end_run, run_status
+
+            end_run(ctx, run_status(ctx))
+            clean_up()
+
         try:
             workspace.mkdir(parents=True, exist_ok=True)
             source = Source(
@@ -443,15 +473,22 @@ class Service:
                 if prefect_starting():  # a cold start: the first jobs need not wait for it
                     from backend.headstart import HeadStart
 
-                    head = HeadStart(ctx).start()
+                    head = HeadStart(ctx, on_complete=ended_early).start()
                 from flows.pipeline import run_pipeline as flow  # imported meanwhile
 
                 wait_for_prefect()
             status = flow(ctx)
         except BaseException as exc:
+            ended = ctx.run_ended
             ctx.cancel_run()  # every container of the run goes, whatever happened
             interrupted = isinstance(exc, KeyboardInterrupt)
             reason = "interrupted" if interrupted else str(exc) or type(exc).__name__
+            if ended is not None:  # ended by its head start: only the mirror into Prefect failed
+                if interrupted:
+                    raise
+                shown = recorder.masker.mask(reason)
+                log.warning("%s ended, but its Prefect flow run failed: %s", ctx.name, shown)
+                return ended
             status = Status.CANCELED if interrupted else Status.FAILED
             self._settle_crashed(recorder, status, reason)
             shown = recorder.masker.mask(reason)
@@ -464,17 +501,7 @@ class Service:
                 head.join()
             with self._lock:
                 self._active.pop(submission.run_id, None)
-            try:
-                self.runner.remove_run_containers(key)
-            finally:
-                try:
-                    remove_tree(workspace)
-                    from backend.jobspace import finish_run
-
-                    finish_run(ctx)  # the isolated jobs' folder and the run's bookkeeping
-                finally:
-                    for deliver in held:  # a follower that sees the end sees nothing left
-                        deliver()
+            clean_up()
         return status
 
     def _settle_crashed(self, recorder: Recorder, status: Status, reason: str) -> None:

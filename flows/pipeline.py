@@ -25,6 +25,7 @@ from backend.execution import (
     RunContext,
     begin_run,
     begin_stage,
+    end_run,
     execute_job,
     finish_stage,
     prepare_images,
@@ -205,8 +206,7 @@ def pipeline_flow(key: str) -> State[Any]:
         crash = _crashes.get(key)
         if crash is not None:
             return _crashed(ctx, crash)
-        status = run_status(ctx)
-        ctx.recorder.run_finished(status)
+        status = end_run(ctx, run_status(ctx))
     except Exception as exc:
         return _crashed(ctx, exc)
     finally:

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 from runkit import recorded_context
 
-from backend.execution import Claim, RunContext, begin_run, execute_job, finish_stage
+from backend.execution import (
+    Claim,
+    RunContext,
+    begin_run,
+    end_run,
+    execute_job,
+    finish_stage,
+    run_status,
+)
 from backend.headstart import HeadStart
 from backend.pipeline import parse_pipeline
 from backend.pipeline.gitlab.front import parse_gitlab
@@ -143,6 +151,39 @@ def test_head_start_next_stage_begins_when_every_job_succeeded(make_ctx: MakeCon
         ("build", Status.SUCCESS),
         ("test", Status.SUCCESS),
     ]
+
+
+def test_head_start_every_job_succeeded_before_the_flow_calls_on_complete(
+    make_ctx: MakeContext,
+) -> None:
+    ctx = make_ctx(FakeRunner())
+    completed: list[list[str]] = []
+    head = HeadStart(ctx, on_complete=lambda: completed.append(sorted(ctx.statuses))).start()
+    wait_until(lambda: bool(completed))
+
+    assert completed == [["compile", "fetch", "slow", "unit"]]  # called once, after every job
+    assert end_run(ctx, run_status(ctx)) is Status.SUCCESS  # what on_complete does (service)
+    seen = flow_runs(ctx)  # the flow, when Prefect answers, adopts every job
+    head.join()
+    assert {name: status for name, (status, _) in seen.items()} == dict.fromkeys(
+        seen, Status.SUCCESS
+    )
+    assert end_run(ctx, Status.FAILED) is Status.SUCCESS  # the flow keeps the recorded end
+    run = ctx.store.get_run("head", ctx.recorder.number)
+    assert run.status is Status.SUCCESS and run.finished_at is not None
+
+
+def test_head_start_flow_begun_first_never_calls_on_complete(make_ctx: MakeContext) -> None:
+    runner = FakeRunner(outcomes={"slow": FakeOutcome(seconds=0.3)})
+    ctx = make_ctx(runner)
+    completed: list[bool] = []
+    head = HeadStart(ctx, on_complete=lambda: completed.append(True)).start()
+    wait_until(lambda: "slow" in started(runner))
+
+    flow_runs(ctx)
+    head.join()
+
+    assert completed == [] and sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]
 
 
 def test_head_start_allowed_failure_leaves_later_stages_to_the_flow(tmp_path: Path) -> None:
