@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -180,6 +181,33 @@ def jobs(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def stages(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every stage of a run report, by name."""
     return {stage["name"]: stage for stage in report["stages"]}
+
+
+def prefect_flow_runs(home: Path, name: str, timeout: float = 90) -> list[dict[str, Any]]:
+    """The flow runs named ``name`` on ``home``'s local Prefect server, once one has ended.
+
+    A cold start's run may end before its flow has mirrored it into Prefect, even before that
+    server answers at all (backend/headstart.py): this waits for both.
+    """
+    from flows.prefect_api import auth_header, read_local_server
+
+    query = json.dumps({"flow_runs": {"name": {"any_": [name]}}}).encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        info = read_local_server(home)
+        assert info is not None, "no local Prefect server recorded"
+        request = urllib.request.Request(
+            f"{info['url']}/flow_runs/filter",
+            data=query,
+            headers={"Content-Type": "application/json", **auth_header(home)},
+        )
+        with contextlib.suppress(OSError):  # refused while it boots
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                found: list[dict[str, Any]] = json.load(reply)
+            if found and all(r["state_type"] not in ("PENDING", "RUNNING") for r in found):
+                return found
+        assert time.monotonic() < deadline, f"{name} did not end in Prefect in {timeout}s"
+        time.sleep(0.3)
 
 
 def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
