@@ -10,7 +10,8 @@ split over parallel jobs with JUnit reports, a build whose artifacts (and dotenv
 jobs, an allowed failure, a job with a service. For N runs it measures (median wall seconds):
 
 - cicd cold: ``cicd run`` with a fresh CICD_HOME (it starts its local Prefect server);
-- cicd warm: a second ``cicd run`` with the same CICD_HOME;
+- cicd warm: a second ``cicd run`` with the same CICD_HOME, once the first has been mirrored
+  into Prefect (a cold run may end before that);
 - gcl: gitlab-ci-local 4.70.1 on the same file (its artifacts need rsync in its helper image:
   ``tools.ensure_gcl_helper`` builds one locally).
 
@@ -167,6 +168,8 @@ def measure(project: str, runs: int, do_cicd: bool, do_gcl: bool) -> dict:
                         )
                         result[f"cicd_{kind}"].append(t.seconds)
                         result["outcomes"]["cicd"] = cicd_outcomes(repo, home, t.tail)
+                        if kind == "cold":  # warm: the daemon and its Prefect server idle
+                            tools.wait_mirrored(home)
                 finally:
                     tools.stop_cicd_home(home)
         finally:

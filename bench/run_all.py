@@ -8,7 +8,8 @@ of N runs (wall-clock seconds):
 
 - floor: the same containers started by hand in the best possible schedule (``bench/floor.py``);
 - cicd cold: ``cicd run`` with a fresh CICD_HOME (cicd starts its local Prefect server);
-- cicd warm: a second ``cicd run`` with the same CICD_HOME (the server is reused);
+- cicd warm: a second ``cicd run`` with the same CICD_HOME (the server is reused), once the
+  first has been mirrored into Prefect (a cold run may end before that);
 - gcl: gitlab-ci-local 4.70.1 on the same pipeline as ``.gitlab-ci.yml``.
 
 and prints one table with the ratios and warm's per-job overhead, then the issue's targets.
@@ -79,6 +80,8 @@ def measure(
                             f"  {name} run {i + 1}/{runs}: cicd {kind} {t.seconds:.2f}s "
                             f"(exit {t.returncode})"
                         )
+                        if kind == "cold":  # warm: the daemon and its Prefect server idle
+                            tools.wait_mirrored(home)
                         if t.ok:
                             result[f"cicd_{kind}"].append(t.seconds)
                         else:

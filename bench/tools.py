@@ -110,6 +110,39 @@ def run_cicd(repo: Path, home: Path, extra: list[str] | None = None) -> Timed:
     return timed([str(CICD), "run", *(extra or [])], repo, cicd_env(home))
 
 
+def wait_mirrored(home: Path, timeout: float = 120) -> float:
+    """Wait until ``home``'s local Prefect server answers and has no flow run going; seconds.
+
+    A cold run may end before its flow has mirrored it into Prefect (backend/headstart.py);
+    a warm run measured meanwhile would share the machine with that mirror and the server's
+    start. Returns how long it waited (0 when nothing was left).
+    """
+    import json
+    import urllib.request
+
+    from flows.prefect_api import auth_header, read_local_server
+
+    began = time.perf_counter()
+    going = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING", "SCHEDULED"]}}}}
+    while time.perf_counter() - began < timeout:
+        info = read_local_server(home)
+        if info is None:
+            return time.perf_counter() - began
+        request = urllib.request.Request(
+            f"{info['url']}/flow_runs/filter",
+            data=json.dumps(going).encode(),
+            headers={"Content-Type": "application/json", **auth_header(home)},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                if not json.load(reply):
+                    return time.perf_counter() - began
+        except OSError:
+            pass  # refused while it boots
+        time.sleep(0.2)
+    raise TimeoutError(f"Prefect of {home} still busy after {timeout:.0f}s")
+
+
 def stop_cicd_home(home: Path, remove: bool = True) -> None:
     """Stop the backend daemon and Prefect server cicd started for ``home``; delete ``home``."""
     code = (
