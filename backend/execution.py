@@ -94,6 +94,7 @@ class RunContext:
     stages_begun: set[str] = field(default_factory=set)  # stage_started recorded
     stages_ended: dict[str, Status] = field(default_factory=dict)  # stage_finished recorded
     run_ended: Status | None = None  # run_finished recorded (by the head start or the flow)
+    settled: threading.Condition = field(default_factory=threading.Condition)  # a job ended
     images_ready: bool = False  # prepare_images done
     _prepare_lock: threading.Lock = field(default_factory=threading.Lock)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -487,6 +488,8 @@ def _settle(
         started=started,
         allowed=allowed,
     )
+    with ctx.settled:  # jobs started ahead of their stage wait for their needs (headstart.py)
+        ctx.settled.notify_all()
     return status
 
 

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 
 from backend.execution import (
+    Claim,
     RunContext,
     begin_run,
     begin_stage,
@@ -137,20 +138,102 @@ class HeadStart:
         if claim is None:  # its task took it first
             return False
         self.started.append(job.name)
-
-        def body() -> None:
-            status = Status.FAILED
-            try:
-                status = run_job(self.ctx, job, claim.line)
-            finally:
-                claim.finish(status)
-                with self._changed:
-                    self._changed.notify_all()
-
-        thread = threading.Thread(target=body, name=f"cicd-head-start-{job.name}", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        self._threads.append(_start(self.ctx, job, claim, self._changed))
         return True
+
+
+class NeedsStarter:
+    """Starts GitLab jobs of later stages as soon as every job they ``needs:`` has succeeded.
+
+    GitLab's ``needs:`` lets a job start before its stage: once its needs have ended, whatever
+    earlier stages still run (``needs: []``: at once). The flow runs stages in order, a subflow
+    each; this starts such a job ahead of its stage, while the flow runs an earlier one, and
+    its task adopts it when the flow reaches its stage (``execution.Claim``), as after a head
+    start. Only jobs that start unconditionally (``when: on_success``, not delayed, not
+    reused) and whose needs all succeeded are started here; a job whose need failed, was
+    skipped or was allowed to fail is left to its task (skipped, or run, as GitLab decides).
+    """
+
+    def __init__(self, ctx: RunContext, candidates: list[Job]) -> None:
+        self.ctx = ctx
+        self.started: list[str] = []  # jobs started here, in order
+        self._candidates = candidates
+        self._stopped = False
+        self._threads: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._run, name="cicd-needs", daemon=True)
+
+    @classmethod
+    def for_run(cls, ctx: RunContext) -> NeedsStarter | None:
+        """A starter for the GitLab jobs of ``ctx`` beyond its first stage that have
+        ``needs:``; None when it has none (a native pipeline's needs stay in their stage)."""
+        later = list(ctx.stage_order.values())[1:]
+        candidates = [job for jobs in later for job in jobs if job.dag and _unconditional(ctx, job)]
+        return cls(ctx, candidates) if candidates else None
+
+    def start(self) -> NeedsStarter:
+        """Begin in the background; returns self."""
+        self._thread.start()
+        return self
+
+    def join(self) -> None:
+        """Start nothing more and wait for the jobs started here to end (each settles itself)."""
+        with self.ctx.settled:
+            self._stopped = True
+            self.ctx.settled.notify_all()
+        self._thread.join()
+        for thread in list(self._threads):
+            thread.join()
+
+    def _run(self) -> None:
+        ctx = self.ctx
+        try:
+            with ctx.settled:
+                while self._candidates and not self._stopped and not ctx.cancel.is_set():
+                    self._start_ready()
+                    if self._candidates:
+                        ctx.settled.wait(0.5)
+        except Exception:  # their tasks run what was not started here
+            log.exception("%s: starting jobs by their needs stopped", ctx.name)
+
+    def _start_ready(self) -> None:
+        ctx = self.ctx
+        with ctx._lock:
+            statuses = dict(ctx.statuses)
+            taken = set(ctx.taken)
+        for job in list(self._candidates):
+            if job.name in taken:  # its task has it
+                self._candidates.remove(job)
+                continue
+            upstream = [statuses.get(n) for n in ctx.waits_for(job)]
+            if any(s is None or not s.finished for s in upstream):
+                continue
+            self._candidates.remove(job)
+            if all(s in _GOOD for s in upstream):
+                claim = claim_job(ctx, job)
+                if claim is not None:
+                    begin_stage(ctx, job.stage)
+                    self.started.append(job.name)
+                    self._threads.append(_start(ctx, job, claim, None))
+
+
+def _start(
+    ctx: RunContext, job: Job, claim: Claim, ended: threading.Condition | None
+) -> threading.Thread:
+    """Run claimed ``job`` in a thread of its own; its claim gets its lines and status."""
+
+    def body() -> None:
+        status = Status.FAILED
+        try:
+            status = run_job(ctx, job, claim.line)
+        finally:
+            claim.finish(status)
+            if ended is not None:
+                with ended:
+                    ended.notify_all()
+
+    thread = threading.Thread(target=body, name=f"cicd-early-{job.name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def _unconditional(ctx: RunContext, job: Job) -> bool:

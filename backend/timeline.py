@@ -5,8 +5,8 @@ Pure: built from a recorded run (``RunPublic``) and, when known, each job's ``ne
 terminal chart (``cicd report --graph``), the SVG picture and the Prefect artifact all draw
 from a ``Timeline``. What a job may have waited for:
 
-- every job of the earlier stages: ``cicd run`` starts stages in order, so this holds for every
-  job, a GitLab job with ``needs`` in a later stage too (it does not start before its stage);
+- every job of the earlier stages (a GitLab job with ``needs`` may start before its stage, once
+  they succeeded: the earlier jobs that ended after it started are not what it waited for);
 - and its ``needs`` in its own stage, when it declared them;
 - when no job of the run has needs recorded (none declared any, or the run is from before they
   were recorded), every other job of its own stage: the times decide (a job that started after

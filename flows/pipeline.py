@@ -32,6 +32,7 @@ from backend.execution import (
     run_status,
     skip_stage,
 )
+from backend.headstart import NeedsStarter
 from backend.schemas import RunPublic, Status
 
 PREFECT_LOG_LINES = 10_000  # per job; the job's own log file keeps every line
@@ -180,15 +181,20 @@ def pipeline_flow(key: str) -> State[Any]:
     """Run a pipeline: its stages in order, each a subflow.
 
     After a failure a native run skips the later stages (it is canceled); a GitLab run goes on,
-    so their ``when: on_failure`` and ``always`` jobs run and the others are skipped.
+    so their ``when: on_failure`` and ``always`` jobs run and the others are skipped. A GitLab
+    job with ``needs:`` starts once they succeeded, before its stage (``NeedsStarter``); its
+    task adopts it.
     """
     from prefect.runtime import flow_run
 
     ctx = context(key)
+    early = NeedsStarter.for_run(ctx)  # GitLab jobs whose needs: let them start before their stage
     try:
         begin_run(ctx, flow_run_id=str(flow_run.id) if flow_run.id else None)
         _cancel_watch.add(flow_run.id, ctx)
         prepare_images(ctx)
+        if early is not None:
+            early.start()
         with _no_heartbeat():
             for stage, jobs in ctx.stage_order.items():
                 if key in _crashes:
@@ -203,6 +209,8 @@ def pipeline_flow(key: str) -> State[Any]:
                     flow_run_name=f"{ctx.name}/{stage}",
                     task_runner=ThreadPoolTaskRunner(max_workers=width),  # type: ignore[arg-type]
                 )(key, stage, return_state=True)
+        if early is not None:
+            early.join()  # its jobs were adopted by their tasks: ended
         crash = _crashes.get(key)
         if crash is not None:
             return _crashed(ctx, crash)
@@ -211,6 +219,8 @@ def pipeline_flow(key: str) -> State[Any]:
         return _crashed(ctx, exc)
     finally:
         _cancel_watch.remove(flow_run.id)
+        if early is not None:
+            early.join()
     publish_artifacts(ctx)
     return _state(status, f"pipeline {ctx.name} {status.value}")
 

@@ -96,8 +96,26 @@ def test_build_timeline_stage_order_when_no_job_declares_needs() -> None:
     assert round(bars["u"].wait or 0, 3) == 0.2  # from y's end, the last of stage build
 
 
-def test_build_timeline_needs_in_a_later_stage_still_follow_the_stage_order() -> None:
-    # cicd run starts stages in order: b needs only a, yet it started when slow ended
+def test_build_timeline_needs_job_started_early_waited_for_its_need() -> None:
+    # GitLab: b needs only a (an earlier stage) and started once a ended, while slow still ran
+    run = _run(
+        {
+            "build": [_job("a", 0.0, 0.5), _job("slow", 0.0, 2.0)],
+            "test": [_job("b", 0.6, 6.0), _job("early", 2.1, 2.5)],
+            "deploy": [_job("d", 6.2, 6.5)],
+        },
+        6.5,
+    )
+    needs = {"a": None, "slow": None, "b": ["a"], "early": None, "d": ["b"]}
+    timeline = build_timeline(run, needs)
+    bars = {bar.job: bar for bar in timeline.bars}
+    assert (bars["b"].waited_for, bars["early"].waited_for) == ("a", "slow")
+    assert round(bars["b"].wait or 0, 3) == 0.1
+    assert timeline.critical_path == ["a", "b", "d"]
+
+
+def test_build_timeline_needs_job_started_with_its_stage_waited_for_the_stage() -> None:
+    # b needs only a, yet it started when slow ended (no free slot before, say)
     run = _run(
         {
             "build": [_job("a", 0.0, 0.5), _job("slow", 0.0, 2.0)],

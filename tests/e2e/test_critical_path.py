@@ -50,8 +50,8 @@ def test_critical_path_of_a_known_dag_is_a_b_d_e(project: Project) -> None:
     assert "critical path: a -> b -> d -> e" in texts
 
 
-# GitLab: b needs a in an earlier stage; cicd run starts stages in order, so b waits for slow
-# (the whole build stage) all the same, and c, without needs, too; d needs b
+# GitLab: b needs a in an earlier stage, so it starts once a ended, while slow still runs; c,
+# without needs, waits for the whole build stage; d needs b
 GITLAB = f"""
 stages: [build, test, deploy]
 default: {{image: {BUSYBOX}}}
@@ -63,12 +63,13 @@ d: {{stage: deploy, needs: [b], script: ["true"]}}
 """
 
 
-def test_critical_path_of_a_gitlab_file_follows_the_stage_order(project: Project) -> None:
+def test_critical_path_of_a_gitlab_file_follows_needs_across_stages(project: Project) -> None:
     project.commit({".gitlab-ci.yml": textwrap.dedent(GITLAB).lstrip("\n")})
     out = project.run()
     assert out.returncode == 0, out.stdout + out.stderr
     data = json.loads(project.cicd("report", "repo#1", "--graph", "--format", "json").stdout)
-    assert data["critical_path"] == ["slow", "b", "d"]
+    assert data["critical_path"] == ["a", "b", "d"]
     jobs = {job["name"]: job for stage in data["stages"] for job in stage["jobs"]}
-    assert jobs["b"]["waited_for"] == jobs["c"]["waited_for"] == "slow"
+    assert jobs["b"]["waited_for"] == "a"  # not the build stage: slow still ran
+    assert jobs["c"]["waited_for"] == "slow"
     assert jobs["d"]["waited_for"] == "b"
