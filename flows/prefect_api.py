@@ -460,8 +460,8 @@ def loopback_ca_file(home: Path) -> Path:
     """A CA file of one certificate for Prefect clients of the local server; made once.
 
     Every Prefect client (one per flow run, one per task run) builds a TLS context from
-    ``PREFECT_API_SSL_CERT_FILE``, by default the whole certifi bundle: ~37 ms of CPU each, a
-    third of the cicd server's CPU per job under load. The local server speaks plain HTTP on
+    ``PREFECT_API_SSL_CERT_FILE``, by default the whole certifi bundle: ~37 ms of CPU each, about a
+    quarter of the cicd server's CPU per job under load. The local server speaks plain HTTP on
     loopback, so that context is never used; loading one certificate costs ~0.8 ms. It is the
     bundle's first, so nothing is trusted that the bundle did not trust. A file set by the user
     is kept (``setdefault``); a Prefect API given by ``PREFECT_API_URL`` is left as it is.
