@@ -21,7 +21,7 @@ from cicd_cli.daemon import stop_daemon
 from flows.prefect_api import auth_header, read_local_server, stop_local_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))  # not a package
-from e2ekit import BUSYBOX, Project
+from e2ekit import BUSYBOX, Project, own_prefect_project
 
 TWO_STAGES = f"""\
 pipeline: {{name: cold, stages: [build, test], image: {BUSYBOX}}}
@@ -35,10 +35,7 @@ jobs:
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
     """A project whose cicd starts its own Prefect server; daemon and server stopped after."""
-    made = Project.create(tmp_path)
-    for name in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_API_AUTH_STRING", "CICD_DAEMON"):
-        made.env.pop(name, None)
-    made.commit({".pipelines/cold.yaml": TWO_STAGES})
+    made = own_prefect_project(tmp_path, {".pipelines/cold.yaml": TWO_STAGES})
     yield made
     stop_daemon(made.home)
     stop_local_server(made.home)

@@ -27,7 +27,7 @@ from cicd_cli.daemon import read_state, state_path, stop_daemon
 from flows.prefect_api import read_local_server, server_state_file, stop_local_server, users
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))  # not a package
-from e2ekit import BUSYBOX, CICD, Project
+from e2ekit import BUSYBOX, CICD, Project, own_prefect_project
 
 QUICK = f"""\
 pipeline: {{name: quick, stages: [build], image: {BUSYBOX}}}
@@ -39,10 +39,7 @@ jobs:
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
     """A project whose cicd starts its own Prefect server; daemon and server stopped after."""
-    made = Project.create(tmp_path)
-    for name in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_API_AUTH_STRING", "CICD_DAEMON"):
-        made.env.pop(name, None)
-    made.commit({".pipelines/quick.yaml": QUICK})
+    made = own_prefect_project(tmp_path, {".pipelines/quick.yaml": QUICK})
     yield made
     stop_daemon(made.home)
     stop_local_server(made.home)

@@ -183,6 +183,16 @@ def stages(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {stage["name"]: stage for stage in report["stages"]}
 
 
+def own_prefect_project(root: Path, files: dict[str, str | bytes]) -> Project:
+    """A project whose cicd starts its own daemon and Prefect server (no PREFECT_API_URL), with
+    ``files`` committed; stop both after with ``stop_daemon``/``stop_local_server``."""
+    made = Project.create(root)
+    for name in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_API_AUTH_STRING", "CICD_DAEMON"):
+        made.env.pop(name, None)
+    made.commit(files)
+    return made
+
+
 def prefect_flow_runs(home: Path, name: str, timeout: float = 90) -> list[dict[str, Any]]:
     """The flow runs named ``name`` on ``home``'s local Prefect server, once one has ended.
 

@@ -29,3 +29,11 @@ def make_pipeline(name: str, stages: dict[str, list[dict[str, Any]]]) -> Pipelin
             for stage, jobs in stages.items()
         ],
     )
+
+
+def gitlab_pipeline(name: str, stages: dict[str, list[dict[str, Any]]]) -> Pipeline:
+    """A pipeline as the GitLab front end builds it (``dag`` on the jobs with ``needs:``)."""
+    marked = {
+        stage: [{**job, "dag": "needs" in job} for job in jobs] for stage, jobs in stages.items()
+    }
+    return make_pipeline(name, marked).model_copy(update={"format": "gitlab"})

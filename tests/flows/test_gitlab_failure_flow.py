@@ -13,23 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from flowkit import make_pipeline
+from flowkit import gitlab_pipeline as _gitlab
 
 from backend.execution import failure_allowed, failure_reason, retries_for
-from backend.pipeline.model import Job, Pipeline
+from backend.pipeline.model import Job
 from backend.runner.base import FakeOutcome, JobResult, Outcome
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-
-def _gitlab(name: str, stages: dict[str, list[dict[str, Any]]]) -> Pipeline:
-    """A pipeline as the GitLab front end builds it (``dag`` on the jobs with ``needs:``)."""
-    marked = {
-        stage: [{**job, "dag": "needs" in job} for job in jobs] for stage, jobs in stages.items()
-    }
-    return make_pipeline(name, marked).model_copy(update={"format": "gitlab"})
 
 
 def _run(ctx: Any) -> Status:

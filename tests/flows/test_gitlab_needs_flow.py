@@ -11,22 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flowkit import gitlab_pipeline as _gitlab
 from flowkit import make_pipeline
 
-from backend.pipeline.model import Pipeline
 from backend.runner.base import FakeOutcome
 from backend.runner.fake import FakeRunner
 from backend.schemas import Status
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-
-def _gitlab(name: str, stages: dict[str, list[dict[str, Any]]]) -> Pipeline:
-    """A pipeline as the GitLab front end builds it (``dag`` on the jobs with ``needs:``)."""
-    marked = {
-        stage: [{**job, "dag": "needs" in job} for job in jobs] for stage, jobs in stages.items()
-    }
-    return make_pipeline(name, marked).model_copy(update={"format": "gitlab"})
 
 
 def _run(ctx: Any) -> Status:
