@@ -25,8 +25,8 @@ def immediate_sqlite_transactions() -> None:
     Under a burst of 20 runs that was ~50 flow and task run creations, each answered 503 and
     sent again by Prefect's client ~2 s later. ``IMMEDIATE`` takes the write lock when the
     transaction begins, where SQLite waits for it (``busy_timeout``), so writers queue instead
-    of failing. Transactions Prefect begins
-    are its writes (reads use sessions without one), so little that only reads is serialised.
+    of failing. Transactions Prefect begins are its writes (reads use sessions without one), so
+    little that only reads is serialised.
     """
     from contextlib import asynccontextmanager
 
