@@ -51,13 +51,6 @@ def wait_for_prefect() -> None:
     wait()
 
 
-def prefect_starting() -> bool:
-    """True while the local Prefect server ``prepare_prefect`` started may still be booting."""
-    from flows.prefect_api import prefect_starting as starting
-
-    return starting()
-
-
 def use_prefect(home: Path) -> str:
     """Point this process at the Prefect API (as ``prepare_prefect``), waiting until it answers,
     without importing the flow; return its URL."""

@@ -85,7 +85,7 @@ class RunContext:
     failed: set[str] = field(default_factory=set)  # jobs that failed, not allowed to
     skipped: dict[str, str] = field(default_factory=dict)  # GitLab: job -> why it did not run
     canceled_by_user: bool = False
-    # a cold start's head start (backend.headstart): jobs it started, that their tasks adopt;
+    # the run's head start (backend.headstart): jobs it started, that their tasks adopt;
     # every job taken by someone (head start or task), so each runs once
     head_started: dict[str, Claim] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)

@@ -1,19 +1,22 @@
-"""A cold start's head start: the run's jobs start while the Prefect server boots.
+"""A run's head start: its jobs start without waiting for Prefect.
 
-The first ``cicd run`` in a fresh ``CICD_HOME`` starts its local Prefect server, which spends
-seconds importing before it answers. The run does not wait for it: once the commit is checked
-out, ``HeadStart`` records the run RUNNING, checks its images and starts the first stage's jobs
-(those whose needs in the stage have succeeded, at most ``--jobs`` containers at once), exactly
-as ``execute_job`` runs them. When every job of a stage has succeeded here, the stage is settled
-(``finish_stage``) and the next one begins the same way. When Prefect answers, the flow runs as
-always. A job's task that finds its job started here adopts it (``Claim``): it hands the job's
-lines, those printed so far first, to Prefect's log and ends in the job's state. The head start
-starts nothing once the flow's first stage has begun; jobs it did not start are run by their
-tasks. Each job runs once, by whoever took it first (``execution.claim_job``). The run's flow,
-stage subflows and job tasks are in Prefect as for any run; only their start times are later
-than the jobs'. When every job has succeeded here before the flow began, the run is ended at
-once (``on_complete``: its end recorded, its containers and workspace gone, the client told)
-and the flow, when Prefect answers, only mirrors it into Prefect.
+Before a run's first job starts, Prefect must answer for its flow run, its first stage's subflow
+run and the job's task run: ~0.4 s on an idle server, seconds while a cold start's local server
+boots (it spends seconds importing before it answers) or while a burst of runs keeps it busy
+(20 at once: ~10 s to the first job at the median). The run does not wait for it: once the
+commit is checked out, ``HeadStart`` records the run RUNNING, checks its images and starts the
+first stage's jobs (those whose needs in the stage have succeeded, at most ``--jobs`` containers
+at once), exactly as ``execute_job`` runs them. When every job of a stage has succeeded here,
+the stage is settled (``finish_stage``) and the next one begins the same way. When Prefect
+answers, the flow runs as always. A job's task that finds its job started here adopts it
+(``Claim``): it hands the job's lines, those printed so far first, to Prefect's log and ends in
+the job's state. The head start starts nothing once the flow's first stage has begun; jobs it
+did not start are run by their tasks. Each job runs once, by whoever took it first
+(``execution.claim_job``). The run's flow, stage subflows and job tasks are in Prefect as for
+any run; only their start times are later than the jobs'. When every job has succeeded here
+before the flow began, the run is ended at once (``on_complete``: its end recorded, its
+containers and workspace gone, the client told) and the flow, when Prefect answers, only mirrors
+it into Prefect.
 
 Only jobs that start unconditionally are started here (``when: on_success``, not delayed, not
 reused from a retried run): the others' turn depends on outcomes the flow decides on. A stage

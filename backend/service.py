@@ -468,12 +468,11 @@ class Service:
             )
             checkout(source, workspace)
             if flow is None:  # the Prefect flow
-                from backend.engines import prefect_starting, wait_for_prefect
+                from backend.engines import wait_for_prefect
+                from backend.headstart import HeadStart
 
-                if prefect_starting():  # a cold start: the first jobs need not wait for it
-                    from backend.headstart import HeadStart
-
-                    head = HeadStart(ctx, on_complete=ended_early).start()
+                # the first jobs need not wait for Prefect's flow, subflow and task runs
+                head = HeadStart(ctx, on_complete=ended_early).start()
                 from flows.pipeline import run_pipeline as flow  # imported meanwhile
 
                 wait_for_prefect()

@@ -505,9 +505,3 @@ def wait_for_prefect() -> None:
         with contextlib.suppress(OSError), urllib.request.urlopen(hello, timeout=30):
             pass
         _pending = None
-
-
-def prefect_starting() -> bool:
-    """True while the local server ``configure_prefect(wait=False)`` returned may still be
-    starting (nobody has waited for it yet)."""
-    return _pending is not None

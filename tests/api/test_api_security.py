@@ -13,6 +13,7 @@ import httpx
 import pytest
 import uvicorn
 from apikit import TOKEN, Api, follow, submit
+from prefectkit import job_task_running
 
 from backend.api import create_app
 from backend.requests import PreparedRun
@@ -181,6 +182,11 @@ def test_followers_of_a_quiet_job_neither_freeze_the_api_nor_hold_threads(
     api = start_api(runner=runner, max_followers=64)
     submit(api, prepare(repo))
     wait_for(lambda: api.service.job("demo", 1, "compile").status is Status.RUNNING)
+    # the job starts before its flow (backend/headstart.py): the baseline is taken once the
+    # flow's task runs it, with every thread of Prefect's that it took
+    wait_for(lambda: all(f for _, _, _, f in api.service.store.open_runs()), what="its flow run")
+    flow_run = next(f for _, _, _, f in api.service.store.open_runs())
+    wait_for(lambda: job_task_running(str(flow_run), "compile"), what="the job's Prefect task")
     _health_seconds(api)
     baseline = threading.active_count()
 

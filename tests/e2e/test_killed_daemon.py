@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from uuid import UUID
 
 import pytest
 from e2ekit import BUSYBOX, Project, managed_containers, remove_containers, sleeping_run
+from prefectkit import job_task_running
 
 from cicd_cli.daemon import read_state, state_path, stop_daemon
 
@@ -43,13 +45,20 @@ def daemon_project(tmp_path: Path, prefect_api: str) -> Iterator[Project]:
     stop_daemon(made.home)
 
 
-def open_flow_run(home: Path) -> str:
-    """The Prefect flow run id of the one open run in ``home``'s store."""
-    with sqlite3.connect(home / "cicd.db") as db:
-        rows = db.execute(
-            "SELECT flow_run_id FROM pipeline_runs WHERE status IN ('PENDING', 'RUNNING')"
-        ).fetchall()
-    assert len(rows) == 1 and rows[0][0], rows
+def open_flow_run(home: Path, timeout: float = 60) -> str:
+    """The Prefect flow run id of the one open run in ``home``'s store, once it has one (its
+    jobs start before its flow run exists: backend/headstart.py)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(home / "cicd.db") as db:
+            rows = db.execute(
+                "SELECT flow_run_id FROM pipeline_runs WHERE status IN ('PENDING', 'RUNNING')"
+            ).fetchall()
+        assert len(rows) == 1, rows
+        if rows[0][0] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert rows[0][0], rows
     return str(rows[0][0])
 
 
@@ -81,6 +90,11 @@ def test_killed_daemon_run_with_secret_leaves_no_container_no_file_and_a_crashed
     with sleeping_run(project, "-p", "sleeper", "--secret", "TOKEN") as run:
         proc, ours = run.proc, run.containers
         flow_run_id = open_flow_run(project.home)
+        # killed once the flow runs the job: its subflow and task are in Prefect to be crashed
+        deadline = time.monotonic() + 60
+        while not job_task_running(flow_run_id, "nap"):
+            assert time.monotonic() < deadline, "the job's Prefect task did not run"
+            time.sleep(0.2)
         info = read_state(state_path(project.home))
         assert info is not None
         os.kill(int(info["pid"]), signal.SIGKILL)
