@@ -94,6 +94,10 @@ class RunContext:
     stages_begun: set[str] = field(default_factory=set)  # stage_started recorded
     stages_ended: dict[str, Status] = field(default_factory=dict)  # stage_finished recorded
     run_ended: Status | None = None  # run_finished recorded (by the head start or the flow)
+    # called once the run's end is recorded (the service removes its containers and workspace
+    # and hands on run_finished): what the flow does after, its Prefect artifacts and its own
+    # end, is only its mirror, which no client waits for
+    on_end: Callable[[], None] | None = None
     settled: threading.Condition = field(default_factory=threading.Condition)  # a job ended
     images_ready: bool = False  # prepare_images done
     _prepare_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -587,13 +591,15 @@ def end_run(ctx: RunContext, status: Status) -> Status:
     """Record the run's end with ``status``, once; the status recorded.
 
     A head start that ran every job before Prefect answered ends the run; its flow, which then
-    only mirrors the run into Prefect, keeps that end.
+    only mirrors the run into Prefect, keeps that end. ``ctx.on_end`` follows the record.
     """
     with ctx._lock:
         if ctx.run_ended is not None:
             return ctx.run_ended
         ctx.run_ended = status
     ctx.recorder.run_finished(status)
+    if ctx.on_end is not None:
+        ctx.on_end()
     return status
 
 

@@ -429,15 +429,16 @@ class Service:
             self._active[submission.run_id] = ctx
         status = Status.FAILED
         head: HeadStart | None = None
-        cleaned = threading.Event()
         cleaning = threading.Lock()
+        cleaned = False
 
         def clean_up() -> None:
             """Remove the run's containers and workspace, then hand on run_finished; once."""
+            nonlocal cleaned
             with cleaning:
-                if cleaned.is_set():
+                if cleaned:
                     return
-                cleaned.set()
+                cleaned = True
                 try:
                     self.runner.remove_run_containers(key)
                 finally:
@@ -450,13 +451,23 @@ class Service:
                         for deliver in held:  # a follower that sees the end sees nothing left
                             deliver()
 
+        def ended() -> None:
+            """The run's end is recorded (by its flow, or by its head start when every job
+            succeeded before Prefect answered): clean up and tell the client now, not after
+            the flow's Prefect artifacts and end."""
+            try:
+                clean_up()
+            except Exception as exc:  # the run has ended: this is only logged
+                shown = recorder.masker.mask(f"{type(exc).__name__}: {exc}")
+                log.warning("%s: cleaning up after its end failed: %s", ctx.name, shown)
+
         def ended_early() -> None:
             """Every job succeeded before Prefect answered: end the run now (the head start)."""
             from backend.execution import end_run, run_status
 
-            end_run(ctx, run_status(ctx))
-            clean_up()
+            end_run(ctx, run_status(ctx))  # calls ended()
 
+        ctx.on_end = ended
         try:
             workspace.mkdir(parents=True, exist_ok=True)
             source = Source(

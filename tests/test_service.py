@@ -159,6 +159,41 @@ def test_execute_runs_every_job_and_records_success(tmp_path: Path) -> None:
     assert not (service.settings.workspaces_dir / service.run_key(submission.run_id)).exists()
 
 
+def test_execute_run_finished_handed_on_at_the_runs_end_before_the_flow_returns(
+    tmp_path: Path,
+) -> None:
+    # what a flow does after recording the run's end (Prefect artifacts, its own end) is its
+    # mirror: the client hears run_finished, with nothing of the run left, before that
+    from backend.execution import end_run, execute_job, run_status, stage_status
+
+    events: list[Event] = []
+    seen_at_end: list[object] = []
+
+    def flow(ctx) -> Status:
+        ctx.recorder.run_started()
+        for stage, jobs in ctx.stage_order.items():
+            ctx.recorder.stage_started(stage)
+            for job in jobs:
+                execute_job(ctx, job)
+            ctx.recorder.stage_finished(stage, stage_status(ctx, stage))
+        status = end_run(ctx, run_status(ctx))
+        seen_at_end.extend([[e.kind for e in events][-1], workspace.exists()])
+        assert end_run(ctx, Status.FAILED) is status  # recorded once: the flow keeps it
+        return status
+
+    service = make_service(tmp_path / "home", flow=flow)
+    run = prepared(tmp_path)
+    submission = service.start(run.request, run.source)
+    workspace = service.settings.workspaces_dir / service.run_key(submission.run_id)
+
+    status = service.execute(submission, sinks=[events.append])
+
+    assert status is Status.SUCCESS
+    assert seen_at_end == ["run_finished", False]
+    assert [e.kind for e in events].count("run_finished") == 1
+    assert service.run("demo", 1).status is Status.SUCCESS
+
+
 def test_execute_failing_job_fails_the_run_and_cancels_the_rest(tmp_path: Path) -> None:
     runner = FakeRunner(outcomes={"compile": FakeOutcome(exit_code=2)})
     service = make_service(tmp_path / "home", runner)
