@@ -13,6 +13,7 @@ from pathlib import Path
 
 from backend.execution import (
     RunContext,
+    end_run,
     execute_job,
     prepare_images,
     run_status,
@@ -52,9 +53,7 @@ def plain_flow(ctx: RunContext) -> Status:
         for job in jobs:
             execute_job(ctx, job)
         ctx.recorder.stage_finished(stage, stage_status(ctx, stage))
-    status = run_status(ctx)
-    ctx.recorder.run_finished(status)
-    return status
+    return end_run(ctx, run_status(ctx))  # as the flow: recorded once, then ctx.on_end
 
 
 def make_repo(path: Path, pipeline: str = PIPELINE) -> Path:

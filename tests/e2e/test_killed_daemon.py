@@ -17,11 +17,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 from e2ekit import BUSYBOX, Project, managed_containers, remove_containers, sleeping_run
-from prefectkit import job_task_running
+from prefectkit import mirror, wait_job_task_running
 
 from cicd_cli.daemon import read_state, state_path, stop_daemon
 
@@ -78,23 +77,13 @@ def shm_files_with(needle: bytes) -> list[str]:
 def test_killed_daemon_run_with_secret_leaves_no_container_no_file_and_a_crashed_flow_run(
     daemon_project: Project,
 ) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-        TaskRunFilter,
-        TaskRunFilterFlowRunId,
-    )
 
     project = daemon_project
     with sleeping_run(project, "-p", "sleeper", "--secret", "TOKEN") as run:
         proc, ours = run.proc, run.containers
         flow_run_id = open_flow_run(project.home)
         # killed once the flow runs the job: its subflow and task are in Prefect to be crashed
-        deadline = time.monotonic() + 60
-        while not job_task_running(flow_run_id, "nap"):
-            assert time.monotonic() < deadline, "the job's Prefect task did not run"
-            time.sleep(0.2)
+        wait_job_task_running(flow_run_id, "nap")
         info = read_state(state_path(project.home))
         assert info is not None
         os.kill(int(info["pid"]), signal.SIGKILL)
@@ -113,18 +102,7 @@ def test_killed_daemon_run_with_secret_leaves_no_container_no_file_and_a_crashed
     finally:
         remove_containers(managed_containers() & ours)
     assert shm_files_with(SECRET.encode()) == []
-    with get_client(sync_client=True) as client:
-        root = client.read_flow_run(UUID(flow_run_id))
-        subflows = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[root.id])
-            )
-        )
-        tasks = client.read_task_runs(
-            task_run_filter=TaskRunFilter(
-                flow_run_id=TaskRunFilterFlowRunId(any_=[root.id, *(f.id for f in subflows)])
-            )
-        )
+    root, subflows, tasks = mirror(flow_run_id)
     assert root.state is not None and root.state.type.value == "CRASHED", root.state
     assert [(f.name, state_of(f)) for f in subflows] == [("sleeper#1/one", "CRASHED")]
     # the job's task, and the task Prefect keeps in the pipeline's flow run for the subflow
