@@ -89,7 +89,6 @@ class RunContext:
     # every job taken by someone (head start or task), so each runs once
     head_started: dict[str, Claim] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
-    flow_started: threading.Event = field(default_factory=threading.Event)  # head start stops
     run_begun: bool = False  # run_started recorded (by the head start or the flow)
     stages_begun: set[str] = field(default_factory=set)  # stage_started recorded
     stages_ended: dict[str, Status] = field(default_factory=dict)  # stage_finished recorded
@@ -590,8 +589,8 @@ def skip_stage(ctx: RunContext, stage: str) -> None:
 def end_run(ctx: RunContext, status: Status) -> Status:
     """Record the run's end with ``status``, once; the status recorded.
 
-    A head start that ran every job before Prefect answered ends the run; its flow, which then
-    only mirrors the run into Prefect, keeps that end. ``ctx.on_end`` follows the record.
+    A head start that saw every job succeed ahead of the flow ends the run; its flow, which
+    then only mirrors the run into Prefect, keeps that end. ``ctx.on_end`` follows the record.
     """
     with ctx._lock:
         if ctx.run_ended is not None:

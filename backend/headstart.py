@@ -3,25 +3,26 @@
 Before a run's first job starts, Prefect must answer for its flow run, its first stage's subflow
 run and the job's task run: ~0.4 s on an idle server, seconds while a cold start's local server
 boots (it spends seconds importing before it answers) or while a burst of runs keeps it busy
-(20 at once: ~10 s to the first job at the median). The run does not wait for it: once the
-commit is checked out, ``HeadStart`` records the run RUNNING, checks its images and starts the
-first stage's jobs (those whose needs in the stage have succeeded, at most ``--jobs`` containers
-at once), exactly as ``execute_job`` runs them. When every job of a stage has succeeded here,
-the stage is settled (``finish_stage``) and the next one begins the same way. When Prefect
-answers, the flow runs as always. A job's task that finds its job started here adopts it
-(``Claim``): it hands the job's lines, those printed so far first, to Prefect's log and ends in
-the job's state. The head start starts nothing once the flow's first stage has begun; jobs it
-did not start are run by their tasks. Each job runs once, by whoever took it first
-(``execution.claim_job``). The run's flow, stage subflows and job tasks are in Prefect as for
-any run; only their start times are later than the jobs'. When every job has succeeded here
-before the flow began, the run is ended at once (``on_complete``: its end recorded, its
-containers and workspace gone, the client told) and the flow, when Prefect answers, only mirrors
-it into Prefect.
+(20 at once: ~10 s to the first job at the median). Each later stage waits again for its
+subflow run and task runs. The run does not wait for them: once the commit is checked out,
+``HeadStart`` records the run RUNNING, checks its images and starts the first stage's jobs
+(those whose needs in the stage have succeeded, at most ``--jobs`` containers at once), exactly
+as ``execute_job`` runs them. When every job of a stage has succeeded, whoever ran it, the
+stage is settled (``finish_stage``) and the next one begins the same way, whether or not the
+flow has reached it. A job's task that finds its job started here adopts it (``Claim``): it
+hands the job's lines, those printed so far first, to Prefect's log and ends in the job's
+state; a job whose task took it first is run by its task, and the head start waits for its
+end as for its own. Each job runs once, by whoever took it first (``execution.claim_job``).
+The run's flow, stage subflows and job tasks are in Prefect as for any run, wired as always;
+their start times are later than the jobs' when Prefect is slower than the jobs. When every
+job has succeeded, the run is ended at once (``on_complete``: its end recorded, its containers
+and workspace gone, the client told) and the flow, as Prefect answers, only mirrors it into
+Prefect (README, "How it works").
 
 Only jobs that start unconditionally are started here (``when: on_success``, not delayed, not
 reused from a retried run): the others' turn depends on outcomes the flow decides on. A stage
 with such a job, or with a job that did not succeed (an allowed failure included), is the last
-one the head start touches.
+one the head start touches; the flow decides the rest.
 """
 
 from __future__ import annotations
@@ -49,13 +50,13 @@ _GOOD = (Status.SUCCESS, Status.REUSED)
 
 
 class HeadStart:
-    """Starts the jobs of ``ctx``, stage after stage, until its flow begins its first stage."""
+    """Starts the jobs of ``ctx``, stage after stage, ahead of its flow."""
 
     def __init__(self, ctx: RunContext, on_complete: Callable[[], None] | None = None) -> None:
         self.ctx = ctx
-        self._on_complete = on_complete  # called when every job ran here before the flow began
+        self._on_complete = on_complete  # called when every job has succeeded
         self.started: list[str] = []  # jobs started here, in order
-        self._changed = threading.Condition()
+        self._stopped = False
         self._threads: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._run, name="cicd-head-start", daemon=True)
 
@@ -65,10 +66,10 @@ class HeadStart:
         return self
 
     def stop(self) -> None:
-        """Start no more jobs (the flow takes over)."""
-        self.ctx.flow_started.set()
-        with self._changed:
-            self._changed.notify_all()
+        """Start no more jobs (the flow has ended, or failed)."""
+        with self.ctx.settled:
+            self._stopped = True
+            self.ctx.settled.notify_all()
 
     def join(self) -> None:
         """Stop, then wait for the jobs started here to end (each settles itself)."""
@@ -78,7 +79,7 @@ class HeadStart:
             thread.join()
 
     def _over(self) -> bool:
-        return self.ctx.flow_started.is_set() or self.ctx.cancel.is_set()
+        return self._stopped or self.ctx.cancel.is_set()
 
     def _run(self) -> None:
         ctx = self.ctx
@@ -95,54 +96,53 @@ class HeadStart:
                     return  # the flow settles this stage and runs the next ones
                 finish_stage(ctx, stage)
             if self._on_complete is not None and not self._over():
-                self._on_complete()  # every job succeeded here: the run's end is known
+                self._on_complete()  # every job succeeded: the run's end is known
         except Exception:  # the flow does what was not done here, and reports what breaks
             log.exception("%s: head start stopped", ctx.name)
 
     def _all_succeeded(self, jobs: list[Job]) -> bool:
-        """Wait until the stage's jobs started here have ended; whether each one succeeded."""
+        """Wait until the stage's jobs have ended, whoever ran them; whether each succeeded."""
         ctx = self.ctx
-        with self._changed:
+        with ctx.settled:
             while not self._over():
                 with ctx._lock:
                     statuses = [ctx.statuses.get(job.name) for job in jobs]
                 if any(s is None or not s.finished for s in statuses):
-                    self._changed.wait(0.5)
+                    ctx.settled.wait(0.5)
                     continue
                 return all(s in _GOOD for s in statuses)
         return False
 
     def _start_jobs(self, jobs: list[Job]) -> bool:
-        """Start ``jobs`` as their needs succeed; False when one is left to the flow."""
+        """Start ``jobs`` as their needs succeed (those their tasks took run there); False
+        when one is left to the flow."""
         ctx = self.ctx
         pending = [job for job in jobs if _unconditional(ctx, job)]
         every = len(pending) == len(jobs)
-        while pending and not self._over():
-            with ctx._lock:
-                statuses = dict(ctx.statuses)
-            for job in list(pending):
-                upstream = ctx.waits_for(job)
-                ended = [statuses[n] for n in upstream if statuses.get(n, Status.RUNNING).finished]
-                if len(ended) < len(upstream) and all(s in _GOOD for s in ended):
-                    continue  # not yet: its needs are running
-                pending.remove(job)
-                if len(ended) == len(upstream) and all(s in _GOOD for s in ended):
-                    every = self._launch(job) and every
-                else:  # a need did not succeed: the flow decides (held, skipped, on_failure)
-                    every = False
-            with self._changed:
+        with ctx.settled:
+            while pending and not self._over():
+                with ctx._lock:
+                    statuses = dict(ctx.statuses)
+                for job in list(pending):
+                    upstream = ctx.waits_for(job)
+                    ended = [s for n in upstream if (s := statuses.get(n)) and s.finished]
+                    if len(ended) < len(upstream) and all(s in _GOOD for s in ended):
+                        continue  # not yet: its needs are running
+                    pending.remove(job)
+                    if len(ended) == len(upstream) and all(s in _GOOD for s in ended):
+                        self._launch(job)
+                    else:  # a need did not succeed: the flow decides (held, skipped, on_failure)
+                        every = False
                 if pending and not self._over():
-                    self._changed.wait(0.5)
+                    ctx.settled.wait(0.5)
         return every and not pending
 
-    def _launch(self, job: Job) -> bool:
-        """Start ``job`` unless its task took it first (then False)."""
+    def _launch(self, job: Job) -> None:
+        """Start ``job`` unless its task took it first (then its task runs it)."""
         claim = claim_job(self.ctx, job)
-        if claim is None:  # its task took it first
-            return False
-        self.started.append(job.name)
-        self._threads.append(_start(self.ctx, job, claim, self._changed))
-        return True
+        if claim is not None:
+            self.started.append(job.name)
+            self._threads.append(_start(self.ctx, job, claim))
 
 
 class NeedsStarter:
@@ -216,12 +216,10 @@ class NeedsStarter:
                 if claim is not None:
                     begin_stage(ctx, job.stage)
                     self.started.append(job.name)
-                    self._threads.append(_start(ctx, job, claim, None))
+                    self._threads.append(_start(ctx, job, claim))
 
 
-def _start(
-    ctx: RunContext, job: Job, claim: Claim, ended: threading.Condition | None
-) -> threading.Thread:
+def _start(ctx: RunContext, job: Job, claim: Claim) -> threading.Thread:
     """Run claimed ``job`` in a thread of its own; its claim gets its lines and status."""
 
     def body() -> None:
@@ -229,10 +227,7 @@ def _start(
         try:
             status = run_job(ctx, job, claim.line)
         finally:
-            claim.finish(status)
-            if ended is not None:
-                with ended:
-                    ended.notify_all()
+            claim.finish(status)  # after run_job settled the job (ctx.settled is notified)
 
     thread = threading.Thread(target=body, name=f"cicd-early-{job.name}", daemon=True)
     thread.start()

@@ -453,7 +453,7 @@ class Service:
 
         def ended() -> None:
             """The run's end is recorded (by its flow, or by its head start when every job
-            succeeded before Prefect answered): clean up and tell the client now, not after
+            succeeded ahead of the flow): clean up and tell the client now, not after
             the flow's Prefect artifacts and end."""
             try:
                 clean_up()
@@ -462,7 +462,7 @@ class Service:
                 log.warning("%s: cleaning up after its end failed: %s", ctx.name, shown)
 
         def ended_early() -> None:
-            """Every job succeeded before Prefect answered: end the run now (the head start)."""
+            """Every job succeeded ahead of the flow: end the run now (the head start)."""
             from backend.execution import end_run, run_status
 
             end_run(ctx, run_status(ctx))  # calls ended()
@@ -482,7 +482,7 @@ class Service:
                 from backend.engines import wait_for_prefect
                 from backend.headstart import HeadStart
 
-                # the first jobs need not wait for Prefect's flow, subflow and task runs
+                # no job waits for Prefect's flow, subflow and task runs
                 head = HeadStart(ctx, on_complete=ended_early).start()
                 from flows.pipeline import run_pipeline as flow  # imported meanwhile
 

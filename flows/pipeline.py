@@ -155,7 +155,6 @@ def stage_flow(key: str, stage: str) -> State[Any]:
         return futures[need] if ctx.fail_fast_mode else allow_failure(futures[need])
 
     try:
-        ctx.flow_started.set()  # the run's head start starts nothing more (backend.headstart)
         begin_stage(ctx, stage)
         for job in jobs:  # plan order: every job after its needs, so wait_for futures exist
             futures[job.name] = job_task.with_options(

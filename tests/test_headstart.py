@@ -1,4 +1,4 @@
-"""``backend.headstart``: a cold start's first jobs run before the flow, which adopts them.
+"""``backend.headstart``: a run's jobs start ahead of its flow, whose tasks adopt them.
 
 Each test builds a ``RunContext`` by hand over a ``Recorder`` on a SQLite store and a
 ``FakeRunner``, starts a ``HeadStart`` and then does what the Prefect flow's job tasks do
@@ -7,6 +7,7 @@ Each test builds a ``RunContext`` by hand over a ``Recorder`` on a SQLite store 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from backend.execution import (
 from backend.headstart import HeadStart
 from backend.pipeline import parse_pipeline
 from backend.pipeline.gitlab.front import parse_gitlab
+from backend.pipeline.model import Job
 from backend.recording import Event
 from backend.runner.base import FakeOutcome
 from backend.runner.fake import FakeRunner
@@ -82,9 +84,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def planned(ctx: RunContext, name: str) -> Job:
+    """The job ``name`` as the run's plan has it."""
+    return next(job for jobs in ctx.stage_order.values() for job in jobs if job.name == name)
+
+
 def flow_runs(ctx: RunContext) -> dict[str, tuple[Status, list[str]]]:
     """What the flow's job tasks do: each job of each stage, in plan order; status and lines."""
-    ctx.flow_started.set()
     seen: dict[str, tuple[Status, list[str]]] = {}
     for jobs in ctx.stage_order.values():
         for job in jobs:
@@ -110,9 +116,9 @@ def test_head_start_runs_first_stage_before_the_flow_which_adopts_each_job_once(
     seen = flow_runs(ctx)
     head.join()
 
-    assert sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]
+    assert sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]  # each once
     assert started(runner).index("fetch") < started(runner).index("compile")  # its need first
-    assert head.started == ["fetch", "slow", "compile"]  # not unit: a later stage
+    assert head.started[:3] == ["fetch", "slow", "compile"]  # unit: whoever took it first
     assert seen["fetch"] == (Status.SUCCESS, ["fetched"])  # the lines reach the adopting task
     assert seen["compile"] == (Status.SUCCESS, ["compiled"])
     assert seen["slow"][0] is Status.SUCCESS and "slept" in seen["slow"][1]
@@ -143,8 +149,9 @@ def test_head_start_next_stage_begins_when_every_job_succeeded(make_ctx: MakeCon
         ("stage_started", "build"),
         ("stage_finished", "build"),
         ("stage_started", "test"),
+        ("stage_finished", "test"),
     ]
-    assert finish_stage(ctx, "test") is Status.SUCCESS  # what the flow's stage then records
+    assert finish_stage(ctx, "test") is Status.SUCCESS  # what the flow's stage then finds
     ctx.recorder.flush()
     run = ctx.store.get_run("head", ctx.recorder.number)
     assert [(s.name, s.status) for s in run.stages] == [
@@ -173,17 +180,46 @@ def test_head_start_every_job_succeeded_before_the_flow_calls_on_complete(
     assert run.status is Status.SUCCESS and run.finished_at is not None
 
 
-def test_head_start_flow_begun_first_never_calls_on_complete(make_ctx: MakeContext) -> None:
+def test_head_start_job_its_task_took_first_runs_there_and_the_run_still_completes(
+    make_ctx: MakeContext,
+) -> None:
     runner = FakeRunner(outcomes={"slow": FakeOutcome(seconds=0.3)})
     ctx = make_ctx(runner)
-    completed: list[bool] = []
-    head = HeadStart(ctx, on_complete=lambda: completed.append(True)).start()
+    slow = planned(ctx, "slow")
+    by_task = threading.Thread(target=execute_job, args=(ctx, slow))  # its task, before the head
+    by_task.start()
     wait_until(lambda: "slow" in started(runner))
-
-    flow_runs(ctx)
+    completed: list[list[str]] = []
+    head = HeadStart(ctx, on_complete=lambda: completed.append(sorted(ctx.statuses))).start()
+    wait_until(lambda: bool(completed))  # after slow, run by its task, and unit
+    by_task.join()
     head.join()
 
-    assert completed == [] and sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]
+    assert head.started == ["fetch", "compile", "unit"]  # not slow: its task's
+    assert sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]  # each once
+    assert completed == [["compile", "fetch", "slow", "unit"]]
+    assert ctx.statuses["slow"] is Status.SUCCESS
+
+
+def test_head_start_runs_a_later_stage_ahead_of_a_flow_that_has_begun(
+    make_ctx: MakeContext,
+) -> None:
+    runner = FakeRunner(
+        outcomes={"fetch": FakeOutcome(seconds=0.3), "unit": FakeOutcome(lines=["tested"])}
+    )
+    ctx = make_ctx(runner)
+    head = HeadStart(ctx).start()
+    wait_until(lambda: "fetch" in started(runner))
+    build = {job.name: execute_job(ctx, job) for job in ctx.stage_order["build"]}  # its 1st stage
+    assert build == dict.fromkeys(["fetch", "compile", "slow"], Status.SUCCESS)
+
+    wait_until(lambda: "unit" in started(runner))  # the flow has not reached its second stage
+    lines: list[str] = []
+    assert execute_job(ctx, planned(ctx, "unit"), lines.append) is Status.SUCCESS
+    head.join()
+
+    assert "unit" in head.started and lines == ["tested"]  # adopted by its task
+    assert sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]  # each once
 
 
 def test_head_start_allowed_failure_leaves_later_stages_to_the_flow(tmp_path: Path) -> None:
@@ -206,22 +242,6 @@ def test_head_start_allowed_failure_leaves_later_stages_to_the_flow(tmp_path: Pa
     seen = flow_runs(ctx)
     head.join()
     assert seen["unit"][0] is Status.SUCCESS and started(runner).count("unit") == 1
-
-
-def test_head_start_starts_nothing_once_the_flow_begins(make_ctx: MakeContext) -> None:
-    runner = FakeRunner(outcomes={"fetch": FakeOutcome(seconds=0.5)})
-    ctx = make_ctx(runner)
-    head = HeadStart(ctx).start()
-    wait_until(lambda: "fetch" in started(runner))
-
-    seen = flow_runs(ctx)  # sets flow_started while fetch runs: compile is the flow's
-    head.join()
-
-    assert head.started[0] == "fetch" and "compile" not in head.started
-    assert sorted(started(runner)) == ["compile", "fetch", "slow", "unit"]
-    assert {name: status for name, (status, _) in seen.items()} == dict.fromkeys(
-        seen, Status.SUCCESS
-    )
 
 
 def test_head_start_failed_need_leaves_its_dependant_to_the_flow(make_ctx: MakeContext) -> None:
