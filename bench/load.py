@@ -1,10 +1,11 @@
 """Load: N runs of a small pipeline submitted at once to one ``cicd server``, against the floor.
 
-    .venv/bin/python bench/load.py [--runs 20] [--mode cli|api] [--max-runs N]
+    .venv/bin/python bench/load.py [--runs 20] [--mode cli|api] [--max-runs N] [--stages]
                                    [--postgres ADMIN_URL] [--server-env KEY=VALUE]... [--json]
 
 The pipeline (one stage, so the third job waits through ``needs``, not a stage boundary):
 ``a`` and ``b`` run ``sleep 1`` in parallel, then ``c`` runs ``echo`` once both have ended.
+``--stages`` puts ``c`` in a second stage instead (a stage boundary: a second stage subflow).
 
 1. **floor**: one warm-up pipeline, then the N pipelines' containers (3 N) started by hand with the
    docker CLI (``docker run --rm``, as ``bench/floor.py`` does), all N pipelines at once, each in
@@ -78,6 +79,16 @@ PIPELINE = Pipeline(
         Job("a", "build", ("sleep 1",)),
         Job("b", "build", ("sleep 1",)),
         Job("c", "build", ("echo done",), ("a", "b")),
+    ),
+)
+TWO_STAGES = Pipeline(
+    "load",
+    "two `sleep 1` jobs in parallel, then an `echo` job in a second stage",
+    ("build", "test"),
+    (
+        Job("a", "build", ("sleep 1",)),
+        Job("b", "build", ("sleep 1",)),
+        Job("c", "test", ("echo done",)),
     ),
 )
 NAME = "bench-" + PIPELINE.name  # the pipeline's name in cicd (pipelines.cicd_yaml)
@@ -625,7 +636,7 @@ def report(result: dict[str, Any]) -> None:
     o, floor, cicd = result["options"], result["floor"], result["cicd"]
     jobs = result["jobs"]
     print(
-        f"load: {o['runs']} runs of a 3-job pipeline at once ({PIPELINE.description}), "
+        f"load: {o['runs']} runs of a 3-job pipeline at once ({o['pipeline']}), "
         f"{jobs} jobs; mode {o['mode']}; CICD_MAX_RUNS={o['max_runs']}"
         + (" (runs beyond it were queued)" if o["max_runs"] < o["runs"] else " (no run queued)")
     )
@@ -739,6 +750,11 @@ def main() -> None:
     )
     parser.add_argument("--image", default=PIPELINE.image)
     parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="the echo job in a second stage instead of needing the others (a stage boundary)",
+    )
+    parser.add_argument(
         "--postgres",
         metavar="ADMIN_URL",
         default=None,
@@ -762,7 +778,7 @@ def main() -> None:
     if options.runs < 1:
         parser.error("--runs must be at least 1")
     options.max_runs = options.max_runs or options.runs
-    pipeline = dataclasses.replace(PIPELINE, image=options.image)
+    pipeline = dataclasses.replace(TWO_STAGES if options.stages else PIPELINE, image=options.image)
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     work = Path(tempfile.mkdtemp(prefix="cicd-bench-load-"))
@@ -794,6 +810,7 @@ def main() -> None:
             "mode": options.mode,
             "max_runs": options.max_runs,
             "image": options.image,
+            "pipeline": pipeline.description,
             "store": "postgresql" if options.postgres else "sqlite",
         },
         "jobs": jobs,
