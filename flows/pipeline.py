@@ -198,8 +198,8 @@ def pipeline_flow(key: str) -> State[Any]:
             for stage, jobs in ctx.stage_order.items():
                 if key in _crashes:
                     break  # the service settles the run and its stages
-                if ctx.cancel.is_set() and stage not in ctx.stages_begun:  # (a head start's
-                    skip_stage(ctx, stage)  # first stage has jobs to adopt and settle)
+                if ctx.cancel.is_set() and stage not in ctx.stages_begun:  # (a stage the head
+                    skip_stage(ctx, stage)  # start began has jobs to adopt and settle)
                     continue
                 # no more threads than jobs may run at once: every job is submitted in plan
                 # order, so a waiting task's needs are running, done or ahead in the queue
