@@ -13,6 +13,11 @@ while IFS= read -r line; do
         *) echo "test: error: unexpected line from scripts/setup.sh: $line" >&2; exit 1 ;;
     esac
 done <<<"$envs"
+# Graphviz's dot reads `cicd dry-run --format dot` in a test (skipped without it): installed
+# where this may install Debian packages (root), as in CI
+if [ "$(id -u)" -eq 0 ] && ! command -v dot >/dev/null; then
+    (CICD_SCRIPT_NAME=test; source scripts/lib.sh; apt_ensure graphviz)
+fi
 .venv/bin/pytest -q "$@"
 .venv/bin/ruff check .
 .venv/bin/mypy backend cicd_cli flows
