@@ -1,7 +1,8 @@
 """Load: N runs of a small pipeline submitted at once to one ``cicd server``, against the floor.
 
     .venv/bin/python bench/load.py [--runs 20] [--mode cli|api] [--max-runs N] [--stages]
-                                   [--postgres ADMIN_URL] [--server-env KEY=VALUE]... [--json]
+                                   [--repeat N] [--postgres ADMIN_URL] [--server-env KEY=VALUE]...
+                                   [--json]
 
 The pipeline (one stage, so the third job waits through ``needs``, not a stage boundary):
 ``a`` and ``b`` run ``sleep 1`` in parallel, then ``c`` runs ``echo`` once both have ended.
@@ -32,8 +33,12 @@ Nothing lost: every run must end SUCCESS and the run numbers must be 1..N+1 with
 otherwise). Targets (MET/MISSED): wall <= 1.5x the floor, orchestration (cicd server + Prefect
 server) <= 60 ms CPU per job, p95 submit -> first job < 2 s.
 
-Everything it starts (server, Prefect server, clients, containers, temporary homes) is removed at
-the end, Ctrl-C included.
+``--repeat N`` measures N bursts, each a floor and then cicd with a fresh server and home, and
+reports each figure's median and range over them, the targets judged on the medians (nothing
+lost: in every burst): one burst on these machines varies by +-20%.
+
+Everything a burst starts (server, Prefect server, clients, containers, temporary homes) is
+removed when it ends, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -774,13 +780,52 @@ def main() -> None:
     parser.add_argument(
         "--logs", type=Path, default=None, help="copy the cicd and Prefect server logs here"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="bursts to measure (each: floor, then cicd with a fresh server); with more than "
+        "one, the medians and ranges are reported and the targets judged on the medians",
+    )
     options = parser.parse_args()
     if options.runs < 1:
         parser.error("--runs must be at least 1")
+    if options.repeat < 1:
+        parser.error("--repeat must be at least 1")
     options.max_runs = options.max_runs or options.runs
     pipeline = dataclasses.replace(TWO_STAGES if options.stages else PIPELINE, image=options.image)
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    results: list[dict[str, Any]] = []
+    try:
+        for index in range(options.repeat):
+            results.append(summarize(options, pipeline, *burst(options, pipeline)))
+            if options.repeat > 1 and not options.json:
+                print(f"burst {index + 1}/{options.repeat}: {_brief(results[-1])}", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: cleaning up", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    if options.repeat == 1:
+        if options.json:
+            print(json.dumps(results[0], indent=2))
+        else:
+            report(results[0])
+    else:
+        medians = median_figures(results)
+        if options.json:
+            print(json.dumps({"bursts": results, "medians": medians}, indent=2))
+        else:
+            report_medians(medians, len(results))
+    if not all(result["targets"][-1]["met"] for result in results):
+        raise SystemExit(1)
+
+
+def burst(options: argparse.Namespace, pipeline: Pipeline) -> tuple[dict[str, Any], ...]:
+    """One burst: the floor, then cicd (its own server and home); everything it started is
+    removed before it returns, so the next burst starts from an idle machine."""
     work = Path(tempfile.mkdtemp(prefix="cicd-bench-load-"))
     floor = Floor()
     cleanup: list[Any] = [floor.cleanup]
@@ -788,9 +833,6 @@ def main() -> None:
         repo = tools.make_repo(pipeline, "cicd", parent=work)
         floor_result = measure_floor(pipeline, options.runs, floor)
         cicd_result = measure_cicd(options, work, repo, cleanup)
-    except KeyboardInterrupt:
-        print("interrupted: cleaning up", file=sys.stderr)
-        raise SystemExit(130) from None
     finally:
         for step in reversed(cleanup):  # clients, then the server, then floor containers
             try:
@@ -798,13 +840,22 @@ def main() -> None:
             except Exception as exc:  # keep cleaning
                 print(f"cleanup: {type(exc).__name__}: {exc}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
+    return floor_result, cicd_result
 
+
+def summarize(
+    options: argparse.Namespace,
+    pipeline: Pipeline,
+    floor_result: dict[str, Any],
+    cicd_result: dict[str, Any],
+) -> dict[str, Any]:
+    """One burst's figures, ratio and targets."""
     jobs = 3 * options.runs
     ratio = cicd_result["wall"] / floor_result["wall"]
     orch = (cicd_result["cpu"]["cicd server"] + cicd_result["cpu"]["Prefect server"]) / jobs * 1000
     p95 = cicd_result["submit_to_first_job"]["p95"]
-    result = {
+    lost = not (cicd_result["all_success"] and cicd_result["gap_free"])
+    return {
         "options": {
             "runs": options.runs,
             "mode": options.mode,
@@ -818,35 +869,103 @@ def main() -> None:
         "cicd": cicd_result,
         "ratio": ratio,
         "orchestration_ms_per_job": orch,
-        "targets": [
-            {
-                "name": f"wall <= {TARGET_RATIO}x floor",
-                "value": f"{ratio:.2f}x",
-                "met": ratio <= TARGET_RATIO,
-            },
-            {
-                "name": f"orchestration CPU <= {TARGET_ORCH_MS:.0f} ms per job",
-                "value": f"{orch:.0f} ms",
-                "met": orch <= TARGET_ORCH_MS,
-            },
-            {
-                "name": f"p95 submit -> first job < {TARGET_P95_FIRST:.0f} s",
-                "value": f"{p95:.2f} s",
-                "met": p95 < TARGET_P95_FIRST,
-            },
-            {
-                "name": "every run SUCCESS, run numbers gap-free",
-                "value": "yes" if cicd_result["all_success"] and cicd_result["gap_free"] else "no",
-                "met": cicd_result["all_success"] and cicd_result["gap_free"],
-            },
-        ],
+        "targets": _targets(ratio, orch, p95, lost),
     }
-    if options.json:
-        print(json.dumps(result, indent=2))
-    else:
-        report(result)
-    if not result["targets"][-1]["met"]:
-        raise SystemExit(1)
+
+
+def _targets(ratio: float, orch: float, p95: float, lost: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"wall <= {TARGET_RATIO}x floor",
+            "value": f"{ratio:.2f}x",
+            "met": ratio <= TARGET_RATIO,
+        },
+        {
+            "name": f"orchestration CPU <= {TARGET_ORCH_MS:.0f} ms per job",
+            "value": f"{orch:.0f} ms",
+            "met": orch <= TARGET_ORCH_MS,
+        },
+        {
+            "name": f"p95 submit -> first job < {TARGET_P95_FIRST:.0f} s",
+            "value": f"{p95:.2f} s",
+            "met": p95 < TARGET_P95_FIRST,
+        },
+        {
+            "name": "every run SUCCESS, run numbers gap-free",
+            "value": "no" if lost else "yes",
+            "met": not lost,
+        },
+    ]
+
+
+# what --repeat reports the median of: name -> (its value in one burst's result, format)
+_MEDIANS: dict[str, tuple[Callable[[dict[str, Any]], float], str]] = {
+    "floor wall, s": (lambda r: r["floor"]["wall"], "{:.1f}"),
+    "cicd wall, s": (lambda r: r["cicd"]["wall"], "{:.1f}"),
+    "ratio": (lambda r: r["ratio"], "{:.2f}x"),
+    "submit -> first job p50, s": (lambda r: r["cicd"]["submit_to_first_job"]["p50"], "{:.2f}"),
+    "submit -> first job p95, s": (lambda r: r["cicd"]["submit_to_first_job"]["p95"], "{:.2f}"),
+    "submit -> end p50, s": (lambda r: r["cicd"]["submit_to_end"]["p50"], "{:.2f}"),
+    "cicd server, ms/job": (lambda r: r["cicd"]["cpu"]["cicd server"] / r["jobs"] * 1000, "{:.0f}"),
+    "Prefect server, ms/job": (
+        lambda r: r["cicd"]["cpu"]["Prefect server"] / r["jobs"] * 1000,
+        "{:.0f}",
+    ),
+    "orchestration, ms/job": (lambda r: r["orchestration_ms_per_job"], "{:.0f}"),
+    "clients, ms/job": (lambda r: r["cicd"]["cpu"]["clients"] / r["jobs"] * 1000, "{:.0f}"),
+}
+
+
+def median_figures(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure of ``_MEDIANS`` over the bursts, with its range, and the
+    targets judged on the medians (nothing lost: in every burst)."""
+    figures = {}
+    for name, (value, _) in _MEDIANS.items():
+        values = [value(result) for result in results]
+        figures[name] = {
+            "median": statistics.median(values),
+            "min": min(values),
+            "max": max(values),
+        }
+    lost = not all(result["targets"][-1]["met"] for result in results)
+    return {
+        "options": results[0]["options"],
+        "figures": figures,
+        "targets": _targets(
+            figures["ratio"]["median"],
+            figures["orchestration, ms/job"]["median"],
+            figures["submit -> first job p95, s"]["median"],
+            lost,
+        ),
+    }
+
+
+def report_medians(medians: dict[str, Any], bursts: int) -> None:
+    """The medians over ``bursts`` bursts, each with its range, and the targets on them."""
+    o = medians["options"]
+    print()
+    print(
+        f"load: {o['runs']} runs of a 3-job pipeline at once ({o['pipeline']}); mode "
+        f"{o['mode']}; median of {bursts} bursts (floor, then cicd, in each)"
+    )
+    print(f"{'':30}{'median':>9}   range")
+    for name, (_, fmt) in _MEDIANS.items():
+        figure = medians["figures"][name]
+        low, high = fmt.format(figure["min"]), fmt.format(figure["max"])
+        print(f"{name:30}{fmt.format(figure['median']):>9}   {low} .. {high}")
+    print()
+    for target in medians["targets"]:
+        print(f"{'MET' if target['met'] else 'MISSED':>6}  {target['name']}: {target['value']}")
+
+
+def _brief(result: dict[str, Any]) -> str:
+    cicd = result["cicd"]
+    return (
+        f"floor {result['floor']['wall']:.1f}s, cicd {cicd['wall']:.1f}s, "
+        f"ratio {result['ratio']:.2f}x, orchestration {result['orchestration_ms_per_job']:.0f} "
+        f"ms/job, p95 submit -> first job {cicd['submit_to_first_job']['p95']:.2f}s, "
+        + ("nothing lost" if result["targets"][-1]["met"] else "RUNS LOST OR FAILED")
+    )
 
 
 def _interrupt(signum: int, frame: Any) -> None:
