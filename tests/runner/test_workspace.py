@@ -8,6 +8,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -415,6 +416,33 @@ def test_bundle_second_commit_shares_repository(repo: Repo, tmp_path: Path) -> N
     b = source_from_bundle(make_bundle(second), repo.c2, "main", "proj", server)
     assert a.git_dir == b.git_dir
     assert (a.commit, b.commit) == (repo.c1, repo.c2)
+
+
+def test_source_from_bundle_same_bytes_again_runs_no_git_bundle_or_fetch(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import backend.source.bundles as bundles
+
+    server = tmp_path / "server"
+    data = make_bundle(resolve_source(None, None, repo.c2, cwd=repo.path, cache_dir=tmp_path))
+    other = make_bundle(resolve_source(None, None, repo.c3, cwd=repo.path, cache_dir=tmp_path))
+    first = source_from_bundle(data, repo.c2, None, "proj", server)
+    calls: list[str] = []
+    real = bundles.git
+
+    def counted(*args: str, **kwargs: Any) -> Any:
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bundles, "git", counted)
+    again = source_from_bundle(data, repo.c2, "main", "proj", server)
+    third = source_from_bundle(other, repo.c3, None, "proj", server)
+
+    assert (again.git_dir, again.commit, again.branch) == (first.git_dir, repo.c2, "main")
+    assert third.commit == repo.c3
+    assert calls == ["bundle", "fetch"]  # only for the other bundle's bytes
+    checkout(again, tmp_path / "ws")
+    assert tree_of(tmp_path / "ws") == committed_tree(repo.path, repo.c2)
 
 
 def test_source_from_bundle_garbage_fails(tmp_path: Path) -> None:
