@@ -452,6 +452,17 @@ def test_source_from_bundle_garbage_fails(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_source_from_bundle_same_garbage_again_is_verified_again(tmp_path: Path) -> None:
+    for _ in range(2):  # a failed fetch leaves no refs that would let the same bytes through
+        with pytest.raises(RepoError) as err:
+            source_from_bundle(b"not a bundle", "a" * 40, None, "proj", tmp_path)
+        assert str(err.value).startswith("bad bundle for proj: ")
+    (git_dir,) = tmp_path.glob("bundle-proj-*.git")
+    assert not (git_dir / "refs" / "bundles").exists() or not any(
+        (git_dir / "refs" / "bundles").iterdir()
+    )
+
+
 def test_source_from_bundle_missing_commit_fails(repo: Repo, tmp_path: Path) -> None:
     data = make_bundle(resolve_source(None, None, repo.c1, cwd=repo.path, cache_dir=tmp_path))
     with pytest.raises(RepoError) as err:
